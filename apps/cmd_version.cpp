@@ -1,0 +1,22 @@
+// shiftlab version: shiftlab and libtorch versions, CUDA availability, BLAS, threads.
+#include <torch/utils.h>
+
+#include <iostream>
+
+#include "apps/command.h"
+#include "core/runtime.h"
+
+namespace shiftlab::apps {
+
+static int run_version(const core::Config&, const std::vector<std::string>&) {
+  std::cout << "shiftlab " << core::shiftlab_version() << "\n"
+            << "libtorch " << core::torch_version() << "\n"
+            << "cuda " << (core::cuda_available() ? "available" : "not available") << "\n"
+            << "blas " << core::blas_provider() << "\n";
+  return 0;
+}
+
+SHIFTLAB_COMMAND("version", "print the shiftlab and libtorch versions and whether CUDA is available",
+                 [] { return core::Schema(); }, {}, "", run_version);
+
+}  // namespace shiftlab::apps

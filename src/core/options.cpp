@@ -1,0 +1,393 @@
+#include "core/options.h"
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/registry.h"
+
+namespace po = boost::program_options;
+
+namespace shiftlab::core {
+
+const char* type_name(OptType t) {
+  switch (t) {
+    case OptType::Bool: return "bool";
+    case OptType::Int: return "int";
+    case OptType::Float: return "float";
+    case OptType::String: return "string";
+    case OptType::Path: return "path";
+    case OptType::Choice: return "choice";
+    case OptType::List: return "list";
+  }
+  return "?";
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split_list(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::vector<std::string> OptionSpec::all_choices() const {
+  return dynamic_choices ? dynamic_choices() : choices;
+}
+
+// ---------------------------------------------------------------- Schema
+
+OptionSpec& Schema::add(OptionSpec spec) {
+  if (specs_.count(spec.key)) throw Error(str("option '", spec.key, "' declared twice"));
+  order_.push_back(spec.key);
+  auto key = spec.key;
+  return specs_.emplace(key, std::move(spec)).first->second;
+}
+
+static OptionSpec make(const std::string& key, OptType t, std::string def, const std::string& doc) {
+  OptionSpec s;
+  s.key = key;
+  s.type = t;
+  s.default_value = std::move(def);
+  s.doc = doc;
+  return s;
+}
+
+static std::string fmt_double(double v) {
+  std::ostringstream os;
+  os.precision(10);
+  os << v;
+  return os.str();
+}
+
+OptionSpec& Schema::add_bool(const std::string& k, bool d, const std::string& doc) {
+  return add(make(k, OptType::Bool, d ? "true" : "false", doc));
+}
+OptionSpec& Schema::add_int(const std::string& k, long long d, const std::string& doc) {
+  return add(make(k, OptType::Int, std::to_string(d), doc));
+}
+OptionSpec& Schema::add_float(const std::string& k, double d, const std::string& doc) {
+  return add(make(k, OptType::Float, fmt_double(d), doc));
+}
+OptionSpec& Schema::add_string(const std::string& k, const std::string& d, const std::string& doc) {
+  return add(make(k, OptType::String, d, doc));
+}
+OptionSpec& Schema::add_path(const std::string& k, const std::string& d, const std::string& doc) {
+  return add(make(k, OptType::Path, d, doc));
+}
+OptionSpec& Schema::add_list(const std::string& k, const std::string& d, const std::string& doc) {
+  return add(make(k, OptType::List, d, doc));
+}
+OptionSpec& Schema::add_choice(const std::string& k, const std::string& d,
+                               std::vector<std::string> choices, const std::string& doc) {
+  auto s = make(k, OptType::Choice, d, doc);
+  s.choices = std::move(choices);
+  return add(std::move(s));
+}
+OptionSpec& Schema::add_registry_choice(const std::string& k, const std::string& d,
+                                        std::function<std::vector<std::string>()> names,
+                                        const std::string& doc) {
+  auto s = make(k, OptType::Choice, d, doc);
+  s.dynamic_choices = std::move(names);
+  return add(std::move(s));
+}
+
+const OptionSpec& Schema::spec(const std::string& key) const {
+  auto it = specs_.find(key);
+  if (it == specs_.end()) throw Error(str("internal: option '", key, "' is not declared"));
+  return it->second;
+}
+
+static std::string section_of(const std::string& key) {
+  auto p = key.rfind('.');
+  return p == std::string::npos ? "" : key.substr(0, p);
+}
+
+static std::string leaf_of(const std::string& key) {
+  auto p = key.rfind('.');
+  return p == std::string::npos ? key : key.substr(p + 1);
+}
+
+static std::string type_desc(const OptionSpec& s) {
+  std::string t = type_name(s.type);
+  if (s.type == OptType::Choice) {
+    std::string c;
+    for (auto& x : s.all_choices()) c += (c.empty() ? "" : "|") + x;
+    t = c.empty() ? "name" : c;
+  }
+  if ((s.type == OptType::Int || s.type == OptType::Float) &&
+      (std::isfinite(s.min) || std::isfinite(s.max))) {
+    t += str(" in [", std::isfinite(s.min) ? fmt_double(s.min) : "-inf", ", ",
+             std::isfinite(s.max) ? fmt_double(s.max) : "inf", "]");
+  }
+  return t;
+}
+
+std::string Schema::help() const {
+  // group by section, keeping declaration order of the first key of each section
+  std::vector<std::string> sections;
+  std::map<std::string, std::vector<std::string>> by;
+  for (auto& k : order_) {
+    auto sec = specs_.at(k).cli_only ? std::string("command") : section_of(k);
+    if (!by.count(sec)) sections.push_back(sec);
+    by[sec].push_back(k);
+  }
+  std::ostringstream os;
+  for (auto& sec : sections) {
+    os << "\n" << (sec.empty() ? std::string("general") : sec) << " options:\n";
+    for (auto& k : by[sec]) {
+      const auto& s = specs_.at(k);
+      std::string left = "  --" + k;
+      if (s.type != OptType::Bool || !s.cli_only) left += "=<" + type_desc(s) + ">";
+      os << left;
+      if (left.size() < 40) os << std::string(40 - left.size(), ' ');
+      else os << "\n" << std::string(40, ' ');
+      os << s.doc;
+      if (!s.cli_only || !s.default_value.empty())
+        os << " (default: " << (s.default_value.empty() ? "\"\"" : s.default_value) << ")";
+      os << "\n";
+    }
+  }
+  return os.str();
+}
+
+// ---------------------------------------------------------------- Config
+
+Config::Config(Schema schema) : schema_(std::move(schema)) {
+  for (auto& k : schema_.keys()) values_[k] = schema_.spec(k).default_value;
+}
+
+static bool parse_bool(const std::string& v, bool& out) {
+  std::string l;
+  for (char c : v) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (l == "true" || l == "1" || l == "yes" || l == "on") { out = true; return true; }
+  if (l == "false" || l == "0" || l == "no" || l == "off") { out = false; return true; }
+  return false;
+}
+
+static bool parse_ll(const std::string& v, long long& out) {
+  if (v.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  out = std::strtoll(v.c_str(), &end, 10);
+  if (errno == 0 && end && *end == '\0') return true;
+  // accept integral floats such as 1e4
+  double d = std::strtod(v.c_str(), &end);
+  if (end && *end == '\0' && std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e18) {
+    out = static_cast<long long>(d);
+    return true;
+  }
+  return false;
+}
+
+static bool parse_d(const std::string& v, double& out) {
+  if (v.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  out = std::strtod(v.c_str(), &end);
+  return errno == 0 && end && *end == '\0' && std::isfinite(out);
+}
+
+void Config::set(const std::string& key, const std::string& value_in, const std::string& origin) {
+  std::string where = origin.empty() ? "" : str(" (", origin, ")");
+  if (!schema_.has(key)) {
+    std::string hint = nearest(key, schema_.keys());
+    throw UsageError(str("unknown option '", key, "'", where,
+                         hint.empty() ? "" : str(" — did you mean '", hint, "'?")));
+  }
+  const auto& s = schema_.spec(key);
+  std::string value = trim(value_in);
+  auto bad = [&](const std::string& expected) {
+    throw UsageError(str("option '", key, "'", where, ": expected ", expected, ", got '", value, "'"));
+  };
+  switch (s.type) {
+    case OptType::Bool: {
+      bool b;
+      if (!parse_bool(value, b)) bad("true or false");
+      value = b ? "true" : "false";
+      break;
+    }
+    case OptType::Int: {
+      long long v;
+      if (!parse_ll(value, v)) bad("an integer");
+      if (v < s.min || v > s.max) bad(str("an integer in ", type_desc(s).substr(4)));
+      value = std::to_string(v);
+      break;
+    }
+    case OptType::Float: {
+      double v;
+      if (!parse_d(value, v)) bad("a number");
+      if (v < s.min || v > s.max) bad(str("a number in ", type_desc(s).substr(6)));
+      break;
+    }
+    case OptType::Choice: {
+      auto choices = s.all_choices();
+      bool ok = false;
+      for (auto& c : choices) ok = ok || c == value;
+      if (!ok) {
+        std::string c;
+        for (auto& x : choices) c += (c.empty() ? "" : ", ") + x;
+        std::string hint = nearest(value, choices);
+        throw UsageError(str("option '", key, "'", where, ": unknown value '", value, "'",
+                             hint.empty() ? "" : str(" — did you mean '", hint, "'?"),
+                             " (expected one of: ", c, ")"));
+      }
+      break;
+    }
+    case OptType::String:
+    case OptType::Path:
+    case OptType::List:
+      break;
+  }
+  values_[key] = value;
+  explicit_[key] = origin;
+}
+
+const std::string& Config::raw(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) throw Error(str("internal: option '", key, "' is not declared for this command"));
+  return it->second;
+}
+
+bool Config::get_bool(const std::string& key) const {
+  bool b = false;
+  parse_bool(raw(key), b);
+  return b;
+}
+long long Config::get_int(const std::string& key) const {
+  long long v = 0;
+  if (!parse_ll(raw(key), v)) throw UsageError(str("option '", key, "': expected an integer, got '", raw(key), "'"));
+  return v;
+}
+double Config::get_float(const std::string& key) const {
+  double v = 0;
+  if (!parse_d(raw(key), v)) throw UsageError(str("option '", key, "': expected a number, got '", raw(key), "'"));
+  return v;
+}
+const std::string& Config::get_string(const std::string& key) const { return raw(key); }
+std::vector<std::string> Config::get_list(const std::string& key) const { return split_list(raw(key)); }
+
+std::string Config::to_ini(const std::string& header) const {
+  std::ostringstream os;
+  if (!header.empty()) os << header;
+  // top-level keys first (INI keys before any section), then sections in first-seen order
+  std::vector<std::string> sections{""};
+  std::map<std::string, std::vector<std::string>> by;
+  for (auto& k : schema_.keys()) {
+    const auto& s = schema_.spec(k);
+    if (s.cli_only) continue;
+    auto sec = section_of(k);
+    if (!by.count(sec) && !sec.empty()) sections.push_back(sec);
+    by[sec].push_back(k);
+  }
+  for (auto& sec : sections) {
+    if (!by.count(sec)) continue;
+    if (!sec.empty()) os << "\n[" << sec << "]\n";
+    for (auto& k : by[sec]) {
+      const auto& s = schema_.spec(k);
+      os << "# " << s.doc << " (" << type_desc(s) << ", default: "
+         << (s.default_value.empty() ? "\"\"" : s.default_value) << ")\n";
+      os << leaf_of(k) << " = " << values_.at(k) << "\n";
+    }
+  }
+  return os.str();
+}
+
+// ---------------------------------------------------------------- parsing
+
+static po::options_description describe(const Schema& schema, bool for_file) {
+  po::options_description desc;
+  for (auto& k : schema.keys()) {
+    const auto& s = schema.spec(k);
+    if (for_file && s.cli_only) continue;
+    if (s.type == OptType::Bool && !for_file)
+      desc.add_options()(k.c_str(), po::value<std::string>()->implicit_value("true"), "");
+    else
+      desc.add_options()(k.c_str(), po::value<std::string>(), "");
+  }
+  return desc;
+}
+
+void apply_ini_file(Config& cfg, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw UsageError(str("config file '", path, "' not found"));
+  std::ifstream in(path);
+  if (!in) throw UsageError(str("config file '", path, "' cannot be read"));
+  po::parsed_options parsed(nullptr);
+  try {
+    auto desc = describe(cfg.schema(), true);
+    parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
+  } catch (const po::error& e) {
+    throw UsageError(str("config file '", path, "': ", e.what()));
+  }
+  for (auto& o : parsed.options) {
+    std::string v = o.value.empty() ? "" : o.value.front();
+    cfg.set(o.string_key, v, path);
+  }
+}
+
+Config parse_args(const Schema& schema, const std::vector<std::string>& args, const Positionals& pos) {
+  Config cfg(schema);
+  auto desc = describe(schema, false);
+  desc.add_options()("help,h", po::bool_switch(), "")("config,c", po::value<std::vector<std::string>>(), "")(
+      "__positional", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pd;
+  pd.add("__positional", -1);
+  po::parsed_options parsed(nullptr);
+  try {
+    int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    parsed = po::command_line_parser(args).options(desc).positional(pd).style(style).allow_unregistered().run();
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  std::vector<std::pair<std::string, std::string>> overrides;
+  for (auto& o : parsed.options) {
+    if (o.unregistered) {
+      std::string key = o.string_key;
+      std::string shown = o.original_tokens.empty() ? key : o.original_tokens.front();
+      std::string hint = nearest(key, schema.keys());
+      throw UsageError(str("unknown option '", key.empty() ? shown : key, "'",
+                           hint.empty() ? "" : str(" — did you mean '", hint, "'?")));
+    }
+    if (o.string_key == "help") {
+      cfg.help = true;
+    } else if (o.string_key == "config") {
+      for (auto& v : o.value) cfg.config_files.push_back(v);
+    } else if (o.string_key == "__positional") {
+      for (auto& v : o.value) cfg.positional.push_back(v);
+    } else {
+      std::string v = o.value.empty() ? "" : o.value.front();
+      if (o.value.empty() && schema.spec(o.string_key).type == OptType::Bool) v = "true";  // bare --flag
+      overrides.emplace_back(o.string_key, v);
+    }
+  }
+  if (cfg.help) return cfg;
+  for (auto& f : cfg.config_files) apply_ini_file(cfg, f);
+  for (auto& [k, v] : overrides) cfg.set(k, v, "command line");
+  if (cfg.positional.size() < pos.min || cfg.positional.size() > pos.max) {
+    if (pos.max == 0)
+      throw UsageError(str("unexpected argument '", cfg.positional.front(), "'"));
+    throw UsageError(str("expected ", pos.usage.empty() ? std::string("arguments") : pos.usage, ", got ",
+                         cfg.positional.size(), " argument(s)"));
+  }
+  return cfg;
+}
+
+}  // namespace shiftlab::core

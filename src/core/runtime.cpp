@@ -1,0 +1,116 @@
+#include "core/runtime.h"
+
+#include <torch/cuda.h>
+#include <torch/utils.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+
+#ifndef SHIFTLAB_VERSION
+#define SHIFTLAB_VERSION "0.0.0"
+#endif
+#ifndef SHIFTLAB_GIT_COMMIT
+#define SHIFTLAB_GIT_COMMIT ""
+#endif
+
+namespace shiftlab::core {
+
+void declare_runtime_options(Schema& s) {
+  s.add_string("run.device", "auto", "device: auto (CUDA when available), cpu, cuda or cuda:N");
+  s.add_int("run.threads", 0, "intra-op CPU threads; 0 = all cores").range(0, 1024);
+  s.add_int("run.seed", 0, "random seed for torch, loaders and C++ RNGs").range(0, 9.0e18);
+  s.add_choice("run.log_level", "info", {"debug", "info", "warn", "error", "quiet"}, "console log level");
+}
+
+RuntimeOptions runtime_options_from(const Config& c) {
+  RuntimeOptions o;
+  o.device = c.get_string("run.device");
+  o.threads = static_cast<int>(c.get_int("run.threads"));
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.log_level = c.get_string("run.log_level");
+  resolve_device(o.device);  // validate early: a usage error, not a crash later
+  return o;
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+torch::Device resolve_device(const std::string& spec) {
+  if (spec == "auto") return cuda_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "cpu") return torch::Device(torch::kCPU);
+  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    if (!cuda_available())
+      throw UsageError(str("option 'run.device' = '", spec, "': CUDA is not available (",
+                           "libtorch ", torch_version(), " built ", "without CUDA or no GPU visible)"));
+    int idx = 0;
+    if (spec.size() > 5) {
+      try {
+        size_t used = 0;
+        idx = std::stoi(spec.substr(5), &used);
+        if (used != spec.size() - 5) throw std::invalid_argument("x");
+      } catch (const std::exception&) {
+        throw UsageError(str("option 'run.device': bad device '", spec, "' (expected cuda:N)"));
+      }
+    }
+    int n = static_cast<int>(torch::cuda::device_count());
+    if (idx < 0 || idx >= n)
+      throw UsageError(str("option 'run.device' = '", spec, "': only ", n, " CUDA device(s) visible"));
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(idx));
+  }
+  throw UsageError(str("option 'run.device': unknown device '", spec, "' (expected auto, cpu, cuda or cuda:N)"));
+}
+
+void seed_everything(uint64_t seed) {
+  torch::manual_seed(seed);
+  if (cuda_available()) torch::cuda::manual_seed_all(seed);
+}
+
+torch::Device setup_runtime(const RuntimeOptions& o) {
+  set_log_level(parse_log_level(o.log_level));
+  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  seed_everything(o.seed);
+  return resolve_device(o.device);
+}
+
+std::string shiftlab_version() { return SHIFTLAB_VERSION; }
+std::string torch_version() { return TORCH_VERSION; }
+
+std::string blas_provider() {
+  std::error_code ec;
+  for (const char* link : {"/etc/alternatives/libblas.so.3-x86_64-linux-gnu",
+                           "/etc/alternatives/libblas.so.3-aarch64-linux-gnu"}) {
+    auto target = std::filesystem::read_symlink(link, ec);
+    if (!ec) {
+      auto s = target.string();
+      for (const char* name : {"openblas-pthread", "openblas-openmp", "openblas-serial", "blis", "atlas", "mkl"})
+        if (s.find(name) != std::string::npos) return name;
+      if (s.find("/blas/") != std::string::npos) return "reference";
+      return s;
+    }
+  }
+  return "unknown";
+}
+
+nlohmann::json environment_info(const torch::Device& device) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  nlohmann::json j;
+  j["shiftlab_version"] = shiftlab_version();
+  j["git_commit"] = std::string(SHIFTLAB_GIT_COMMIT);
+  j["libtorch_version"] = torch_version();
+  j["cuda_available"] = cuda_available();
+  j["device"] = device.str();
+  j["intra_op_threads"] = torch::get_num_threads();
+  j["hardware_threads"] = std::thread::hardware_concurrency();
+  j["blas"] = blas_provider();
+  j["host"] = host;
+  return j;
+}
+
+}  // namespace shiftlab::core

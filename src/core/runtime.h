@@ -1,0 +1,41 @@
+// Process-wide runtime set-up: device choice, intra-op threads, seeds, version/environment info.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/options.h"
+
+namespace shiftlab::core {
+
+struct RuntimeOptions {
+  std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
+  int threads = 0;              ///< intra-op threads; 0 = all cores (libtorch starts with 1 here)
+  uint64_t seed = 0;            ///< seeds torch, the loaders and the C++ RNGs
+  std::string log_level = "info";
+};
+
+/// Declares run.device, run.threads, run.seed, run.log_level.
+void declare_runtime_options(Schema& s);
+RuntimeOptions runtime_options_from(const Config& c);
+
+/// Resolves "auto|cpu|cuda|cuda:N" (UsageError when CUDA is asked for but missing).
+torch::Device resolve_device(const std::string& spec);
+/// Applies threads, seeds and log level; returns the resolved device.
+torch::Device setup_runtime(const RuntimeOptions& o);
+/// Seeds torch (CPU and CUDA) from `seed`.
+void seed_everything(uint64_t seed);
+
+std::string shiftlab_version();
+std::string torch_version();
+bool cuda_available();
+/// The shared library that provides libblas.so.3 here (e.g. "openblas-pthread"), or "unknown".
+std::string blas_provider();
+/// shiftlab + libtorch versions, device, threads, BLAS, git commit, host.
+nlohmann::json environment_info(const torch::Device& device);
+
+}  // namespace shiftlab::core

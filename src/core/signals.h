@@ -1,0 +1,15 @@
+// SIGINT/SIGTERM handling: the first signal sets a flag that long loops poll (training saves a
+// checkpoint and marks the run interrupted; extraction closes its file); a second SIGINT exits.
+#pragma once
+
+namespace shiftlab::core {
+
+void install_signal_handlers();
+/// True once SIGINT or SIGTERM arrived.
+bool stop_requested();
+/// Returns the signal number that requested the stop (0 if none).
+int stop_signal();
+/// For tests.
+void reset_stop_request();
+
+}  // namespace shiftlab::core

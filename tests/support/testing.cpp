@@ -1,0 +1,136 @@
+#include "support/testing.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace shiftlab::testutil {
+
+namespace fs = std::filesystem;
+
+std::string fresh_dir(const std::string& name) {
+  fs::path p = fs::path(SHIFTLAB_TEST_TMP) / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::string source_path(const std::string& rel) { return (fs::path(SHIFTLAB_SOURCE_DIR) / rel).string(); }
+
+static std::string slurp(const std::string& p) {
+  std::ifstream in(p);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd) {
+  static int counter = 0;
+  std::string base = fs::path(SHIFTLAB_TEST_TMP) / ("cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::create_directories(SHIFTLAB_TEST_TMP);
+  std::string out_path = base + ".out", err_path = base + ".err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
+    std::vector<char*> argv;
+    std::string bin = SHIFTLAB_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return r;
+}
+
+int run_shell(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (!p) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+GradCheckResult gradcheck(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
+                          std::vector<torch::Tensor> inputs, double eps, uint64_t seed) {
+  for (auto& t : inputs) {
+    bool rg = t.requires_grad();
+    t = t.detach().to(torch::kDouble).clone().set_requires_grad(rg);
+  }
+  torch::manual_seed(seed);
+  auto out = f(inputs);
+  auto w = torch::randn(out.sizes(), torch::dtype(torch::kDouble));
+  auto scalar = (out * w).sum();
+  std::vector<torch::Tensor> need;
+  for (auto& t : inputs)
+    if (t.requires_grad()) need.push_back(t);
+  auto grads = torch::autograd::grad({scalar}, need, {}, false, false, true);
+  GradCheckResult r;
+  size_t gi = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    auto g = grads[gi++];
+    if (!g.defined()) g = torch::zeros_like(inputs[i]);
+    auto flat = inputs[i].detach().view(-1);
+    auto gflat = g.reshape(-1);
+    for (int64_t k = 0; k < flat.numel(); ++k) {
+      double orig = flat[k].item<double>();
+      std::vector<torch::Tensor> in2;
+      for (auto& t : inputs) in2.push_back(t.detach());
+      auto fk = [&](double v) {
+        torch::NoGradGuard ng;
+        flat[k] = v;
+        torch::manual_seed(seed);
+        auto o = f(in2);
+        return (o * w).sum().item<double>();
+      };
+      double num = (fk(orig + eps) - fk(orig - eps)) / (2 * eps);
+      flat[k] = orig;
+      double ana = gflat[k].item<double>();
+      double abs_err = std::fabs(num - ana);
+      double rel = abs_err / std::max(1.0, std::max(std::fabs(num), std::fabs(ana)));
+      if (abs_err > r.max_abs_err) {
+        r.max_abs_err = abs_err;
+        r.where = "input " + std::to_string(i) + " element " + std::to_string(k) + " (numeric " +
+                  std::to_string(num) + ", autograd " + std::to_string(ana) + ")";
+      }
+      r.max_rel_err = std::max(r.max_rel_err, rel);
+    }
+  }
+  return r;
+}
+
+bool python_has(const std::vector<std::string>& modules) {
+  std::string cmd = "/usr/bin/python3 -c 'import ";
+  for (size_t i = 0; i < modules.size(); ++i) cmd += (i ? "," : "") + modules[i];
+  cmd += "' >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+}  // namespace shiftlab::testutil

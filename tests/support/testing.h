@@ -1,0 +1,48 @@
+// Shared test helpers: temp directories, running the shiftlab binary, and a finite-difference
+// gradient checker (double precision, central differences) used by every loss and adapter.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace shiftlab::testutil {
+
+/// A fresh empty directory under the build tree's test-tmp/ (removed first if present).
+std::string fresh_dir(const std::string& name);
+/// Path inside the source tree.
+std::string source_path(const std::string& rel);
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
+};
+/// Runs `shiftlab args...` (the built binary), capturing stdout, stderr and the exit code.
+CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd = "");
+/// Runs a shell command, capturing stdout+stderr together; returns the exit code.
+int run_shell(const std::string& cmd, std::string* output = nullptr);
+
+/// Max error (|numeric - autograd| / max(1, |numeric|, |autograd|)) between autograd gradients of sum(f(inputs) * w) for a fixed random w and
+/// central finite differences, over every element of every input that requires grad.
+/// Inputs are converted to double; f must be deterministic.
+struct GradCheckResult {
+  double max_abs_err = 0;
+  double max_rel_err = 0;
+  std::string where;
+};
+GradCheckResult gradcheck(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
+                          std::vector<torch::Tensor> inputs, double eps = 1e-6, uint64_t seed = 0);
+
+/// True when python3 (Debian's /usr/bin/python3) can import every module listed.
+bool python_has(const std::vector<std::string>& modules);
+
+}  // namespace shiftlab::testutil
+
+/// Asserts the gradcheck's scaled error is below tol.
+#define EXPECT_GRADCHECK(res, tol)                                                      \
+  EXPECT_LT((res).max_rel_err, (tol))                                                  \
+      << "gradcheck failed at " << (res).where << ": abs " << (res).max_abs_err << " rel " \
+      << (res).max_rel_err
