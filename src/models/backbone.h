@@ -1,0 +1,41 @@
+// Backbones: torch modules whose parameter and buffer names equal the Python originals
+// (torchvision ResNet/ViT, timm ViT), exposing named feature taps and ordered layer groups.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace shiftlab::models {
+
+/// A named group of parameters for freezing and layer-wise learning rates, shallow -> deep
+/// (e.g. "stem", "layer1", ..., "layer4" / "embed", "blocks.0", ..., "norm").
+struct LayerGroup {
+  std::string name;
+  std::vector<std::string> prefixes;  ///< parameter-name prefixes within the backbone
+};
+
+class BackboneImpl : public torch::nn::Module {
+ public:
+  /// Pooled features (N × feature_dim()), what a head consumes.
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  /// Named intermediate outputs; `taps` chooses which (tap_names() lists all). Spatial taps are
+  /// returned unpooled (N×C×H×W); "pooled" is N×D.
+  virtual std::map<std::string, torch::Tensor> forward_features(torch::Tensor x,
+                                                                const std::vector<std::string>& taps) = 0;
+  virtual std::vector<std::string> tap_names() const = 0;
+  virtual int64_t feature_dim() const = 0;
+  virtual std::vector<LayerGroup> layer_groups() const = 0;
+  /// Name of the first convolution / patch embedding (for input-band adaptation), e.g. "conv1".
+  virtual std::string in_conv_name() const = 0;
+  /// Input bands the stem currently expects.
+  virtual int64_t in_channels() const = 0;
+};
+
+using BackbonePtr = std::shared_ptr<BackboneImpl>;
+
+}  // namespace shiftlab::models
