@@ -10,7 +10,6 @@
 namespace shiftlab::adapters {
 
 using core::Error;
-using core::str;
 using core::UsageError;
 
 const std::vector<std::string>& input_conv_modes() {
@@ -44,7 +43,7 @@ InputConvOptions input_conv_options_from(const core::Config& c) {
       used = 0;
     }
     if (used != s.size() || v < 0)
-      throw UsageError(str("model.rgb_bands: '", s, "' is not a band index (expected e.g. 3,2,1)"));
+      throw UsageError(core::str("model.rgb_bands: '", s, "' is not a band index (expected e.g. 3,2,1)"));
     o.rgb_bands.push_back(v);
   }
   return o;
@@ -56,12 +55,12 @@ namespace {
 std::vector<int64_t> rgb_of(const InputConvOptions& o) {
   if (o.rgb_bands.empty()) return {0, 1, 2};
   if (o.rgb_bands.size() != 3)
-    throw UsageError(str("model.rgb_bands: expected 3 band indices (R,G,B), got ", o.rgb_bands.size()));
+    throw UsageError(core::str("model.rgb_bands: expected 3 band indices (R,G,B), got ", o.rgb_bands.size()));
   std::set<int64_t> seen;
   for (int64_t b : o.rgb_bands) {
     if (b < 0 || b >= o.bands)
-      throw UsageError(str("model.rgb_bands: band ", b, " is outside 0..", o.bands - 1, " (model.bands = ", o.bands, ")"));
-    if (!seen.insert(b).second) throw UsageError(str("model.rgb_bands: band ", b, " given twice"));
+      throw UsageError(core::str("model.rgb_bands: band ", b, " is outside 0..", o.bands - 1, " (model.bands = ", o.bands, ")"));
+    if (!seen.insert(b).second) throw UsageError(core::str("model.rgb_bands: band ", b, " given twice"));
   }
   return o.rgb_bands;
 }
@@ -71,9 +70,9 @@ std::string resolve_mode(const InputConvOptions& o) {
   if (std::find(modes.begin(), modes.end(), o.mode) == modes.end()) {
     std::string known;
     for (auto& m : modes) known += (known.empty() ? "" : ", ") + m;
-    throw UsageError(str("model.band_mode: unknown mode '", o.mode, "' (known: ", known, ")"));
+    throw UsageError(core::str("model.band_mode: unknown mode '", o.mode, "' (known: ", known, ")"));
   }
-  if (o.bands < 1) throw UsageError(str("model.bands must be >= 1, got ", o.bands));
+  if (o.bands < 1) throw UsageError(core::str("model.bands must be >= 1, got ", o.bands));
   if (o.mode != "auto") return o.mode;
   if (o.bands == 1) return "mean";
   if (o.bands == 2) return "first_k";
@@ -82,7 +81,7 @@ std::string resolve_mode(const InputConvOptions& o) {
 
 void check_rgb_unused(const InputConvOptions& o, const std::string& mode) {
   if (!o.rgb_bands.empty())
-    throw UsageError(str("model.rgb_bands is used by copy_mean, zero_extra and learned_1x1 with >= 3 bands, not by ",
+    throw UsageError(core::str("model.rgb_bands is used by copy_mean, zero_extra and learned_1x1 with >= 3 bands, not by ",
                          mode, " with ", o.bands, " band", o.bands == 1 ? "" : "s"));
 }
 
@@ -91,7 +90,7 @@ void check_rgb_unused(const InputConvOptions& o, const std::string& mode) {
 torch::Tensor adapt_input_conv_weight(const torch::Tensor& w, const InputConvOptions& o) {
   std::string mode = resolve_mode(o);
   if (w.dim() != 4 || w.size(1) != 3)
-    throw Error(str("input-conv adaptation expects a weight out×3×kh×kw, got ", w.sizes()));
+    throw Error(core::str("input-conv adaptation expects a weight out×3×kh×kw, got ", w.sizes()));
   const int64_t C = o.bands;
   torch::NoGradGuard no_grad;
   auto wd = w.detach();
@@ -106,7 +105,7 @@ torch::Tensor adapt_input_conv_weight(const torch::Tensor& w, const InputConvOpt
   if (mode == "first_k") {
     check_rgb_unused(o, mode);
     if (C > 3)
-      throw UsageError(str("model.band_mode = first_k needs at most 3 bands, model.bands = ", C,
+      throw UsageError(core::str("model.band_mode = first_k needs at most 3 bands, model.bands = ", C,
                            " (use copy_mean, zero_extra, repeat_scaled or learned_1x1)"));
     return wd.slice(1, 0, C).clone();
   }
@@ -119,7 +118,7 @@ torch::Tensor adapt_input_conv_weight(const torch::Tensor& w, const InputConvOpt
   }
   if (mode == "copy_mean" || mode == "zero_extra") {
     if (C < 3)
-      throw UsageError(str("model.band_mode = ", mode, " needs at least 3 bands, model.bands = ", C,
+      throw UsageError(core::str("model.band_mode = ", mode, " needs at least 3 bands, model.bands = ", C,
                            " (use mean, first_k, repeat_scaled or learned_1x1)"));
     auto rgb = rgb_of(o);
     torch::Tensor out;
@@ -130,7 +129,7 @@ torch::Tensor adapt_input_conv_weight(const torch::Tensor& w, const InputConvOpt
     for (int64_t i = 0; i < 3; ++i) out.select(1, rgb[static_cast<size_t>(i)]).copy_(wd.select(1, i));
     return out;
   }
-  throw Error(str("input-conv mode '", mode, "' not handled"));  // unreachable: resolve_mode checked it
+  throw Error(core::str("input-conv mode '", mode, "' not handled"));  // unreachable: resolve_mode checked it
 }
 
 torch::nn::AnyModule adapt_input_conv(torch::nn::Module& model, const std::string& conv_name,
@@ -139,13 +138,13 @@ torch::nn::AnyModule adapt_input_conv(torch::nn::Module& model, const std::strin
   std::shared_ptr<torch::nn::Module> found;
   for (const auto& item : model.named_modules("", /*include_self=*/false))
     if (item.key() == conv_name) found = item.value();
-  if (!found) throw Error(str("input-conv adaptation: the model has no submodule '", conv_name, "'"));
+  if (!found) throw Error(core::str("input-conv adaptation: the model has no submodule '", conv_name, "'"));
   auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(found);
-  if (!conv) throw Error(str("input-conv adaptation: '", conv_name, "' is a ", found->name(), ", not a Conv2d"));
+  if (!conv) throw Error(core::str("input-conv adaptation: '", conv_name, "' is a ", found->name(), ", not a Conv2d"));
   if (conv->options.groups() != 1)
-    throw Error(str("input-conv adaptation: '", conv_name, "' is a grouped conv (groups = ", conv->options.groups(), ")"));
+    throw Error(core::str("input-conv adaptation: '", conv_name, "' is a grouped conv (groups = ", conv->options.groups(), ")"));
   if (conv->weight.size(1) != 3)
-    throw Error(str("input-conv adaptation: '", conv_name, "' takes ", conv->weight.size(1),
+    throw Error(core::str("input-conv adaptation: '", conv_name, "' takes ", conv->weight.size(1),
                     " input channels, not the 3 (RGB) this adaptation starts from"));
   const int64_t C = o.bands;
   if (mode == "learned_1x1") {

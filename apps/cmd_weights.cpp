@@ -2,9 +2,12 @@
 // shiftlab weights convert IN OUT — a torch.save .pth/.pt (or .safetensors) -> .safetensors
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "apps/command.h"
 #include "core/error.h"

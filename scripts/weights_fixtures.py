@@ -40,13 +40,11 @@ def write_safetensors(out):
 
 
 class Evil:
-    """Pickles to a call of os.system: a safe reader must never run it."""
-
-    def __init__(self, marker):
-        self.marker = marker
+    """Pickles to a call of os.system that creates the file named by $SHIFTLAB_PWNED when the
+    pickle is loaded: a safe reader must never run it."""
 
     def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+        return (os.system, ('touch "$SHIFTLAB_PWNED"',))
 
 
 def write_pth(d):
@@ -98,7 +96,7 @@ def write_pth(d):
     # 6. a whole pickled module: refused (not a state dict)
     torch.save(model, os.path.join(d, "module.pth"))
     # 7. a dict with a malicious object next to a tensor: the tensor loads, nothing runs
-    torch.save({"w": plain["w"], "evil": Evil(os.path.join(d, "PWNED"))}, os.path.join(d, "evil.pth"))
+    torch.save({"w": plain["w"], "evil": Evil()}, os.path.join(d, "evil.pth"))
     expected("evil", {"w": plain["w"]})
     # 8. not a torch file at all
     with open(os.path.join(d, "garbage.pth"), "wb") as f:

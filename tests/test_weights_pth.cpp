@@ -6,10 +6,14 @@
 // `shiftlab weights info / convert` commands.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "models/weights.h"
 #include "support/testing.h"
 
@@ -20,14 +24,34 @@ namespace {
 
 class Pth : public ::testing::Test {
  protected:
+  // ctest runs every test in its own process: the fixtures are generated once per version of the
+  // fixture script (directory named by its hash), into a temp directory renamed into place.
   static void SetUpTestSuite() {
-    dir_ = testutil::fresh_dir("pth_fixtures");
+    auto script = testutil::source_path("scripts/weights_fixtures.py");
+    auto parent = std::filesystem::path(testutil::fresh_dir("pth_fixtures_tmp")).parent_path();
+    dir_ = (parent / ("pth_fixtures_" + core::sha256_file(script).substr(0, 12))).string();
+    if (std::filesystem::exists(dir_ + "/done")) {
+      rc_ = 0;
+      return;
+    }
+    auto tmp = testutil::fresh_dir("pth_fixtures_tmp" + std::to_string(::getpid()));
     std::string out;
-    rc_ = testutil::run_shell("/usr/bin/python3 " + testutil::source_path("scripts/weights_fixtures.py") + " pth " + dir_, &out);
+    rc_ = testutil::run_shell("/usr/bin/python3 " + script + " pth " + tmp, &out);
     log_ = out;
+    if (rc_ != 0) return;
+    std::ofstream(tmp + "/done") << "ok\n";
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir_, ec);  // loses the race harmlessly when another process won
+    if (ec) std::filesystem::remove_all(tmp, ec);
   }
   void SetUp() override { ASSERT_EQ(rc_, 0) << "fixture script failed: " << log_; }
   static std::string f(const std::string& name) { return dir_ + "/" + name; }
+  // outputs of one test go to its own directory (the fixture directory is shared)
+  static std::string o(const std::string& name) {
+    static std::string d =
+        testutil::fresh_dir(std::string("pth_out_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    return d + "/" + name;
+  }
   static void expect_matches_expected(const std::string& name) {
     auto got = models::load_pth(f(name + ".pth"));
     auto want = models::load_safetensors(f(name + ".expected.safetensors"));
@@ -83,10 +107,13 @@ TEST_F(Pth, WholePickledModuleIsRefusedWithPointerToScript) {
 }
 
 TEST_F(Pth, MaliciousObjectIsNeverExecuted) {
+  // (Python's torch.load of this file runs `touch "$SHIFTLAB_PWNED"`)
+  auto marker = o("PWNED");
+  ::setenv("SHIFTLAB_PWNED", marker.c_str(), 1);
   auto t = models::load_pth(f("evil.pth"));
   EXPECT_EQ(t.size(), 1u);
   EXPECT_TRUE(t.count("w"));
-  EXPECT_FALSE(std::filesystem::exists(f("PWNED"))) << "the pickle's os.system call ran";
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the pickle's os.system call ran";
   expect_matches_expected("evil");
 }
 
@@ -96,14 +123,14 @@ TEST_F(Pth, GarbageAndTruncatedFilesAreRefused) {
   EXPECT_NE(msg.find("convert_weights.py"), std::string::npos) << msg;
   auto bytes = core::read_file(f("legacy.pth"));
   for (size_t cut : {bytes.size() / 3, bytes.size() - 5}) {
-    auto p = f("legacy_cut" + std::to_string(cut) + ".pth");
+    auto p = o("legacy_cut" + std::to_string(cut) + ".pth");
     std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(cut));
     msg = error_of(p);
     EXPECT_NE(msg.find(p), std::string::npos) << msg;
     EXPECT_EQ(msg.find("WRONG EXCEPTION"), std::string::npos) << msg;
   }
   auto zbytes = core::read_file(f("ordered.pth"));
-  auto zp = f("zip_cut.pth");
+  auto zp = o("zip_cut.pth");
   std::ofstream(zp, std::ios::binary).write(zbytes.data(), static_cast<std::streamsize>(zbytes.size() / 2));
   msg = error_of(zp);
   EXPECT_NE(msg.find(zp), std::string::npos) << msg;
@@ -115,12 +142,12 @@ TEST_F(Pth, LoadWeightsFileDispatchesOnContent) {
   auto b = models::load_weights_file(f("ordered.expected.safetensors"));
   ASSERT_EQ(a.size(), b.size());
   // a .pth renamed to .safetensors is still recognised by its magic bytes
-  std::filesystem::copy_file(f("ordered.pth"), f("renamed.safetensors"), std::filesystem::copy_options::overwrite_existing);
-  EXPECT_EQ(models::load_weights_file(f("renamed.safetensors")).size(), a.size());
+  std::filesystem::copy_file(f("ordered.pth"), o("renamed.safetensors"), std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(models::load_weights_file(o("renamed.safetensors")).size(), a.size());
 }
 
 TEST_F(Pth, CliInfoAndConvert) {
-  auto out = f("converted.safetensors");
+  auto out = o("converted.safetensors");
   auto r = testutil::run_cli({"weights", "convert", f("ordered.pth"), out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Python's hand-parser reads what C++ converted, with the values Python saved
@@ -159,7 +186,7 @@ TEST_F(Pth, CliInfoAndConvert) {
 }
 
 TEST_F(Pth, ConvertScriptTurnsPthIntoSafetensors) {
-  auto out = f("script.safetensors");
+  auto out = o("script.safetensors");
   std::string log;
   ASSERT_EQ(testutil::run_shell("/usr/bin/python3 " + testutil::source_path("scripts/convert_weights.py") + " --pth " +
                                     f("nested.pth") + " -o " + out, &log), 0)

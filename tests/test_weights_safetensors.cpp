@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "models/safetensors.h"
 #include "support/testing.h"
 
@@ -168,13 +169,13 @@ TEST(Safetensors, MalformedFilesAreRefusedNamingTheProblem) {
       {"json_not_object", craft("[1, 2, 3]", 0), "not an object", ""},
       {"unknown_dtype", craft(R"({"w":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", 8), "unknown dtype 'F33'", "w"},
       {"unsupported_dtype", craft(R"({"w":{"dtype":"U16","shape":[4],"data_offsets":[0,8]}})", 8), "not supported", "w"},
-      {"offsets_past_end", craft(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
+      {"offsets_past_end", craft(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 8),
        "run past the end of the 8-byte data section", "w"},
       {"begin_after_end", craft(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8), "end before begin", "w"},
       {"overlap",
        craft(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
        "overlap", "b"},
-      {"shape_size_disagree", craft(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+      {"shape_size_disagree", craft(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 16),
        "is 12 bytes but data_offsets [0, 8] span 8", "w"},
       {"claims_terabytes",
        craft(R"({"w":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}})", 8),
@@ -207,10 +208,13 @@ TEST(Safetensors, MalformedFilesAreRefusedNamingTheProblem) {
     std::string msg = load_error(p);
     EXPECT_NE(msg.find(c.expect), std::string::npos) << c.name << ": " << msg;
     EXPECT_NE(msg.find(p), std::string::npos) << c.name << " does not name the file: " << msg;
-    if (!c.tensor.empty())
+    if (!c.tensor.empty()) {
       EXPECT_NE(msg.find("'" + c.tensor + "'"), std::string::npos) << c.name << " does not name the tensor: " << msg;
+    }
     // the header-only reader refuses the same files (bool content is checked only when loading)
-    if (c.name != "bool_not_01") EXPECT_THROW(models::read_safetensors_header(p), core::Error) << c.name;
+    if (c.name != "bool_not_01") {
+      EXPECT_THROW(models::read_safetensors_header(p), core::Error) << c.name;
+    }
   }
 }
 

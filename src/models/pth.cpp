@@ -23,7 +23,6 @@
 namespace shiftlab::models {
 
 using core::Error;
-using core::str;
 
 namespace {
 
@@ -280,7 +279,7 @@ class Unpickler {
  private:
   template <typename... A>
   [[noreturn]] void fail(size_t at, const A&... a) const {
-    throw Error(str("'", what_, "': cannot read the pickle at byte ", at, ": ", a..., " — ", kConvertHint));
+    throw Error(core::str("'", what_, "': cannot read the pickle at byte ", at, ": ", a..., " — ", kConvertHint));
   }
   static std::string hex(uint8_t b) {
     const char* d = "0123456789abcdef";
@@ -458,7 +457,7 @@ size_t element_size(torch::Dtype d) { return c10::elementSize(d); }
 Obj storage_from_pid(const Obj& pid, std::map<std::string, Obj>& storages, const std::string& what,
                      uint64_t file_size) {
   auto bad = [&](const std::string& why) {
-    return Error(str("'", what, "': bad storage reference in the pickle: ", why, " — ", kConvertHint));
+    return Error(core::str("'", what, "': bad storage reference in the pickle: ", why, " — ", kConvertHint));
   };
   if (pid->kind != PyObj::Tuple || pid->items.size() < 5) throw bad("not a 5-tuple");
   const auto& it = pid->items;
@@ -466,18 +465,18 @@ Obj storage_from_pid(const Obj& pid, std::map<std::string, Obj>& storages, const
   if (it.size() > 5 && it[5]->kind != PyObj::None) throw bad("storage views (legacy) are not supported");
   torch::Dtype dt;
   if (it[1]->kind != PyObj::Global || !storage_dtype(it[1]->s, &dt))
-    throw bad(str("unsupported storage type '", it[1]->s, "'"));
+    throw bad(core::str("unsupported storage type '", it[1]->s, "'"));
   if (it[2]->kind != PyObj::Str) throw bad("key is not a string");
   if (it[4]->kind != PyObj::Int || it[4]->i < 0) throw bad("element count is not a non-negative int");
   const std::string& key = it[2]->s;
   auto found = storages.find(key);
   if (found != storages.end()) {
-    if (found->second->storage->dtype != dt) throw bad(str("storage '", key, "' used with two dtypes"));
+    if (found->second->storage->dtype != dt) throw bad(core::str("storage '", key, "' used with two dtypes"));
     return found->second;
   }
   uint64_t numel = static_cast<uint64_t>(it[4]->i);
   if (numel > file_size / std::max<size_t>(1, element_size(dt)))
-    throw bad(str("storage '", key, "' claims ", numel, " elements, more than the ", file_size, "-byte file holds"));
+    throw bad(core::str("storage '", key, "' claims ", numel, " elements, more than the ", file_size, "-byte file holds"));
   auto o = make(PyObj::Storage);
   o->storage = std::make_shared<StorageRef>();
   o->storage->key = key;
@@ -490,11 +489,11 @@ Obj storage_from_pid(const Obj& pid, std::map<std::string, Obj>& storages, const
 torch::Tensor materialise(const TensorRef& t, const std::string& name, const std::string& what) {
   const StorageRef& s = *t.storage->storage;
   torch::Tensor base = s.data;
-  if (!base.defined()) throw Error(str("'", what, "': storage '", s.key, "' of tensor '", name, "' has no data"));
+  if (!base.defined()) throw Error(core::str("'", what, "': storage '", s.key, "' of tensor '", name, "' has no data"));
   if (t.has_dtype && base.scalar_type() != t.dtype) {
     size_t es = element_size(t.dtype);
     if (base.nbytes() % es)
-      throw Error(str("'", what, "': tensor '", name, "': storage of ", base.nbytes(), " bytes is not a whole number of ",
+      throw Error(core::str("'", what, "': tensor '", name, "': storage of ", base.nbytes(), " bytes is not a whole number of ",
                       c10::toString(t.dtype)));
     base = base.view(torch::kUInt8).view(t.dtype);
   }
@@ -504,17 +503,17 @@ torch::Tensor materialise(const TensorRef& t, const std::string& name, const std
   bool empty = false;
   for (size_t d = 0; d < t.sizes.size(); ++d) {
     if (t.sizes[d] < 0 || t.strides[d] < 0)
-      throw Error(str("'", what, "': tensor '", name, "' has a negative size or stride"));
+      throw Error(core::str("'", what, "': tensor '", name, "' has a negative size or stride"));
     if (t.sizes[d] == 0) empty = true;
   }
-  if (t.offset < 0) throw Error(str("'", what, "': tensor '", name, "' has a negative storage offset"));
+  if (t.offset < 0) throw Error(core::str("'", what, "': tensor '", name, "' has a negative storage offset"));
   if (!empty) {
     for (size_t d = 0; d < t.sizes.size(); ++d) {
       if (t.strides[d] && (t.sizes[d] - 1) > (numel - extent) / t.strides[d])
-        throw Error(str("'", what, "': tensor '", name, "' reaches past its storage of ", numel, " elements"));
+        throw Error(core::str("'", what, "': tensor '", name, "' reaches past its storage of ", numel, " elements"));
       extent += (t.sizes[d] - 1) * t.strides[d];
     }
-    if (extent >= numel) throw Error(str("'", what, "': tensor '", name, "' reaches past its storage of ", numel, " elements"));
+    if (extent >= numel) throw Error(core::str("'", what, "': tensor '", name, "' reaches past its storage of ", numel, " elements"));
   }
   return base.as_strided(t.sizes, t.strides, t.offset);
 }
@@ -522,16 +521,16 @@ torch::Tensor materialise(const TensorRef& t, const std::string& name, const std
 std::string key_name(const Obj& k) {
   if (k->kind == PyObj::Str) return k->s;
   if (k->kind == PyObj::Int) return std::to_string(k->i);
-  return str("<", kind_name(k->kind), ">");
+  return core::str("<", kind_name(k->kind), ">");
 }
 
 // Finds the dict of tensors inside what was unpickled and turns it into a TensorMap.
 TensorMap collect(const Obj& root, const std::string& what) {
   if (root->kind == PyObj::Opaque)
-    throw Error(str("'", what, "' holds a pickled '", root->s, "' object, not a state dict — ", kConvertHint,
+    throw Error(core::str("'", what, "' holds a pickled '", root->s, "' object, not a state dict — ", kConvertHint,
                     " (it loads the object with Python and keeps its state_dict())"));
   if (root->kind != PyObj::Dict)
-    throw Error(str("'", what, "' holds a ", kind_name(root->kind), ", not a dict of tensors — ", kConvertHint));
+    throw Error(core::str("'", what, "' holds a ", kind_name(root->kind), ", not a dict of tensors — ", kConvertHint));
   const PyObj* d = root.get();
   auto count_tensors = [](const PyObj* x) {
     size_t n = 0;
@@ -561,7 +560,7 @@ TensorMap collect(const Obj& root, const std::string& what) {
     out[name] = materialise(*v->tensor, name, what);
   }
   if (out.empty())
-    throw Error(str("'", what, "' holds a dict with no tensors", dropped.empty() ? "" : str(" (keys: ", dropped[0], ", …)"),
+    throw Error(core::str("'", what, "' holds a dict with no tensors", dropped.empty() ? "" : core::str(" (keys: ", dropped[0], ", …)"),
                     " — ", kConvertHint));
   if (!dropped.empty()) {
     std::string list;
@@ -577,16 +576,16 @@ TensorMap load_zip(const std::string& path, uint64_t file_size) {
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
-    throw Error(str("'", path, "': not a readable torch zip archive: ", e.what_without_backtrace()));
+    throw Error(core::str("'", path, "': not a readable torch zip archive: ", e.what_without_backtrace()));
   }
   if (!reader->hasRecord("data.pkl"))
-    throw Error(str("'", path, "': zip archive without data.pkl (a TorchScript module or another zip?) — ", kConvertHint));
+    throw Error(core::str("'", path, "': zip archive without data.pkl (a TorchScript module or another zip?) — ", kConvertHint));
   at::DataPtr pkl;
   size_t pkl_size = 0;
   try {
     std::tie(pkl, pkl_size) = reader->getRecord("data.pkl");
   } catch (const c10::Error& e) {
-    throw Error(str("'", path, "': cannot read data.pkl: ", e.what_without_backtrace()));
+    throw Error(core::str("'", path, "': cannot read data.pkl: ", e.what_without_backtrace()));
   }
   std::map<std::string, Obj> storages;
   Unpickler u(static_cast<const char*>(pkl.get()), pkl_size, 0, path,
@@ -595,20 +594,20 @@ TensorMap load_zip(const std::string& path, uint64_t file_size) {
   for (auto& [key, o] : storages) {
     StorageRef& s = *o->storage;
     std::string rec = "data/" + key;
-    if (!reader->hasRecord(rec)) throw Error(str("'", path, "': storage record '", rec, "' is missing"));
+    if (!reader->hasRecord(rec)) throw Error(core::str("'", path, "': storage record '", rec, "' is missing"));
     uint64_t want = static_cast<uint64_t>(s.numel) * element_size(s.dtype);
     uint64_t off = reader->getRecordOffset(rec);
     if (off > file_size || want > file_size - off)
-      throw Error(str("'", path, "': storage '", rec, "' (", want, " bytes) runs past the end of the file"));
+      throw Error(core::str("'", path, "': storage '", rec, "' (", want, " bytes) runs past the end of the file"));
     at::DataPtr ptr;
     size_t got = 0;
     try {
       std::tie(ptr, got) = reader->getRecord(rec);
     } catch (const c10::Error& e) {
-      throw Error(str("'", path, "': cannot read storage '", rec, "': ", e.what_without_backtrace()));
+      throw Error(core::str("'", path, "': cannot read storage '", rec, "': ", e.what_without_backtrace()));
     }
     if (got != want)
-      throw Error(str("'", path, "': storage '", rec, "' holds ", got, " bytes, the pickle expects ", want));
+      throw Error(core::str("'", path, "': storage '", rec, "' holds ", got, " bytes, the pickle expects ", want));
     s.data = torch::empty({s.numel}, torch::TensorOptions().dtype(s.dtype));
     if (want) std::memcpy(s.data.data_ptr(), ptr.get(), static_cast<size_t>(want));
   }
@@ -620,42 +619,42 @@ TensorMap load_legacy(const std::string& path) {
   const char* p = bytes.data();
   size_t n = bytes.size();
   auto no_pid = [&](const Obj&) -> Obj {
-    throw Error(str("'", path, "': unexpected storage reference in the legacy header"));
+    throw Error(core::str("'", path, "': unexpected storage reference in the legacy header"));
   };
   Unpickler magic(p, n, 0, path, no_pid);
   Obj m = magic.load();
   static const unsigned char kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
   if (m->kind != PyObj::BigInt || m->s != std::string(reinterpret_cast<const char*>(kMagic), sizeof kMagic))
-    throw Error(str("'", path, "' is a pickle but not a torch.save file (no legacy magic number) — ", kConvertHint));
+    throw Error(core::str("'", path, "' is a pickle but not a torch.save file (no legacy magic number) — ", kConvertHint));
   Unpickler proto(p, n, magic.pos(), path, no_pid);
   Obj pv = proto.load();
   if (pv->kind != PyObj::Int || pv->i != 1001)
-    throw Error(str("'", path, "': unsupported legacy torch.save protocol version"));
+    throw Error(core::str("'", path, "': unsupported legacy torch.save protocol version"));
   Unpickler sys(p, n, proto.pos(), path, no_pid);
   Obj info = sys.load();
   if (info->kind == PyObj::Dict)
     for (auto& [k, v] : info->dict)
       if (k->kind == PyObj::Str && k->s == "little_endian" && v->kind == PyObj::Bool && !v->i)
-        throw Error(str("'", path, "' was written on a big-endian machine — ", kConvertHint));
+        throw Error(core::str("'", path, "' was written on a big-endian machine — ", kConvertHint));
   std::map<std::string, Obj> storages;
   Unpickler body(p, n, sys.pos(), path, [&](const Obj& pid) { return storage_from_pid(pid, storages, path, n); });
   Obj root = body.load();
   Unpickler keys_u(p, n, body.pos(), path, no_pid);
   Obj keys = keys_u.load();
-  if (keys->kind != PyObj::List) throw Error(str("'", path, "': legacy storage key list missing"));
+  if (keys->kind != PyObj::List) throw Error(core::str("'", path, "': legacy storage key list missing"));
   size_t pos = keys_u.pos();
   for (auto& k : keys->items) {
     if (k->kind != PyObj::Str || !storages.count(k->s))
-      throw Error(str("'", path, "': legacy storage key list names an unknown storage"));
+      throw Error(core::str("'", path, "': legacy storage key list names an unknown storage"));
     StorageRef& s = *storages[k->s]->storage;
-    if (n - pos < 8) throw Error(str("'", path, "': truncated before storage '", s.key, "'"));
+    if (n - pos < 8) throw Error(core::str("'", path, "': truncated before storage '", s.key, "'"));
     int64_t numel = 0;
     std::memcpy(&numel, p + pos, 8);
     pos += 8;
     if (numel != s.numel)
-      throw Error(str("'", path, "': storage '", s.key, "' holds ", numel, " elements, the pickle expects ", s.numel));
+      throw Error(core::str("'", path, "': storage '", s.key, "' holds ", numel, " elements, the pickle expects ", s.numel));
     uint64_t want = static_cast<uint64_t>(numel) * element_size(s.dtype);
-    if (want > n - pos) throw Error(str("'", path, "': truncated inside storage '", s.key, "'"));
+    if (want > n - pos) throw Error(core::str("'", path, "': truncated inside storage '", s.key, "'"));
     s.data = torch::empty({numel}, torch::TensorOptions().dtype(s.dtype));
     if (want) std::memcpy(s.data.data_ptr(), p + pos, static_cast<size_t>(want));
     pos += static_cast<size_t>(want);
@@ -667,7 +666,7 @@ TensorMap load_legacy(const std::string& path) {
 
 TensorMap load_pth(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(str("cannot open weights file '", path, "': ", std::strerror(errno)));
+  if (!in) throw Error(core::str("cannot open weights file '", path, "': ", std::strerror(errno)));
   auto size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);
   char magic[4] = {0};
@@ -675,7 +674,7 @@ TensorMap load_pth(const std::string& path) {
   in.close();
   if (size >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return load_zip(path, size);
   if (size >= 2 && static_cast<unsigned char>(magic[0]) == 0x80) return load_legacy(path);
-  throw Error(str("'", path, "' is neither a torch.save zip archive nor a legacy torch.save pickle — ", kConvertHint));
+  throw Error(core::str("'", path, "' is neither a torch.save zip archive nor a legacy torch.save pickle — ", kConvertHint));
 }
 
 }  // namespace shiftlab::models

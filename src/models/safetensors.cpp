@@ -22,7 +22,6 @@
 namespace shiftlab::models {
 
 using core::Error;
-using core::str;
 using nlohmann::json;
 
 namespace {
@@ -69,11 +68,11 @@ class FileSource {
  public:
   explicit FileSource(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw Error(str("cannot open weights file '", path, "': ", std::strerror(errno)));
+    if (fd_ < 0) throw Error(core::str("cannot open weights file '", path, "': ", std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
       ::close(fd_);
-      throw Error(str("'", path, "' is not a regular file"));
+      throw Error(core::str("'", path, "' is not a regular file"));
     }
     size_ = static_cast<uint64_t>(st.st_size);
   }
@@ -92,8 +91,8 @@ class FileSource {
         ssize_t got = ::pread(fd_, p, chunk, static_cast<off_t>(off));
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0)
-          throw Error(str("'", path_, "': read failed at byte ", off,
-                          got < 0 ? str(": ", std::strerror(errno)) : std::string(" (file truncated?)")));
+          throw Error(core::str("'", path_, "': read failed at byte ", off,
+                          got < 0 ? core::str(": ", std::strerror(errno)) : std::string(" (file truncated?)")));
         p += got;
         off += static_cast<uint64_t>(got);
         n -= static_cast<uint64_t>(got);
@@ -113,7 +112,7 @@ Source memory_source(const std::string& bytes, const std::string& what) {
   s.what = what;
   s.size = bytes.size();
   s.read = [&bytes, what](uint64_t off, uint64_t n, void* dst) {
-    if (off > bytes.size() || n > bytes.size() - off) throw Error(str("'", what, "': read past the end"));
+    if (off > bytes.size() || n > bytes.size() - off) throw Error(core::str("'", what, "': read past the end"));
     std::memcpy(dst, bytes.data() + off, static_cast<size_t>(n));
   };
   return s;
@@ -122,17 +121,17 @@ Source memory_source(const std::string& bytes, const std::string& what) {
 SafetensorsHeader read_header(const Source& src) {
   const std::string& f = src.what;
   if (src.size < 8)
-    throw Error(str("'", f, "' is not a safetensors file: ", src.size, " bytes, shorter than the 8-byte header length"));
+    throw Error(core::str("'", f, "' is not a safetensors file: ", src.size, " bytes, shorter than the 8-byte header length"));
   unsigned char len_bytes[8];
   src.read(0, 8, len_bytes);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
   if (n > src.size - 8)
-    throw Error(str("'", f, "': safetensors header length ", n, " exceeds the file (", src.size - 8,
+    throw Error(core::str("'", f, "': safetensors header length ", n, " exceeds the file (", src.size - 8,
                     " bytes after the length field) — truncated or not a safetensors file"));
   if (n > kSafetensorsMaxHeader)
-    throw Error(str("'", f, "': safetensors header length ", n, " exceeds the ", kSafetensorsMaxHeader, "-byte limit"));
-  if (n < 2) throw Error(str("'", f, "': safetensors header of ", n, " bytes cannot hold a JSON object"));
+    throw Error(core::str("'", f, "': safetensors header length ", n, " exceeds the ", kSafetensorsMaxHeader, "-byte limit"));
+  if (n < 2) throw Error(core::str("'", f, "': safetensors header of ", n, " bytes cannot hold a JSON object"));
   std::string text(static_cast<size_t>(n), '\0');
   src.read(8, n, text.data());
   SafetensorsHeader h = parse_safetensors_header(text, src.size - 8 - n, f);
@@ -149,13 +148,13 @@ TensorMap load_from(const Source& src, std::map<std::string, std::string>* metad
     auto t = torch::empty(e.shape, torch::TensorOptions().dtype(d->dtype));
     uint64_t nbytes = e.end - e.begin;
     if (static_cast<uint64_t>(t.nbytes()) != nbytes)
-      throw Error(str("'", src.what, "': tensor '", e.name, "' size mismatch after allocation"));
+      throw Error(core::str("'", src.what, "': tensor '", e.name, "' size mismatch after allocation"));
     if (nbytes) src.read(h.data_start + e.begin, nbytes, t.data_ptr());
     if (d->dtype == torch::kBool) {
       const auto* p = static_cast<const unsigned char*>(t.data_ptr());
       for (uint64_t i = 0; i < nbytes; ++i)
         if (p[i] > 1)
-          throw Error(str("'", src.what, "': BOOL tensor '", e.name, "' holds byte value ", int(p[i]),
+          throw Error(core::str("'", src.what, "': BOOL tensor '", e.name, "' holds byte value ", int(p[i]),
                           " at element ", i, " (only 0 and 1 are booleans)"));
     }
     out.emplace(e.name, std::move(t));
@@ -177,16 +176,16 @@ torch::Dtype safetensors_dtype(const std::string& code, const std::string& conte
     std::string known;
     for (auto& k : kDtypes)
       if (k.supported) known += (known.empty() ? "" : ", ") + std::string(k.code);
-    throw Error(str(context, ": unknown dtype '", code, "' (known: ", known, ")"));
+    throw Error(core::str(context, ": unknown dtype '", code, "' (known: ", known, ")"));
   }
-  if (!d->supported) throw Error(str(context, ": dtype '", code, "' is not supported by this libtorch"));
+  if (!d->supported) throw Error(core::str(context, ": dtype '", code, "' is not supported by this libtorch"));
   return d->dtype;
 }
 
 std::string safetensors_dtype_code(torch::Dtype dtype, const std::string& context) {
   for (auto& d : kDtypes)
     if (d.supported && d.dtype == dtype) return d.code;
-  throw Error(str(context, ": dtype ", c10::toString(dtype), " cannot be stored in safetensors"));
+  throw Error(core::str(context, ": dtype ", c10::toString(dtype), " cannot be stored in safetensors"));
 }
 
 SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t data_size, const std::string& f) {
@@ -204,49 +203,49 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
   try {
     j = json::parse(text, cb, /*allow_exceptions=*/true);
   } catch (const json::exception& e) {
-    throw Error(str("'", f, "': safetensors header is not valid JSON: ", e.what()));
+    throw Error(core::str("'", f, "': safetensors header is not valid JSON: ", e.what()));
   }
-  if (!duplicate.empty()) throw Error(str("'", f, "': safetensors header names tensor '", duplicate, "' twice"));
-  if (!j.is_object()) throw Error(str("'", f, "': safetensors header is JSON but not an object"));
+  if (!duplicate.empty()) throw Error(core::str("'", f, "': safetensors header names tensor '", duplicate, "' twice"));
+  if (!j.is_object()) throw Error(core::str("'", f, "': safetensors header is JSON but not an object"));
 
   SafetensorsHeader h;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
     const json& v = it.value();
     if (name == "__metadata__") {
-      if (!v.is_object()) throw Error(str("'", f, "': __metadata__ must be an object of strings"));
+      if (!v.is_object()) throw Error(core::str("'", f, "': __metadata__ must be an object of strings"));
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string())
-          throw Error(str("'", f, "': __metadata__ value for '", m.key(), "' is not a string"));
+          throw Error(core::str("'", f, "': __metadata__ value for '", m.key(), "' is not a string"));
         h.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    std::string ctx = str("'", f, "': tensor '", name, "'");
-    if (!v.is_object()) throw Error(str(ctx, ": header entry is not an object"));
+    std::string ctx = core::str("'", f, "': tensor '", name, "'");
+    if (!v.is_object()) throw Error(core::str(ctx, ": header entry is not an object"));
     for (auto k = v.begin(); k != v.end(); ++k)
       if (k.key() != "dtype" && k.key() != "shape" && k.key() != "data_offsets")
-        throw Error(str(ctx, ": unexpected field '", k.key(), "'"));
-    if (!v.contains("dtype") || !v["dtype"].is_string()) throw Error(str(ctx, ": missing or non-string 'dtype'"));
-    if (!v.contains("shape") || !v["shape"].is_array()) throw Error(str(ctx, ": missing or non-array 'shape'"));
+        throw Error(core::str(ctx, ": unexpected field '", k.key(), "'"));
+    if (!v.contains("dtype") || !v["dtype"].is_string()) throw Error(core::str(ctx, ": missing or non-string 'dtype'"));
+    if (!v.contains("shape") || !v["shape"].is_array()) throw Error(core::str(ctx, ": missing or non-array 'shape'"));
     if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
-      throw Error(str(ctx, ": 'data_offsets' must be an array [begin, end]"));
+      throw Error(core::str(ctx, ": 'data_offsets' must be an array [begin, end]"));
     SafetensorsEntry e;
     e.name = name;
     e.dtype = v["dtype"].get<std::string>();
     safetensors_dtype(e.dtype, ctx);  // throws for unknown / unsupported
     size_t esize = safetensors_dtype_size(e.dtype);
     const json& shape = v["shape"];
-    if (shape.size() > 64) throw Error(str(ctx, ": shape has ", shape.size(), " dimensions"));
+    if (shape.size() > 64) throw Error(core::str(ctx, ": shape has ", shape.size(), " dimensions"));
     // numel, refusing anything that could not fit the data section (no overflow possible:
     // the running byte count stays <= data_size before each multiplication).
     uint64_t bytes = esize;
     bool zero = false;
     for (const auto& d : shape) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
-        throw Error(str(ctx, ": shape entry ", d.dump(), " is not a non-negative integer"));
+        throw Error(core::str(ctx, ": shape entry ", d.dump(), " is not a non-negative integer"));
       uint64_t dim = d.get<uint64_t>();
-      if (dim > static_cast<uint64_t>(INT64_MAX)) throw Error(str(ctx, ": shape entry ", dim, " too large"));
+      if (dim > static_cast<uint64_t>(INT64_MAX)) throw Error(core::str(ctx, ": shape entry ", dim, " too large"));
       e.shape.push_back(static_cast<int64_t>(dim));
       if (dim == 0) zero = true;
     }
@@ -256,7 +255,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
       for (int64_t dim : e.shape) {
         uint64_t ud = static_cast<uint64_t>(dim);
         if (bytes > data_size / ud)
-          throw Error(str(ctx, ": shape ", shape_str(e.shape), " of ", e.dtype, " needs more bytes than the ",
+          throw Error(core::str(ctx, ": shape ", shape_str(e.shape), " of ", e.dtype, " needs more bytes than the ",
                           data_size, "-byte data section holds"));
         bytes *= ud;
       }
@@ -264,15 +263,15 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
     const json& off = v["data_offsets"];
     for (const auto& o : off)
       if (!o.is_number_unsigned() && !(o.is_number_integer() && o.get<int64_t>() >= 0))
-        throw Error(str(ctx, ": data_offsets entry ", o.dump(), " is not a non-negative integer"));
+        throw Error(core::str(ctx, ": data_offsets entry ", o.dump(), " is not a non-negative integer"));
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    if (e.end < e.begin) throw Error(str(ctx, ": data_offsets [", e.begin, ", ", e.end, "] end before begin"));
+    if (e.end < e.begin) throw Error(core::str(ctx, ": data_offsets [", e.begin, ", ", e.end, "] end before begin"));
     if (e.end > data_size)
-      throw Error(str(ctx, ": data_offsets [", e.begin, ", ", e.end, "] run past the end of the ", data_size,
+      throw Error(core::str(ctx, ": data_offsets [", e.begin, ", ", e.end, "] run past the end of the ", data_size,
                       "-byte data section"));
     if (e.end - e.begin != bytes)
-      throw Error(str(ctx, ": shape ", shape_str(e.shape), " × ", e.dtype, " is ", bytes, " bytes but data_offsets [",
+      throw Error(core::str(ctx, ": shape ", shape_str(e.shape), " × ", e.dtype, " is ", bytes, " bytes but data_offsets [",
                       e.begin, ", ", e.end, "] span ", e.end - e.begin));
     h.entries.push_back(std::move(e));
   }
@@ -283,7 +282,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
   for (const auto& e : h.entries) {
     if (e.begin == e.end) continue;  // empty tensors occupy nothing
     if (prev && e.begin < prev->end)
-      throw Error(str("'", f, "': tensors '", prev->name, "' [", prev->begin, ", ", prev->end, ") and '", e.name,
+      throw Error(core::str("'", f, "': tensors '", prev->name, "' [", prev->begin, ", ", prev->end, ") and '", e.name,
                       "' [", e.begin, ", ", e.end, ") overlap"));
     prev = &e;
   }
@@ -323,9 +322,9 @@ Prepared prepare(const TensorMap& tensors, const std::map<std::string, std::stri
   }
   uint64_t offset = 0;
   for (auto& [name, t0] : tensors) {
-    std::string ctx = str("'", what, "': tensor '", name, "'");
-    if (name == "__metadata__") throw Error(str(ctx, ": the name is reserved"));
-    if (!t0.defined()) throw Error(str(ctx, ": undefined tensor"));
+    std::string ctx = core::str("'", what, "': tensor '", name, "'");
+    if (name == "__metadata__") throw Error(core::str(ctx, ": the name is reserved"));
+    if (!t0.defined()) throw Error(core::str(ctx, ": undefined tensor"));
     std::string code = safetensors_dtype_code(t0.scalar_type(), ctx);
     auto t = t0.detach().to(torch::kCPU).contiguous();
     uint64_t n = static_cast<uint64_t>(t.nbytes());
@@ -360,11 +359,11 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
   Prepared p = prepare(tensors, metadata, path);
   core::atomic_write_with(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(str("cannot write '", path, "': ", std::strerror(errno)));
+    if (!out) throw Error(core::str("cannot write '", path, "': ", std::strerror(errno)));
     out.write(p.header.data(), static_cast<std::streamsize>(p.header.size()));
     for (auto& t : p.data) out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     out.flush();
-    if (!out) throw Error(str("cannot write '", path, "' (disk full?)"));
+    if (!out) throw Error(core::str("cannot write '", path, "' (disk full?)"));
   });
 }
 

@@ -11,7 +11,6 @@
 namespace shiftlab::models {
 
 using core::Error;
-using core::str;
 
 TensorMap state_dict(const torch::nn::Module& m) {
   TensorMap out;
@@ -37,19 +36,19 @@ bool starts_with_any(const std::string& k, const std::vector<std::string>& prefi
 std::string first_few(const std::vector<std::string>& v, size_t n = 5) {
   std::string out;
   for (size_t i = 0; i < v.size() && i < n; ++i) out += (i ? ", " : "") + v[i];
-  if (v.size() > n) out += str(", … (", v.size() - n, " more)");
+  if (v.size() > n) out += core::str(", … (", v.size() - n, " more)");
   return out;
 }
 
 }  // namespace
 
 std::string LoadReport::summary() const {
-  std::string s = str("loaded ", loaded, "/", total, " tensors");
-  if (!missing.empty()) s += str("; missing ", missing.size(), ": ", first_few(missing));
-  if (!unexpected.empty()) s += str("; unexpected ", unexpected.size(), ": ", first_few(unexpected));
+  std::string s = core::str("loaded ", loaded, "/", total, " tensors");
+  if (!missing.empty()) s += core::str("; missing ", missing.size(), ": ", first_few(missing));
+  if (!unexpected.empty()) s += core::str("; unexpected ", unexpected.size(), ": ", first_few(unexpected));
   if (!shape_mismatch.empty())
-    s += str("; shape mismatch ", shape_mismatch.size(), ": ", first_few(mismatch_details));
-  if (!skipped.empty()) s += str("; skipped by prefix ", skipped.size(), ": ", first_few(skipped));
+    s += core::str("; shape mismatch ", shape_mismatch.size(), ": ", first_few(mismatch_details));
+  if (!skipped.empty()) s += core::str("; skipped by prefix ", skipped.size(), ": ", first_few(skipped));
   return s;
 }
 
@@ -72,7 +71,7 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
     const auto& src = it->second;
     if (!src.defined() || src.sizes() != t.sizes()) {
       r.shape_mismatch.push_back(k);
-      r.mismatch_details.push_back(str(k, ": model ", shape_str(t.sizes()), " vs file ",
+      r.mismatch_details.push_back(core::str(k, ": model ", shape_str(t.sizes()), " vs file ",
                                        src.defined() ? shape_str(src.sizes()) : std::string("undefined")));
       continue;
     }
@@ -85,10 +84,10 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
   }
   if (strict && !r.ok()) {
     std::string msg = "state dict does not match the model";
-    if (!r.missing.empty()) msg += str("; missing keys (", r.missing.size(), "): ", first_few(r.missing));
-    if (!r.unexpected.empty()) msg += str("; unexpected keys (", r.unexpected.size(), "): ", first_few(r.unexpected));
+    if (!r.missing.empty()) msg += core::str("; missing keys (", r.missing.size(), "): ", first_few(r.missing));
+    if (!r.unexpected.empty()) msg += core::str("; unexpected keys (", r.unexpected.size(), "): ", first_few(r.unexpected));
     if (!r.shape_mismatch.empty())
-      msg += str("; shape mismatches (", r.shape_mismatch.size(), "): ", first_few(r.mismatch_details));
+      msg += core::str("; shape mismatches (", r.shape_mismatch.size(), "): ", first_few(r.mismatch_details));
     msg += " — set model.strict = false to load what matches, or skip keys by prefix";
     throw Error(msg);
   }
@@ -102,7 +101,7 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
 
 TensorMap load_weights_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(str("cannot open weights file '", path, "': ", std::strerror(errno)));
+  if (!in) throw Error(core::str("cannot open weights file '", path, "': ", std::strerror(errno)));
   char magic[8] = {0};
   in.read(magic, 8);
   auto got = in.gcount();
@@ -118,7 +117,7 @@ TensorMap load_weights_file(const std::string& path) {
   if (ext(".pth") || ext(".pt") || ext(".bin") || ext(".ckpt") || ext(".tar")) return load_pth(path);
   // a safetensors file starts with a small little-endian header length and then '{'
   if (got == 8) return load_safetensors(path);
-  throw Error(str("'", path, "': unrecognised weights file (expected .safetensors or a torch.save .pth/.pt)"));
+  throw Error(core::str("'", path, "': unrecognised weights file (expected .safetensors or a torch.save .pth/.pt)"));
 }
 
 }  // namespace shiftlab::models
