@@ -77,7 +77,7 @@ TEST(DataTransforms, ResizedCropRegionEqualsTorch) {
 TEST(DataTransforms, RandomOpsDeterministicUnderSeed) {
   auto x = input_x();
   for (std::string chain : {"random_resized_crop(16)", "hflip", "rotation(30)", "random_crop(30, padding=4)",
-                            "color_jitter(0.4, 0.4, 0.4, 0.1)",
+                            "color_jitter(0.4, 0.4, 0.4, 0.1)", "rand_augment(2, 9)",
                             "random_resized_crop(20, scale=[0.2, 1]), hflip, color_jitter(0.2, 0.2), normalize(0.5, 0.5)"}) {
     auto a = run(chain, x, 1234), b = run(chain, x, 1234);
     EXPECT_TRUE(torch::equal(a, b)) << chain;
