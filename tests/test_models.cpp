@@ -190,7 +190,7 @@ TEST(Classifier, OutputsFeaturesLogitsAndPooledTaps) {
   auto mb = classifier("lenet", "bottleneck", 4);
   mb->eval();
   EXPECT_EQ(mb->feature_dim(), 16);
-  auto ob = mb->forward(torch::randn({2, 1, 28, 28}));
+  auto ob = mb->forward(torch::randn({2, 3, 28, 28}));
   EXPECT_EQ(ob.features.sizes(), (std::vector<int64_t>{2, 16}));
   EXPECT_TRUE((ob.features >= 0).all().item<bool>());  // after ReLU
   auto pb = mb->named_parameters(true);
@@ -352,9 +352,10 @@ TEST(ParamGroups, OnlyTrainableParametersAndUnknownOverrideFails) {
 TEST(ParamGroups, ViTTokensAndEmbeddingsAreNotDecayed) {
   models::Classifier m(models::make_backbone(tiny_vit("vit_b_16")), models::HeadOptions{}, 3);
   auto groups = models::make_param_groups(*m, models::ParamGroupOptions{});
-  for (auto& g : groups)
+  for (auto& g : groups) {
     if (g.name == "embed.no_decay") EXPECT_EQ(g.params.size(), 3u);  // class_token, pos_embedding, conv bias
-    else if (g.name == "embed") EXPECT_EQ(g.params.size(), 1u);     // conv_proj.weight
+    if (g.name == "embed") EXPECT_EQ(g.params.size(), 1u);           // conv_proj.weight
+  }
   EXPECT_TRUE(models::is_no_decay("backbone.cls_token", torch::zeros({1, 1, 4})));
   EXPECT_FALSE(models::is_no_decay("backbone.blocks.0.attn.qkv.weight", torch::zeros({12, 4})));
 }

@@ -74,12 +74,14 @@ void load_by_name(torch::nn::Module& mod, const TensorMap& sd) {
   EXPECT_EQ(mismatched, "") << "shape mismatches";
 }
 
-/// max |a - b| / max(1, max |b|); also checks shapes.
+/// max |a - b| / max(1, max |b|); also checks shapes. Prints the raw and scaled errors.
 double scaled_err(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return 1e30;
   double scale = std::max(1.0, b.abs().max().item<double>());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
+  double err = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  std::printf("    max-abs %.3g  (reference max %.3g, scaled %.3g)\n", err, scale, err / scale);
+  return err / scale;
 }
 
 std::string generate(const std::string& group) {
