@@ -30,16 +30,15 @@ DomainDiscriminatorImpl::DomainDiscriminatorImpl(int64_t in_features, int64_t hi
 
 torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) { return layers->forward(x).squeeze(1); }
 
-static torch::Tensor normalised(const torch::Tensor& w, const torch::Tensor& like) {
-  if (!w.defined()) return torch::full({like.size(0)}, 1.0 / like.size(0), like.options().requires_grad(false));
-  auto v = w.reshape({-1}).to(like.scalar_type());
-  return v / v.sum();
-}
-
 torch::Tensor domain_bce(const torch::Tensor& d_s, const torch::Tensor& d_t, const torch::Tensor& w_s,
                          const torch::Tensor& w_t) {
-  auto ws = normalised(w_s, d_s), wt = normalised(w_t, d_t);
-  return 0.5 * ((ws * torch::softplus(-d_s)).sum() + (wt * torch::softplus(d_t)).sum());
+  auto ls = torch::softplus(-d_s), lt = torch::softplus(d_t);
+  auto side = [](const torch::Tensor& l, const torch::Tensor& w) {
+    if (!w.defined()) return l.mean();
+    auto v = w.reshape({-1}).to(l.scalar_type());
+    return (v * l).sum() / v.sum();
+  };
+  return 0.5 * (side(ls, w_s) + side(lt, w_t));
 }
 
 torch::Tensor domain_accuracy(const torch::Tensor& d_s, const torch::Tensor& d_t) {

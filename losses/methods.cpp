@@ -49,6 +49,11 @@ void declare_method_options(core::Schema& s) {
       .range(0, 1e6);
   s.add_int("bsp.k", 1, "BSP: number of largest singular values penalised per domain").range(1, 1 << 20);
   s.add_float("afn.delta", 1, "AFN (stepwise SAFN): feature-norm increase per step").range(0, 1e6);
+  s.add_float("mdd.margin", 4, "MDD margin gamma").range(0, 1e6);
+  s.add_int("mdd.width", 1024, "MDD adversarial head width").range(1, 1 << 20);
+  s.add_choice("mdd.schedule", "ganin", {"ganin", "constant"}, "MDD GRL coefficient schedule (as dann.schedule)");
+  s.add_float("mdd.gamma", 10, "MDD steepness of the ganin schedule").range(0, 1e4);
+  s.add_float("mdd.max_lambda", 0.1, "MDD final (or constant) GRL coefficient").range(0, 1e4);
 }
 
 static std::vector<double> float_list(const core::Config& c, const std::string& key) {
@@ -96,6 +101,11 @@ MethodOptions method_options_from(const core::Config& c) {
   o.entropy.diversity = c.get_float("entropy.diversity");
   o.bsp.k = c.get_int("bsp.k");
   o.afn.delta = c.get_float("afn.delta");
+  o.mdd.margin = c.get_float("mdd.margin");
+  o.mdd.width = c.get_int("mdd.width");
+  o.mdd.schedule = c.get_string("mdd.schedule");
+  o.mdd.gamma = c.get_float("mdd.gamma");
+  o.mdd.max_lambda = c.get_float("mdd.max_lambda");
   return o;
 }
 

@@ -64,11 +64,18 @@ struct MethodOptions {
   struct Afn {
     double delta = 1;  ///< SAFN step size of the feature-norm increase
   } afn;
+  struct Mdd {
+    double margin = 4;         ///< gamma of the margin disparity discrepancy (TLlib: 4)
+    int64_t width = 1024;      ///< adversarial head width (TLlib: 1024)
+    std::string schedule = "ganin";
+    double gamma = 10;
+    double max_lambda = 0.1;   ///< GRL coefficient's final value (TLlib: 0.1)
+  } mdd;
   std::string spec = "source_only";
 };
 
 /// Declares key "method" (top level) and sections dann.*, dan.*, jan.*, cdan.*, coral.*, mcc.*,
-/// entropy.*, bsp.*, afn.*.
+/// entropy.*, bsp.*, afn.*, mdd.*.
 void declare_method_options(core::Schema& s);
 /// Reads them back; the spec is parsed here so a bad spec fails at the app boundary (UsageError
 /// naming key "method").

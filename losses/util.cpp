@@ -22,7 +22,11 @@ torch::Tensor softmax_entropy(const torch::Tensor& logits) {
 
 void check_matrix(const torch::Tensor& t, const std::string& who, const std::string& what, int64_t cols) {
   core::check(t.defined(), who, ": ", what, " is missing from the step outputs");
-  core::check(t.dim() == 2, who, ": ", what, " must be N×D, got ", t.dim(), "-D tensor ", t.sizes());
+  if (t.dim() != 2) {
+    std::ostringstream os;
+    os << t.sizes();
+    throw core::Error(core::str(who, ": ", what, " must be N×D, got a ", t.dim(), "-D tensor ", os.str()));
+  }
   core::check(t.size(0) > 0, who, ": ", what, " is empty");
   if (cols > 0)
     core::check(t.size(1) == cols, who, ": ", what, " has ", t.size(1), " columns, expected ", cols);

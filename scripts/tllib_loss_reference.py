@@ -16,7 +16,9 @@ import torch
 def gaussian_kernel(x, alpha=None, sigma=None):
     # TLlib GaussianKernel: track_running_stats -> sigma^2 = alpha * mean(l2_distance_square)
     l2 = ((x.unsqueeze(0) - x.unsqueeze(1)) ** 2).sum(2)
-    sigma_square = alpha * torch.mean(l2.detach()) if sigma is None else torch.tensor(sigma * sigma)
+    # (TLlib builds the fixed sigma^2 as a float32 tensor; kept in float64 here so the comparison
+    # tests the formula, not that rounding)
+    sigma_square = alpha * torch.mean(l2.detach()) if sigma is None else torch.tensor(sigma * sigma, dtype=torch.float64)
     return torch.exp(-l2 / (2 * sigma_square))
 
 

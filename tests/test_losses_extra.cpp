@@ -1,4 +1,4 @@
-// Stretch methods: BSP (value against power iteration / symmetric eigenvalues, finite-difference
+// Stretch methods: MDD (value against loops, finite-difference gradient), BSP (value against power iteration / symmetric eigenvalues, finite-difference
 // gradient) and stepwise AFN (value, gradient against finite differences with the radius frozen).
 #include <gtest/gtest.h>
 
@@ -6,6 +6,7 @@
 
 #include "losses/afn.h"
 #include "losses/bsp.h"
+#include "losses/mdd.h"
 #include "losses/methods.h"
 #include "support/testing.h"
 
@@ -90,4 +91,51 @@ TEST(Afn, ValueIsTwoDeltaSquaredAndGradientEnlargesNorms) {
   // a gradient step enlarges every norm
   auto after = base - 0.1 * fs.grad();
   EXPECT_TRUE((after.norm(2, 1) > base.norm(2, 1)).all().item<bool>());
+}
+
+TEST(Mdd, ValueMatchesLoopsAndGradientMatchesFiniteDifferences) {
+  torch::manual_seed(2);
+  MethodOptions::Mdd mo;
+  mo.width = 6;
+  mo.schedule = "constant";
+  mo.max_lambda = -1;  // GRL multiplies by +1: autograd equals the plain derivative
+  auto m = std::make_shared<MddMethod>(mo, 3, 4);
+  m->to(torch::kDouble);
+  m->eval();  // no dropout, so the function is deterministic
+  {
+    torch::NoGradGuard ng;  // larger weights than TLlib's init, so the value is not trivial
+    for (auto& p : m->parameters()) p.normal_(0, 1);
+  }
+  StepOutputs o;
+  o.f_s = torch::randn({5, 3}, torch::kDouble);
+  o.f_t = torch::randn({6, 3}, torch::kDouble);
+  o.logits_s = torch::randn({5, 4}, torch::kDouble);
+  o.logits_t = torch::randn({6, 4}, torch::kDouble);
+  auto adv = m->adv_head->forward(torch::cat({o.f_s, o.f_t})).detach();
+  auto argmax = [](const torch::Tensor& l, int64_t i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < l.size(1); ++j)
+      if (l[i][j].item<double>() > l[i][best].item<double>()) best = j;
+    return best;
+  };
+  auto softmax_at = [&](int64_t row, int64_t cls) {
+    double s = 0;
+    for (int64_t j = 0; j < 4; ++j) s += std::exp(adv[row][j].item<double>());
+    return std::exp(adv[row][cls].item<double>()) / s;
+  };
+  double ce = 0, lt = 0;
+  for (int64_t i = 0; i < 5; ++i) ce += -std::log(softmax_at(i, argmax(o.logits_s, i))) / 5;
+  for (int64_t i = 0; i < 6; ++i) lt += std::log(std::min(1.0 - softmax_at(5 + i, argmax(o.logits_t, i)) + 1e-6, 1.0)) / 6;
+  auto r = m->loss(o);
+  EXPECT_NEAR(r.total.item<double>(), 4 * ce - lt, 1e-12);
+  EXPECT_EQ(r.terms[0].first, "mdd");
+  EXPECT_EQ(r.terms[1].first, "lambda");
+  auto f = [&](const std::vector<torch::Tensor>& in) {
+    StepOutputs p = o;
+    p.f_s = in[0];
+    p.f_t = in[1];
+    return m->loss(p).total;
+  };
+  auto res = testutil::gradcheck(f, {o.f_s.clone().set_requires_grad(true), o.f_t.clone().set_requires_grad(true)});
+  EXPECT_GRADCHECK(res, 1e-6);
 }

@@ -27,7 +27,8 @@ static StepOutputs outputs(int64_t n, int64_t d, int64_t k) {
 
 TEST(Methods, RegistryHoldsEveryMethod) {
   auto names = method_registry().names();
-  for (std::string want : {"source_only", "adabn", "dann", "dan", "jan", "cdan", "coral", "mcc", "entropy"})
+  for (std::string want :
+       {"source_only", "adabn", "dann", "dan", "jan", "cdan", "coral", "mcc", "entropy", "bsp", "afn", "mdd"})
     EXPECT_TRUE(method_registry().has(want)) << want;
   EXPECT_TRUE(core::registry_kinds().count("methods"));
 }
@@ -128,7 +129,7 @@ TEST(Methods, CompositeWeightsTermsAndNames) {
   EXPECT_NEAR(r.terms[3].second.item<double>(), 0.1 * h, 1e-6);
   EXPECT_NEAR(r.terms[4].second.item<double>(), 0.5 * c, 1e-6);
   EXPECT_NEAR(r.terms[2].second.item<double>(), 2.0 / (1.0 + std::exp(-5.0)) - 1.0, 1e-6);  // unweighted
-  EXPECT_EQ(m->describe(), "dann(hidden=8, depth=2, bn=on, gamma=10, max_lambda=1) + 0.1*entropy + 0.5*mcc");
+  EXPECT_EQ(m->describe(), "dann(hidden=8, depth=2, bn=on, gamma=10, max_lambda=1) + 0.1*entropy + 0.5*mcc(T=2.5)");
   // total has a gradient path to the features
   out.f_s.set_requires_grad(true);
   m->loss(out).total.backward();
@@ -150,13 +151,16 @@ TEST(Methods, EveryMethodsModulesAreParameters) {
   for (auto& name : method_registry().names()) {
     o.spec = name;
     auto m = make_method(o, 6, 4);
-    bool has_modules = name == "dann" || name == "cdan";
+    bool has_modules = name == "dann" || name == "cdan" || name == "mdd";
     EXPECT_EQ(m->parameters().size() > 0, has_modules) << name;
     // the composite exposes its parts' parameters under stable names
     o.spec = "0.5*" + name + " + entropy";
     auto c = make_method(o, 6, 4);
     EXPECT_EQ(c->parameters().size(), m->parameters().size()) << name;
-    if (has_modules) EXPECT_TRUE(c->named_parameters().contains("0_" + name + ".discriminator.layers.0.weight"));
+    if (has_modules) {
+      EXPECT_TRUE(c->named_parameters().contains(
+          "0_" + name + (name == "mdd" ? ".adv_head.0.weight" : ".discriminator.layers.0.weight")));
+    }
   }
   o.spec = "dann + cdan";
   o.cdan.randomized = true;

@@ -15,17 +15,17 @@
 using namespace shiftlab;
 using namespace shiftlab::losses;
 
-static double at(const torch::Tensor& t, int64_t i, int64_t j) { return t[i][j].item<double>(); }
+static double elem(const torch::Tensor& t, int64_t i, int64_t j) { return t[i][j].item<double>(); }
 
 static std::vector<std::vector<double>> cov_loop(const torch::Tensor& x) {
   int64_t n = x.size(0), d = x.size(1);
   std::vector<double> mu(d, 0);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t a = 0; a < d; ++a) mu[a] += at(x, i, a) / n;
+    for (int64_t a = 0; a < d; ++a) mu[a] += elem(x, i, a) / n;
   std::vector<std::vector<double>> c(d, std::vector<double>(d, 0));
   for (int64_t a = 0; a < d; ++a)
     for (int64_t b = 0; b < d; ++b) {
-      for (int64_t i = 0; i < n; ++i) c[a][b] += (at(x, i, a) - mu[a]) * (at(x, i, b) - mu[b]);
+      for (int64_t i = 0; i < n; ++i) c[a][b] += (elem(x, i, a) - mu[a]) * (elem(x, i, b) - mu[b]);
       c[a][b] /= (n - 1);
     }
   return c;
@@ -40,8 +40,8 @@ TEST(Coral, ValueMatchesLoops) {
     for (int b = 0; b < 4; ++b) fro += std::pow(cs[a][b] - ct[a][b], 2);
   for (int a = 0; a < 4; ++a) {
     double ms = 0, mt = 0;
-    for (int i = 0; i < 6; ++i) ms += at(xs, i, a) / 6;
-    for (int i = 0; i < 9; ++i) mt += at(xt, i, a) / 9;
+    for (int i = 0; i < 6; ++i) ms += elem(xs, i, a) / 6;
+    for (int i = 0; i < 9; ++i) mt += elem(xt, i, a) / 9;
     mean += std::pow(ms - mt, 2) / 4;
   }
   EXPECT_NEAR(coral_loss(xs, xt, false).item<double>(), fro / (4 * 16), 1e-13);
@@ -71,8 +71,8 @@ static double mcc_ref(const torch::Tensor& logits, const torch::Tensor& wlogits,
   auto softmax = [&](const torch::Tensor& l, int64_t i) {
     std::vector<double> p(k);
     double mx = -1e300, s = 0;
-    for (int64_t j = 0; j < k; ++j) mx = std::max(mx, at(l, i, j) / temp);
-    for (int64_t j = 0; j < k; ++j) s += (p[j] = std::exp(at(l, i, j) / temp - mx));
+    for (int64_t j = 0; j < k; ++j) mx = std::max(mx, elem(l, i, j) / temp);
+    for (int64_t j = 0; j < k; ++j) s += (p[j] = std::exp(elem(l, i, j) / temp - mx));
     for (auto& v : p) v /= s;
     return p;
   };
@@ -138,9 +138,9 @@ TEST(Entropy, ValueAndGradient) {
   std::vector<double> pbar(5, 0);
   for (int i = 0; i < 6; ++i) {
     double s = 0;
-    for (int j = 0; j < 5; ++j) s += std::exp(at(l, i, j));
+    for (int j = 0; j < 5; ++j) s += std::exp(elem(l, i, j));
     for (int j = 0; j < 5; ++j) {
-      double p = std::exp(at(l, i, j)) / s;
+      double p = std::exp(elem(l, i, j)) / s;
       h -= p * std::log(p) / 6;
       pbar[j] += p / 6;
     }
