@@ -1,0 +1,523 @@
+#include "data/datasets.h"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "data/io.h"
+#include "data/npy.h"
+#include "data/prepare.h"
+
+namespace shiftlab::data {
+
+namespace fs = std::filesystem;
+using core::check;
+using core::check_usage;
+using core::str;
+
+core::Registry<DatasetFactory>& dataset_registry() {
+  static core::Registry<DatasetFactory> r("datasets", "dataset kinds for <domain>.dataset (or a prepared name)");
+  return r;
+}
+
+Sample RawDataset::get(size_t i, uint64_t) const {
+  Sample s;
+  s.image = to_tensor(load(i, {}));
+  s.label = labels_[i];
+  s.index = static_cast<int64_t>(i);
+  return s;
+}
+
+static int64_t classes_from_labels(const std::vector<int64_t>& labels) {
+  int64_t m = -1;
+  for (auto l : labels) m = std::max(m, l);
+  return m + 1;
+}
+
+// ------------------------------------------------------------------ ArrayDataset
+ArrayDataset::ArrayDataset(int64_t n, int64_t h, int64_t w, int64_t c, std::vector<uint8_t> u8, std::vector<float> f32,
+                           std::vector<int64_t> labels, int64_t num_classes, std::string describe,
+                           std::vector<std::string> class_names)
+    : h_(h), w_(w), c_(c), u8_(std::move(u8)), f32_(std::move(f32)) {
+  check(static_cast<int64_t>(labels.size()) == n, describe, ": ", labels.size(), " labels for ", n, " images");
+  labels_ = std::move(labels);
+  num_classes_ = num_classes;
+  describe_ = std::move(describe);
+  class_names_ = std::move(class_names);
+}
+
+Image ArrayDataset::load(size_t i, const DecodeHint&) const {
+  check(i < labels_.size(), "index ", i, " out of range for ", describe_);
+  const size_t k = static_cast<size_t>(h_ * w_ * c_);
+  if (!u8_.empty()) {
+    Image im = Image::make_u8(h_, w_, c_);
+    std::memcpy(im.u8.data(), u8_.data() + i * k, k);
+    return im;
+  }
+  Image im = Image::make_f32(h_, w_, c_);
+  std::memcpy(im.f32.data(), f32_.data() + i * k, k * sizeof(float));
+  return im;
+}
+
+// ------------------------------------------------------------------ FileDataset
+FileDataset::FileDataset(std::vector<std::string> paths, std::vector<int64_t> labels, int64_t num_classes,
+                         std::vector<std::string> class_names, std::string describe)
+    : paths_(std::move(paths)) {
+  labels_ = std::move(labels);
+  num_classes_ = num_classes;
+  class_names_ = std::move(class_names);
+  describe_ = std::move(describe);
+}
+
+Image FileDataset::load(size_t i, const DecodeHint& hint) const {
+  check(i < paths_.size(), "index ", i, " out of range for ", describe_);
+  return decode_file(paths_[i], hint);
+}
+
+// ------------------------------------------------------------------ array conversion helpers
+namespace {
+
+/// Converts an N-item array with the given layout into N×H×W×C (U8 or F32).
+struct ArrayData {
+  int64_t n = 0, h = 0, w = 0, c = 0;
+  std::vector<uint8_t> u8;
+  std::vector<float> f32;
+};
+
+ArrayData to_nhwc(const std::vector<int64_t>& shape, const std::string& layout_in, const std::string& dtype,
+                  const char* data, const std::string& name) {
+  check(shape.size() == 3 || shape.size() == 4, "'", name, "': images must be N×H×W, N×H×W×C or N×C×H×W, got ",
+        shape.size(), " dims");
+  std::string layout = layout_in;
+  if (layout == "auto") layout = shape.size() == 3 ? "nhw" : (shape[1] < shape[3] ? "nchw" : "nhwc");
+  check((layout == "nhw") == (shape.size() == 3), "'", name, "': layout ", layout, " does not fit a ", shape.size(),
+        "-dim array");
+  ArrayData a;
+  a.n = shape[0];
+  if (layout == "nhw") a.h = shape[1], a.w = shape[2], a.c = 1;
+  else if (layout == "nhwc") a.h = shape[1], a.w = shape[2], a.c = shape[3];
+  else a.c = shape[1], a.h = shape[2], a.w = shape[3];
+  const size_t total = static_cast<size_t>(a.n * a.h * a.w * a.c);
+  auto src_index = [&](size_t dst) -> size_t {  // dst in NHWC -> index in the stored layout
+    if (layout != "nchw") return dst;
+    size_t b = dst % static_cast<size_t>(a.c), rest = dst / static_cast<size_t>(a.c);
+    size_t x = rest % static_cast<size_t>(a.w);
+    rest /= static_cast<size_t>(a.w);
+    size_t y = rest % static_cast<size_t>(a.h), n = rest / static_cast<size_t>(a.h);
+    return ((n * static_cast<size_t>(a.c) + b) * static_cast<size_t>(a.h) + y) * static_cast<size_t>(a.w) + x;
+  };
+  if (dtype == "u1") {
+    a.u8.resize(total);
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(data);
+    if (layout != "nchw") std::memcpy(a.u8.data(), p, total);
+    else
+      for (size_t i = 0; i < total; ++i) a.u8[i] = p[src_index(i)];
+    return a;
+  }
+  a.f32.resize(total);
+  for (size_t i = 0; i < total; ++i) {
+    size_t s = src_index(i);
+    float v;
+    if (dtype == "u2") {
+      uint16_t u;
+      std::memcpy(&u, data + s * 2, 2);
+      v = static_cast<float>(u) / 65535.f;
+    } else if (dtype == "i2") {
+      int16_t u;
+      std::memcpy(&u, data + s * 2, 2);
+      v = static_cast<float>(u) / 32767.f;
+    } else if (dtype == "f4") {
+      std::memcpy(&v, data + s * 4, 4);
+    } else if (dtype == "f8") {
+      double d;
+      std::memcpy(&d, data + s * 8, 8);
+      v = static_cast<float>(d);
+    } else {
+      throw core::Error(str("'", name, "': image dtype ", dtype, " is not supported (uint8, uint16, int16, float32, float64)"));
+    }
+    a.f32[i] = v;
+  }
+  return a;
+}
+
+std::vector<int64_t> npy_labels(const std::string& path, int64_t n) {
+  NpyArray l = read_npy(path);
+  check(l.shape.size() == 1 && l.shape[0] == n, "'", path, "': labels must be a 1-D array of ", n, " entries");
+  std::vector<int64_t> out(static_cast<size_t>(n));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = l.get_int(i);
+  return out;
+}
+
+// ------------------------------------------------------------------ prepared
+RawDatasetPtr open_prepared_dir(const std::string& dir, const std::string& split) {
+  nlohmann::json m = read_manifest(dir);
+  std::vector<std::string> splits;
+  if (split == "all") splits = {"train", "val", "test"};
+  else {
+    check(m["splits"].contains(split), "prepared data set '", dir, "' has no split '", split,
+          "' (known: train, val, test, all)");
+    splits = {split};
+  }
+  ArrayData all;
+  std::vector<int64_t> labels;
+  for (auto& s : splits) {
+    std::string ip = (fs::path(dir) / m["splits"][s]["images"].get<std::string>()).string();
+    std::string lp = (fs::path(dir) / m["splits"][s]["labels"].get<std::string>()).string();
+    NpyArray im = read_npy(ip);
+    check(im.dtype == "u1" && im.shape.size() == 3, "'", ip, "': expected uint8 N×H×W");
+    check(im.shape[0] == m["splits"][s]["count"].get<int64_t>(), "'", ip, "' holds ", im.shape[0],
+          " images but the manifest says ", m["splits"][s]["count"].get<int64_t>());
+    auto l = npy_labels(lp, im.shape[0]);
+    if (all.n == 0) all.h = im.shape[1], all.w = im.shape[2], all.c = 1;
+    all.n += im.shape[0];
+    all.u8.insert(all.u8.end(), im.data.begin(), im.data.end());
+    labels.insert(labels.end(), l.begin(), l.end());
+  }
+  std::vector<std::string> names = m.value("classes", std::vector<std::string>{});
+  return std::make_shared<ArrayDataset>(all.n, all.h, all.w, all.c, std::move(all.u8), std::vector<float>{},
+                                        std::move(labels), m.value("num_classes", int64_t{0}),
+                                        str("prepared ", m.value("name", dir), " (", dir, ") split ", split, ": ", all.n,
+                                            " images ", all.h, "×", all.w),
+                                        names);
+}
+
+RawDatasetPtr make_prepared(const DomainOptions& o) {
+  return open_prepared_dir(o.root, o.split);
+}
+
+// ------------------------------------------------------------------ idx
+std::string find_idx(const std::string& dir, const std::string& stem) {
+  for (const char* suf : {"", ".gz"}) {
+    std::string p = (fs::path(dir) / (stem + suf)).string();
+    if (fs::exists(p)) return p;
+  }
+  throw core::UsageError(str("no IDX file '", stem, "[.gz]' in '", dir, "'"));
+}
+
+RawDatasetPtr make_idx(const DomainOptions& o) {
+  std::string images = o.root, labels = o.labels;
+  if (fs::is_directory(o.root)) {
+    std::string stem = o.split == "test" ? "t10k" : o.split;
+    images = find_idx(o.root, stem + "-images-idx3-ubyte");
+    if (labels.empty()) labels = find_idx(o.root, stem + "-labels-idx1-ubyte");
+  }
+  check(fs::exists(images), "IDX images file '", images, "' does not exist");
+  IdxArray im = parse_idx(read_maybe_gz(images), images);
+  check(im.dims.size() == 3 || im.dims.size() == 4, "'", images, "': expected N×H×W or N×H×W×C IDX images");
+  int64_t n = im.dims[0], c = im.dims.size() == 4 ? im.dims[3] : 1;
+  std::vector<int64_t> lab(static_cast<size_t>(n), -1);
+  if (!labels.empty()) {
+    IdxArray l = parse_idx(read_maybe_gz(labels), labels);
+    check(l.dims.size() == 1 && l.dims[0] == n, "'", labels, "': expected ", n, " labels");
+    for (size_t i = 0; i < lab.size(); ++i) lab[i] = static_cast<unsigned char>(l.data[i]);
+  }
+  std::vector<uint8_t> px(im.data.begin(), im.data.end());
+  return std::make_shared<ArrayDataset>(n, im.dims[1], im.dims[2], c, std::move(px), std::vector<float>{}, lab,
+                                        classes_from_labels(lab), str("idx ", images, ": ", n, " images"));
+}
+
+// ------------------------------------------------------------------ digits_csv
+RawDatasetPtr make_digits_csv(const DomainOptions& o) {
+  std::string text = read_maybe_gz(o.root);
+  std::istringstream in(text);
+  std::string line;
+  std::vector<uint8_t> px;
+  std::vector<int64_t> lab;
+  int64_t row = 0;
+  while (std::getline(in, line)) {
+    if (core::trim(line).empty()) continue;
+    ++row;
+    auto cells = core::split_list(line, ',');
+    check(cells.size() == 65, "'", o.root, "' row ", row, ": expected 65 columns (64 pixel counts + label), got ", cells.size());
+    for (int i = 0; i < 64; ++i) {
+      double v = std::stod(cells[static_cast<size_t>(i)]);
+      check(v >= 0 && v <= 16, "'", o.root, "' row ", row, ": pixel count ", v, " outside 0..16");
+      px.push_back(static_cast<uint8_t>(std::lround(v * 255.0 / 16.0)));
+    }
+    lab.push_back(std::lround(std::stod(cells[64])));
+  }
+  int64_t n = static_cast<int64_t>(lab.size());
+  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab, classes_from_labels(lab),
+                                        str("digits_csv ", o.root, ": ", n, " images 8×8"));
+}
+
+// ------------------------------------------------------------------ npy
+RawDatasetPtr make_npy(const DomainOptions& o) {
+  NpyArray im = read_npy(o.root);
+  ArrayData a = to_nhwc(im.shape, o.layout, im.dtype, im.data.data(), o.root);
+  std::vector<int64_t> lab(static_cast<size_t>(a.n), -1);
+  if (!o.labels.empty()) lab = npy_labels(o.labels, a.n);
+  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
+                                        classes_from_labels(lab),
+                                        str("npy ", o.root, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
+}
+
+// ------------------------------------------------------------------ hdf5
+struct H5Handle {
+  hid_t id = -1;
+  herr_t (*close)(hid_t) = nullptr;
+  ~H5Handle() {
+    if (id >= 0 && close) close(id);
+  }
+};
+
+RawDatasetPtr make_hdf5(const DomainOptions& o) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  check(fs::exists(o.root), "HDF5 file '", o.root, "' does not exist");
+  H5Handle f{H5Fopen(o.root.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+  check(f.id >= 0, "cannot open HDF5 file '", o.root, "' (corrupt or not HDF5)");
+  check(H5Lexists(f.id, o.images_key.c_str(), H5P_DEFAULT) > 0, "'", o.root, "' has no dataset '", o.images_key, "' (images_key)");
+  H5Handle d{H5Dopen2(f.id, o.images_key.c_str(), H5P_DEFAULT), H5Dclose};
+  H5Handle sp{H5Dget_space(d.id), H5Sclose};
+  int nd = H5Sget_simple_extent_ndims(sp.id);
+  check(nd == 3 || nd == 4, "'", o.root, "' dataset '", o.images_key, "': expected 3 or 4 dims, got ", nd);
+  hsize_t dims[4];
+  H5Sget_simple_extent_dims(sp.id, dims, nullptr);
+  std::vector<int64_t> shape(dims, dims + nd);
+  H5Handle t{H5Dget_type(d.id), H5Tclose};
+  H5T_class_t cls = H5Tget_class(t.id);
+  size_t sz = H5Tget_size(t.id);
+  std::string dtype;
+  hid_t mem;
+  if (cls == H5T_INTEGER && sz == 1) dtype = "u1", mem = H5T_NATIVE_UINT8;
+  else if (cls == H5T_INTEGER && sz == 2 && H5Tget_sign(t.id) == H5T_SGN_NONE) dtype = "u2", mem = H5T_NATIVE_UINT16;
+  else if (cls == H5T_INTEGER && sz == 2) dtype = "i2", mem = H5T_NATIVE_INT16;
+  else if (cls == H5T_FLOAT) dtype = "f4", mem = H5T_NATIVE_FLOAT;
+  else throw core::Error(str("'", o.root, "' dataset '", o.images_key, "': unsupported type (uint8, uint16, int16, float)"));
+  size_t total = 1;
+  for (auto s : shape) total *= static_cast<size_t>(s);
+  std::vector<char> buf(total * std::stoul(dtype.substr(1)));
+  check(H5Dread(d.id, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0, "cannot read dataset '", o.images_key,
+        "' of '", o.root, "'");
+  ArrayData a = to_nhwc(shape, o.layout, dtype, buf.data(), o.root + ":" + o.images_key);
+  buf = {};
+  std::vector<int64_t> lab(static_cast<size_t>(a.n), -1);
+  if (!o.labels_key.empty() && H5Lexists(f.id, o.labels_key.c_str(), H5P_DEFAULT) > 0) {
+    H5Handle ld{H5Dopen2(f.id, o.labels_key.c_str(), H5P_DEFAULT), H5Dclose};
+    H5Handle ls{H5Dget_space(ld.id), H5Sclose};
+    check(H5Sget_simple_extent_npoints(ls.id) == a.n, "'", o.root, "' dataset '", o.labels_key, "': expected ", a.n, " labels");
+    check(H5Dread(ld.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab.data()) >= 0, "cannot read labels '",
+          o.labels_key, "' of '", o.root, "'");
+  } else if (o.labelled && o.labels_key != "labels") {
+    throw core::UsageError(str("'", o.root, "' has no labels dataset '", o.labels_key, "' (labels_key)"));
+  }
+  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab, classes_from_labels(lab),
+                                        str("hdf5 ", o.root, ":", o.images_key, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
+}
+
+// ------------------------------------------------------------------ image_folder / list_file
+bool is_image_file(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".tif" || e == ".tiff";
+}
+
+std::vector<std::string> images_under(const fs::path& dir, bool recursive) {
+  std::vector<std::string> out;
+  if (recursive) {
+    for (auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+      if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path().string());
+  } else {
+    for (auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+RawDatasetPtr make_image_folder(const DomainOptions& o) {
+  check(fs::is_directory(o.root), "image folder '", o.root, "' is not a directory");
+  std::vector<std::string> classes;
+  for (auto& e : fs::directory_iterator(o.root))
+    if (e.is_directory()) classes.push_back(e.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  std::vector<std::string> paths;
+  std::vector<int64_t> labels;
+  std::vector<std::string> used;
+  for (auto& c : classes) {
+    auto files = images_under(fs::path(o.root) / c, true);
+    if (files.empty()) continue;
+    int64_t k = static_cast<int64_t>(used.size());
+    used.push_back(c);
+    for (auto& f : files) paths.push_back(f), labels.push_back(k);
+  }
+  bool flat = false;
+  if (paths.empty()) {  // a flat folder of images: unlabelled
+    paths = images_under(o.root, false);
+    labels.assign(paths.size(), -1);
+    flat = true;
+  }
+  check(!paths.empty(), "image folder '", o.root, "' holds no .jpg/.jpeg/.png/.tif/.tiff files");
+  return std::make_shared<FileDataset>(paths, labels, static_cast<int64_t>(used.size()), used,
+                                       str("image_folder ", o.root, ": ", paths.size(), " images",
+                                           flat ? " (flat, unlabelled)" : str(", ", used.size(), " classes")));
+}
+
+RawDatasetPtr make_list_file(const DomainOptions& o) {
+  std::string list = o.split;
+  if (!fs::exists(list) && fs::exists(fs::path(o.root) / list)) list = (fs::path(o.root) / list).string();
+  check(fs::exists(list), "list file '", o.split, "' not found (split names the list file; relative to the cwd or root '",
+        o.root, "')");
+  std::ifstream in(list);
+  std::string line;
+  std::vector<std::string> paths;
+  std::vector<int64_t> labels;
+  int64_t row = 0;
+  while (std::getline(in, line)) {
+    ++row;
+    std::string t = core::trim(line);
+    if (t.empty() || t[0] == '#') continue;
+    std::string p = t;
+    int64_t label = -1;
+    auto sp = t.find_last_of(" \t");
+    if (sp != std::string::npos) {
+      std::string last = t.substr(sp + 1);
+      char* end = nullptr;
+      long long v = std::strtoll(last.c_str(), &end, 10);
+      if (end && *end == 0 && !last.empty()) {
+        check(v >= 0, "'", list, "' line ", row, ": negative label ", v);
+        label = v;
+        p = core::trim(t.substr(0, sp));
+      }
+    }
+    paths.push_back(fs::path(p).is_absolute() ? p : (fs::path(o.root) / p).string());
+    labels.push_back(label);
+  }
+  check(!paths.empty(), "list file '", list, "' lists no images");
+  return std::make_shared<FileDataset>(paths, labels, classes_from_labels(labels), std::vector<std::string>{},
+                                       str("list_file ", list, " (root ", o.root, "): ", paths.size(), " images"));
+}
+
+}  // namespace
+
+SHIFTLAB_REGISTER(dataset_registry(), "prepared", "a prepared directory (root = data/<name>); split train|val|test|all", make_prepared);
+SHIFTLAB_REGISTER(dataset_registry(), "idx", "IDX files (MNIST format): root = images file (+ labels) or a directory with <split>-images-idx3-ubyte[.gz]", make_idx);
+SHIFTLAB_REGISTER(dataset_registry(), "digits_csv", "UCI digits CSV (64 counts 0..16 + label per row, .gz ok): root = file", make_digits_csv);
+SHIFTLAB_REGISTER(dataset_registry(), "npy", "root = images .npy (N×H×W, N×H×W×C, N×C×H×W; uint8/16, float), labels = .npy", make_npy);
+SHIFTLAB_REGISTER(dataset_registry(), "hdf5", "root = .h5 file with images_key (N×H×W[×C] or N×C×H×W) and labels_key datasets", make_hdf5);
+SHIFTLAB_REGISTER(dataset_registry(), "image_folder", "root/<class>/*.jpg|png|tif (labelled) or a flat folder of images (unlabelled)", make_image_folder);
+SHIFTLAB_REGISTER(dataset_registry(), "list_file", "TLlib/Office list: split = list file of 'relative/path [label]' lines, root = image root", make_list_file);
+
+// ------------------------------------------------------------------ domain
+RawDatasetPtr make_raw_dataset(const DomainOptions& o) {
+  check_usage(!o.dataset.empty(), "no dataset given (set <domain>.dataset to a prepared name or a kind)");
+  if (dataset_registry().has(o.dataset)) return dataset_registry().get(o.dataset)(o);
+  fs::path dir = fs::path(o.root) / o.dataset;
+  if (fs::exists(dir / "manifest.json")) return open_prepared_dir(dir.string(), o.split);
+  if (prepare_registry().has(o.dataset))
+    throw core::UsageError(str("data set '", o.dataset, "' is not prepared under '", o.root, "': run `shiftlab data prepare ",
+                               o.dataset, " --data.root=", o.root, "`"));
+  std::vector<std::string> known = dataset_registry().names();
+  for (auto& n : prepare_registry().names()) known.push_back(n);
+  std::string all;
+  for (auto& n : known) all += (all.empty() ? "" : ", ") + n;
+  std::string hint = core::nearest(o.dataset, known);
+  throw core::UsageError(str("unknown dataset '", o.dataset, "'", hint.empty() ? "" : str(" — did you mean '", hint, "'?"),
+                             " (kinds and prepared names: ", all, ")"));
+}
+
+DomainDataset::DomainDataset(RawDatasetPtr raw, TransformChain chain, DomainOptions o)
+    : raw_(std::move(raw)), chain_(std::move(chain)), o_(std::move(o)) {
+  check_usage(o_.on_error == "fail" || o_.on_error == "skip", "on_error must be fail or skip, got '", o_.on_error, "'");
+  prefix_ = chain_.cacheable_prefix();
+  hint_ = chain_.decode_hint();
+  if (o_.cache) {
+    cache_.resize(raw_->size());
+    cache_locks_.reset(new std::mutex[64]);
+  }
+}
+
+Image DomainDataset::load_prefix(size_t i) const {
+  if (!o_.cache) return chain_.apply_range(raw_->load(i, hint_), 0, 0, prefix_);
+  std::mutex& mu = cache_locks_[i % 64];
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    if (cache_[i]) return *cache_[i];
+  }
+  auto im = std::make_shared<Image>(chain_.apply_range(raw_->load(i, hint_), 0, 0, prefix_));
+  std::lock_guard<std::mutex> lk(mu);
+  if (!cache_[i]) cache_[i] = im;
+  return *im;
+}
+
+Image DomainDataset::get_image(size_t i, uint64_t rng_seed, size_t* used_index) const {
+  const size_t n = raw_->size();
+  check(i < n, "index ", i, " out of range for ", raw_->describe());
+  for (size_t attempt = 0; attempt < n; ++attempt) {
+    size_t j = (i + attempt) % n;
+    Image im;
+    if (o_.on_error == "skip") {
+      {
+        std::lock_guard<std::mutex> lk(skip_mu_);
+        if (bad_.count(j)) continue;
+      }
+      try {
+        im = load_prefix(j);
+      } catch (const core::Error& e) {
+        std::lock_guard<std::mutex> lk(skip_mu_);
+        if (bad_.emplace(j, e.what()).second) core::log_warn("skipping unreadable item ", j, ": ", e.what());
+        continue;
+      }
+    } else {
+      im = load_prefix(j);
+    }
+    if (used_index) *used_index = j;
+    try {
+      return chain_.apply_range(std::move(im), rng_seed, prefix_, chain_.ops().size());
+    } catch (const core::Error& e) {
+      std::string where = raw_->path(j);
+      throw core::Error(str(e.what(), " (item ", j, where.empty() ? "" : " '" + where + "'", " of ", raw_->describe(), ")"));
+    }
+  }
+  throw core::Error(str("no readable item in ", raw_->describe(), " (all ", n, " skipped)"));
+}
+
+Sample DomainDataset::get(size_t i, uint64_t rng_seed) const {
+  size_t used = i;
+  Sample s;
+  s.image = to_tensor(get_image(i, rng_seed, &used));
+  s.label = o_.labelled ? raw_->label(used) : -1;
+  s.index = static_cast<int64_t>(used);
+  return s;
+}
+
+std::vector<int64_t> DomainDataset::labels() const {
+  if (o_.labelled) return raw_->labels();
+  return std::vector<int64_t>(raw_->size(), -1);
+}
+
+std::string DomainDataset::describe() const {
+  std::string s = raw_->describe();
+  if (!chain_.ops().empty()) s += " | " + chain_.spec();
+  if (!o_.labelled) s += " | unlabelled";
+  if (o_.cache) s += " | cached";
+  size_t k = skipped_count();
+  if (k) s += str(" | ", k, " skipped");
+  return s;
+}
+
+size_t DomainDataset::skipped_count() const {
+  std::lock_guard<std::mutex> lk(skip_mu_);
+  return bad_.size();
+}
+
+std::vector<std::string> DomainDataset::skipped_items() const {
+  std::lock_guard<std::mutex> lk(skip_mu_);
+  std::vector<std::string> v;
+  for (auto& [i, msg] : bad_) v.push_back(msg);
+  return v;
+}
+
+DatasetPtr make_domain(const DomainOptions& o) {
+  TransformChain chain = parse_transforms(o.transform);
+  return std::make_shared<DomainDataset>(make_raw_dataset(o), std::move(chain), o);
+}
+
+}  // namespace shiftlab::data

@@ -1,0 +1,214 @@
+#include "data/loader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/rng.h"
+
+namespace shiftlab::data {
+
+using core::check;
+using core::str;
+
+uint64_t item_seed(uint64_t seed, int64_t epoch, int64_t index) {
+  return mix_seed(seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index), 0x5eed);
+}
+
+std::vector<int64_t> epoch_order(const Dataset& ds, const LoaderOptions& o, int64_t epoch) {
+  const size_t n = ds.size();
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (o.balanced) {
+    auto labels = ds.labels();
+    std::map<int64_t, int64_t> count;
+    for (size_t i = 0; i < n; ++i) {
+      check(labels[i] >= 0, "balanced sampling needs labels, but item ", i, " of ", ds.describe(), " has none");
+      count[labels[i]]++;
+    }
+    // cumulative weights 1 / count(label): every class gets the same total mass
+    std::vector<double> cum(n);
+    double acc = 0;
+    for (size_t i = 0; i < n; ++i) cum[i] = (acc += 1.0 / static_cast<double>(count[labels[i]]));
+    Rng rng(mix_seed(o.seed, static_cast<uint64_t>(epoch), 0xba1a));
+    for (size_t k = 0; k < n; ++k) {
+      double u = rng.uniform() * acc;
+      size_t j = static_cast<size_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin());
+      order[k] = static_cast<int64_t>(std::min(j, n - 1));
+    }
+  } else if (o.shuffle) {
+    Rng rng(mix_seed(o.seed, static_cast<uint64_t>(epoch), 0x5a0f));
+    rng.shuffle(order);
+  }
+  return order;
+}
+
+Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), o_(o) {
+  check(ds_ != nullptr, "Loader: no dataset");
+  core::check_usage(o_.batch_size >= 1, "batch_size must be >= 1, got ", o_.batch_size);
+  core::check_usage(o_.workers >= 0, "workers must be >= 0, got ", o_.workers);
+  if (o_.prefetch < 1) o_.prefetch = 1;
+  if (o_.pin_memory && !core::cuda_available()) o_.pin_memory = false;
+  for (int i = 0; i < o_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = static_cast<int64_t>(ds_->size()), bs = o_.batch_size;
+  return o_.drop_last ? n / bs : (n + bs - 1) / bs;
+}
+
+void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
+  auto order = epoch_order(*ds_, o_, epoch);
+  std::lock_guard<std::mutex> lk(mu_);
+  order_ = std::make_shared<const std::vector<int64_t>>(std::move(order));
+  epoch_ = epoch;
+  nbatches_ = batches_per_epoch();
+  next_dispatch_ = next_return_ = std::clamp<int64_t>(skip_batches, 0, nbatches_);
+  ++generation_;
+  ready_.clear();
+  errors_.clear();
+  cv_work_.notify_all();
+}
+
+Batch Loader::build(int64_t batch, const std::vector<int64_t>& order, int64_t epoch) const {
+  const int64_t n = static_cast<int64_t>(order.size());
+  const int64_t begin = batch * o_.batch_size, end = std::min(n, begin + o_.batch_size);
+  const int64_t m = end - begin;
+  Batch b;
+  b.labels = torch::empty({m}, torch::kInt64);
+  b.indices = torch::empty({m}, torch::kInt64);
+  auto* lab = b.labels.data_ptr<int64_t>();
+  auto* idx = b.indices.data_ptr<int64_t>();
+  std::vector<int64_t> shape0;
+  for (int64_t k = 0; k < m; ++k) {
+    int64_t i = order[static_cast<size_t>(begin + k)];
+    Sample s = ds_->get(static_cast<size_t>(i), item_seed(o_.seed, epoch, i));
+    auto img = s.image.contiguous();
+    if (k == 0) {
+      shape0 = img.sizes().vec();
+      std::vector<int64_t> full = {m};
+      full.insert(full.end(), shape0.begin(), shape0.end());
+      auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+      if (o_.pin_memory) opts = opts.pinned_memory(true);
+      b.images = torch::empty(full, opts);
+    } else if (img.sizes().vec() != shape0) {
+      throw core::Error(core::str("cannot stack a batch: item ", i, " has shape ", torch::IntArrayRef(img.sizes()), " but item ",
+                            order[static_cast<size_t>(begin)], " has ", torch::IntArrayRef(shape0), " (", ds_->describe(),
+                            "); add resize/center_crop (and grey_to_rgb) to the transform"));
+    }
+    check(img.scalar_type() == torch::kFloat32, "dataset returned a non-float32 image for item ", i);
+    std::memcpy(b.images[k].data_ptr<float>(), img.data_ptr<float>(), static_cast<size_t>(img.numel()) * sizeof(float));
+    lab[k] = s.label;
+    idx[k] = s.index;
+  }
+  return b;
+}
+
+void Loader::worker_loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (true) {
+    cv_work_.wait(lk, [&] {
+      return stop_ || (next_dispatch_ < nbatches_ && next_dispatch_ < next_return_ + o_.prefetch);
+    });
+    if (stop_) return;
+    int64_t k = next_dispatch_++;
+    uint64_t gen = generation_;
+    auto order = order_;
+    int64_t epoch = epoch_;
+    lk.unlock();
+    Batch b;
+    std::exception_ptr err;
+    try {
+      b = build(k, *order, epoch);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lk.lock();
+    if (gen != generation_) continue;  // epoch restarted meanwhile: drop
+    if (err) errors_[k] = err;
+    else ready_[k] = std::move(b);
+    cv_ready_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& b) {
+  if (epoch_ < 0) return false;
+  if (threads_.empty()) {
+    if (next_return_ >= nbatches_) return false;
+    b = build(next_return_, *order_, epoch_);
+    ++next_return_;
+    return true;
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  if (next_return_ >= nbatches_) return false;
+  const int64_t k = next_return_;
+  cv_ready_.wait(lk, [&] { return ready_.count(k) || errors_.count(k); });
+  if (errors_.count(k)) {
+    auto e = errors_[k];
+    errors_.erase(k);
+    ++next_return_;
+    cv_work_.notify_all();
+    std::rethrow_exception(e);
+  }
+  b = std::move(ready_[k]);
+  ready_.erase(k);
+  ++next_return_;
+  cv_work_.notify_all();
+  return true;
+}
+
+// ------------------------------------------------------------------ ForeverIterator
+ForeverIterator::ForeverIterator(DatasetPtr ds, LoaderOptions o) : loader_(std::move(ds), o) {
+  core::check_usage(loader_.batches_per_epoch() > 0, "the dataset has ", loader_.dataset().size(),
+                    " items: fewer than one batch of ", o.batch_size, " with drop_last (", loader_.dataset().describe(), ")");
+}
+
+Batch ForeverIterator::next() {
+  if (!started_) {
+    loader_.start_epoch(epoch_);
+    started_ = true;
+  }
+  Batch b;
+  while (!loader_.next(b)) loader_.start_epoch(++epoch_);
+  return b;
+}
+
+nlohmann::json ForeverIterator::state() const {
+  const auto& o = loader_.options();
+  return {{"epoch", epoch_},
+          {"batch", started_ ? loader_.position() : 0},
+          {"seed", o.seed},
+          {"batch_size", o.batch_size},
+          {"dataset_size", loader_.dataset().size()},
+          {"balanced", o.balanced},
+          {"shuffle", o.shuffle}};
+}
+
+void ForeverIterator::restore(const nlohmann::json& s) {
+  const auto& o = loader_.options();
+  try {
+    core::check(s.at("seed").get<uint64_t>() == o.seed && s.at("batch_size").get<int64_t>() == o.batch_size &&
+                    s.at("dataset_size").get<size_t>() == loader_.dataset().size(),
+                "iterator state does not match this loader (seed ", s.at("seed"), " vs ", o.seed, ", batch size ",
+                s.at("batch_size"), " vs ", o.batch_size, ", dataset size ", s.at("dataset_size"), " vs ",
+                loader_.dataset().size(), ")");
+    epoch_ = s.at("epoch").get<int64_t>();
+    loader_.start_epoch(epoch_, s.at("batch").get<int64_t>());
+    started_ = true;
+  } catch (const nlohmann::json::exception& e) {
+    throw core::Error(str("malformed iterator state: ", e.what()));
+  }
+}
+
+}  // namespace shiftlab::data

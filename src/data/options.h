@@ -1,0 +1,63 @@
+// Typed options of the data module and their config keys.
+//
+// A domain = dataset + split + transform chain (+ labelled / on_error / cache), declared under a
+// prefix such as "data.source", "data.target", "data.val", "data.test":
+//   <prefix>.dataset    prepared name (mnist, uci-digits, fashion-mnist) or a kind: prepared, idx,
+//                       digits_csv, npy, hdf5, image_folder, list_file
+//   <prefix>.root       data root for prepared names (default "data"); otherwise the file or
+//                       directory of the kind (see data/README.md)
+//   <prefix>.split      train | val | test | all (prepared, idx); list file for list_file
+//   <prefix>.transform  transform chain (transforms.h grammar)
+//   <prefix>.labelled   false: labels reported as −1 (unlabelled target)
+//   <prefix>.on_error   fail | skip (skip: a corrupt item is replaced by the next readable one)
+//   <prefix>.cache      RAM cache of decoded, resized uint8 images
+//   <prefix>.labels     labels file (npy kind: .npy; idx kind: IDX labels file)
+//   <prefix>.images_key / .labels_key   HDF5 dataset names
+//   <prefix>.layout     npy/hdf5 image layout: auto | nhw | nhwc | nchw
+// Loader options under their own prefix (e.g. "loader.source"): batch_size, workers, shuffle,
+// drop_last, balanced, seed, prefetch, pin_memory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/options.h"
+
+namespace shiftlab::data {
+
+struct DomainOptions {
+  std::string dataset;            ///< prepared name or a dataset kind
+  std::string root = "data";      ///< data root (prepared) or the kind's file / directory
+  std::string split = "train";    ///< train | val | test | all, or list file path (list_file)
+  std::string transform;          ///< transform chain, "" = none
+  bool labelled = true;           ///< false: labels reported as −1
+  std::string on_error = "fail";  ///< fail | skip
+  bool cache = false;             ///< RAM cache of decoded, resized uint8 images
+  std::string labels;             ///< labels file for npy / idx kinds ("" = none or automatic)
+  std::string images_key = "images";  ///< HDF5 images dataset
+  std::string labels_key = "labels";  ///< HDF5 labels dataset ("" = none)
+  std::string layout = "auto";        ///< npy / hdf5: auto | nhw | nhwc | nchw
+};
+
+/// Declares <prefix>.dataset, .root, .split, .transform, .labelled, .on_error, .cache, .labels,
+/// .images_key, .labels_key, .layout with the given defaults.
+void declare_domain_options(core::Schema& s, const std::string& prefix, const DomainOptions& defaults);
+DomainOptions domain_options_from(const core::Config& c, const std::string& prefix);
+
+struct LoaderOptions {
+  int64_t batch_size = 64;
+  int workers = 2;          ///< decoding threads; 0 = in the caller's thread
+  bool shuffle = true;      ///< per-epoch permutation seeded by (seed, epoch)
+  bool drop_last = true;    ///< drop the last partial batch
+  bool balanced = false;    ///< class-balanced sampling with replacement (weight 1 / class count)
+  uint64_t seed = 0;        ///< order and augmentation seed
+  int prefetch = 4;         ///< batches prepared ahead (bounded queue)
+  bool pin_memory = false;  ///< page-locked batches (only when CUDA is available)
+};
+
+/// Declares <prefix>.batch_size, .workers, .shuffle, .drop_last, .balanced, .seed, .prefetch,
+/// .pin_memory with LoaderOptions' defaults (or `defaults`).
+void declare_loader_options(core::Schema& s, const std::string& prefix, const LoaderOptions& defaults = {});
+LoaderOptions loader_options_from(const core::Config& c, const std::string& prefix);
+
+}  // namespace shiftlab::data

@@ -1,0 +1,74 @@
+#include "models/backbones.h"
+
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "models/vit.h"
+
+namespace shiftlab::models {
+
+core::Registry<BackboneFactory>& backbone_registry() {
+  static core::Registry<BackboneFactory> r("backbones", "feature extractors (torchvision / timm / TLlib names)");
+  return r;
+}
+
+BackbonePtr make_backbone(const BackboneOptions& o) {
+  core::check_usage(o.in_channels >= 1, "model.in_channels must be >= 1 (got ", o.in_channels, ")");
+  return backbone_registry().get(o.name)(o);
+}
+
+torch::Tensor pool_tap(const BackboneImpl& bb, const torch::Tensor& t) {
+  if (t.dim() == 4) return t.mean({2, 3});
+  if (t.dim() == 2) return t;
+  if (t.dim() == 3) {
+    if (auto* vit = dynamic_cast<const VisionTransformerImpl*>(&bb)) return vit->pool_tokens(t);
+    return t.mean(1);
+  }
+  throw core::Error(core::str("pool_tap: cannot pool a tensor of ", t.dim(), " dimensions"));
+}
+
+torch::Tensor call_child(torch::nn::Module& parent, const std::string& path, torch::Tensor x) {
+  torch::nn::Module* m = &parent;
+  std::shared_ptr<torch::nn::Module> holder;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t dot = path.find('.', start);
+    std::string seg = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    auto kids = m->named_children();
+    auto* found = kids.find(seg);
+    if (!found) throw core::Error(core::str("module '", parent.name(), "' has no submodule '", path, "'"));
+    holder = *found;
+    m = holder.get();
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (auto* c = dynamic_cast<torch::nn::Conv2dImpl*>(m)) return c->forward(x);
+  if (auto* s = dynamic_cast<torch::nn::SequentialImpl*>(m)) return s->forward(x);
+  if (auto* u = dynamic_cast<UnaryModuleImpl*>(m)) return u->forward(x);
+  if (auto* l = dynamic_cast<torch::nn::LinearImpl*>(m)) return l->forward(x);
+  throw core::Error(core::str("submodule '", path, "' (", m->name(),
+                              ") is not a Conv2d, Linear, Sequential or UnaryModuleImpl"));
+}
+
+int64_t input_channels_at(const torch::nn::Module& parent, const std::string& path) {
+  auto params = parent.named_parameters(true);
+  if (auto* w = params.find(path + ".weight")) return w->size(1);
+  for (auto& kv : params)
+    if (kv.key().compare(0, path.size() + 1, path + ".") == 0 && kv.value().dim() == 4) return kv.value().size(1);
+  throw core::Error(core::str("no 4-d weight under '", path, "' to read the input channels from"));
+}
+
+std::string shape_str(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+bool in_group(const std::string& name, const LayerGroup& g) {
+  for (auto& p : g.prefixes)
+    if (name.compare(0, p.size(), p) == 0) return true;
+  return false;
+}
+
+}  // namespace shiftlab::models

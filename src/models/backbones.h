@@ -1,0 +1,71 @@
+// The backbone registry ("backbones") and the options every backbone factory receives.
+//
+// Backbones (see lenet.cpp, resnet.cpp, vit.cpp) keep the parameter and buffer names of their
+// Python originals, so a torchvision / timm / TLlib state dict loads by name:
+//   lenet                         TLlib digits LeNet (nn.Sequential indices 0, 3, 8)
+//   resnet18/34/50/101/152        torchvision (conv1, bn1, layer1.0.conv1, ..., downsample.0/1)
+//   vit_b_16                      torchvision (conv_proj, class_token, encoder.layers.encoder_layer_N...)
+//   vit_{tiny,small,base}_patch16_224  timm (patch_embed.proj, cls_token, pos_embed, blocks.N...)
+// Layer-group prefixes end in "." for modules (e.g. "layer1.") or are full tensor names
+// ("class_token"), so a plain starts-with test assigns every parameter to exactly one group.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/options.h"
+#include "core/registry.h"
+#include "models/backbone.h"
+
+namespace shiftlab::models {
+
+/// What a backbone factory needs. Fields a family does not use are ignored.
+struct BackboneOptions {
+  std::string name = "lenet";  ///< registry name
+  int64_t in_channels = 3;     ///< input bands the first conv / patch embedding takes
+  bool small_stem = false;     ///< ResNet: 3×3 stride-1 conv1 and no max-pool (28–32 px inputs)
+  int64_t image_size = 224;    ///< ViT: input side; the position embedding is sized to it
+  double drop_path = 0;        ///< ViT: stochastic depth rate of the last block (linear ramp)
+  std::string pool = "token";  ///< ViT: "token" (class token) | "mean" (mean of patch tokens)
+  // ViT architecture overrides for tests / custom sizes (0 = the named architecture's value).
+  int64_t vit_dim = 0, vit_depth = 0, vit_heads = 0, vit_mlp_dim = 0, patch_size = 0;
+};
+
+using BackboneFactory = std::function<BackbonePtr(const BackboneOptions&)>;
+
+/// The "backbones" registry.
+core::Registry<BackboneFactory>& backbone_registry();
+
+/// Builds the backbone named by o.name (UsageError listing the known names when unknown).
+BackbonePtr make_backbone(const BackboneOptions& o);
+
+/// Pools one tap of `bb` to N×D: N×C×H×W -> spatial mean; N×T×D (ViT tokens) -> the backbone's
+/// pooling (class token or mean of patch tokens); N×D -> unchanged.
+torch::Tensor pool_tap(const BackboneImpl& bb, const torch::Tensor& t);
+
+/// A child module mapping one tensor to one tensor. Adapters that replace a backbone's input
+/// conv (in_conv_name()) with something other than a Conv2d / Sequential derive from this.
+class UnaryModuleImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+};
+
+/// Runs the descendant `path` ("conv1", "patch_embed.proj") of `parent`, looked up by name at
+/// each call so a replaced module is honoured: Conv2d, Linear, Sequential or UnaryModuleImpl.
+torch::Tensor call_child(torch::nn::Module& parent, const std::string& path, torch::Tensor x);
+
+/// Input channels of the conv / patch embedding at `path`: size(1) of its first 4-d weight
+/// (works after an adapter swapped the weight or wrapped the conv).
+int64_t input_channels_at(const torch::nn::Module& parent, const std::string& path);
+
+/// "[2, 3, 28, 28]" (c10::ArrayRef would make core::str ambiguous through ADL).
+std::string shape_str(const torch::Tensor& t);
+
+/// True when parameter `name` belongs to a group with these prefixes (starts-with test).
+bool in_group(const std::string& name, const LayerGroup& g);
+
+}  // namespace shiftlab::models

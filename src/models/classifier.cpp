@@ -1,0 +1,147 @@
+#include "models/classifier.h"
+
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/dropout.h>
+
+namespace shiftlab::models {
+
+void declare_model_options(core::Schema& s) {
+  s.add_registry_choice("model.backbone", "resnet50", [] { return backbone_registry().names(); },
+                        "backbone architecture (see `shiftlab list backbones`)");
+  s.add_int("model.in_channels", 3, "input bands the backbone's first conv takes").range(1, 4096);
+  s.add_bool("model.small_stem", false, "ResNet: 3x3 stride-1 conv1 and no max-pool (28-32 px inputs)");
+  s.add_int("model.image_size", 224, "ViT: input side in pixels (sizes the position embedding)").range(1, 8192);
+  s.add_choice("model.pool", "token", {"token", "mean"}, "ViT pooling: class token or mean of patch tokens");
+  s.add_float("model.drop_path", 0.0, "ViT: stochastic depth rate of the last block").range(0, 0.99);
+  s.add_choice("model.head", "linear", {"linear", "bottleneck"},
+               "classifier head: linear, or bottleneck (Linear-BN-ReLU-Dropout) + linear");
+  s.add_int("model.bottleneck_dim", 256, "bottleneck width (model.head = bottleneck)").range(1, 1 << 20);
+  s.add_float("model.dropout", 0.0, "dropout on the features before the classifier").range(0, 0.99);
+  s.add_string("model.freeze", "none",
+               "none | backbone | top:<k> (train only the deepest k backbone layer groups; the head always trains)");
+  s.add_choice("model.bn", "train", {"train", "frozen"},
+               "backbone BatchNorm: train (batch statistics) or frozen (eval mode, running stats fixed)");
+}
+
+ModelOptions model_options_from(const core::Config& c) {
+  ModelOptions m;
+  m.backbone.name = c.get_string("model.backbone");
+  m.backbone.in_channels = c.get_int("model.in_channels");
+  m.backbone.small_stem = c.get_bool("model.small_stem");
+  m.backbone.image_size = c.get_int("model.image_size");
+  m.backbone.pool = c.get_string("model.pool");
+  m.backbone.drop_path = c.get_float("model.drop_path");
+  m.head.type = c.get_string("model.head");
+  m.head.bottleneck_dim = c.get_int("model.bottleneck_dim");
+  m.head.dropout = c.get_float("model.dropout");
+  m.freeze = c.get_string("model.freeze");
+  m.bn = c.get_string("model.bn");
+  trainable_backbone_groups(m.freeze, 1 << 30);  // validate the grammar early
+  return m;
+}
+
+int64_t trainable_backbone_groups(const std::string& freeze, int64_t num_groups) {
+  if (freeze == "none") return num_groups;
+  if (freeze == "backbone") return 0;
+  if (freeze.rfind("top:", 0) == 0) {
+    std::string k = freeze.substr(4);
+    bool digits = !k.empty() && k.size() < 9 && std::all_of(k.begin(), k.end(), ::isdigit);
+    core::check_usage(digits, "model.freeze: '", freeze, "' — expected top:<k> with k a non-negative integer");
+    int64_t n = std::stoll(k);
+    core::check_usage(n <= num_groups, "model.freeze: top:", n, " but the backbone has only ", num_groups,
+                      " layer groups");
+    return n;
+  }
+  throw core::UsageError(core::str("model.freeze: unknown value '", freeze, "' (expected none, backbone or top:<k>)"));
+}
+
+ClassifierImpl::ClassifierImpl(BackbonePtr backbone, const HeadOptions& head, int64_t num_classes)
+    : backbone_(std::move(backbone)), dropout_(head.dropout), num_classes_(num_classes) {
+  core::check(backbone_ != nullptr, "Classifier: null backbone");
+  core::check_usage(num_classes >= 1, "Classifier: num_classes must be >= 1 (got ", num_classes, ")");
+  core::check_usage(head.dropout >= 0 && head.dropout < 1, "model.dropout must be in [0, 1) (got ", head.dropout, ")");
+  register_module("backbone", backbone_);
+  int64_t d = backbone_->feature_dim();
+  if (head.type == "bottleneck") {
+    core::check_usage(head.bottleneck_dim >= 1, "model.bottleneck_dim must be >= 1");
+    bottleneck_ = register_module(
+        "bottleneck", torch::nn::Sequential(torch::nn::Linear(d, head.bottleneck_dim),
+                                            torch::nn::BatchNorm1d(head.bottleneck_dim), torch::nn::ReLU(),
+                                            torch::nn::Dropout(head.dropout)));
+    d = head.bottleneck_dim;
+  } else {
+    core::check_usage(head.type == "linear", "model.head: unknown head '", head.type,
+                      "' (expected linear or bottleneck)");
+  }
+  feature_dim_ = d;
+  head_ = register_module("head", torch::nn::Linear(d, num_classes));
+}
+
+ClassifierImpl::Output ClassifierImpl::forward(torch::Tensor x, const std::vector<std::string>& taps) {
+  std::vector<std::string> want = taps;
+  if (std::find(want.begin(), want.end(), "pooled") == want.end()) want.push_back("pooled");
+  auto feats = backbone_->forward_features(x, want);
+  Output out;
+  auto f = feats.at("pooled");
+  if (bottleneck_)
+    f = bottleneck_->forward(f);
+  else if (dropout_ > 0)
+    f = torch::dropout(f, dropout_, is_training());
+  out.features = f;
+  out.logits = head_->forward(f);
+  for (auto& t : taps) out.taps[t] = pool_tap(*backbone_, feats.at(t));
+  return out;
+}
+
+void ClassifierImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  for (auto& m : frozen_bn_) m->train(false);
+}
+
+static bool is_batchnorm(const torch::nn::Module& m) {
+  return dynamic_cast<const torch::nn::BatchNorm1dImpl*>(&m) || dynamic_cast<const torch::nn::BatchNorm2dImpl*>(&m) ||
+         dynamic_cast<const torch::nn::BatchNorm3dImpl*>(&m);
+}
+
+void ClassifierImpl::apply_freeze(const std::string& freeze, const std::string& bn) {
+  core::check_usage(bn == "train" || bn == "frozen", "model.bn: unknown value '", bn, "' (expected train or frozen)");
+  auto groups = backbone_->layer_groups();
+  const int64_t G = static_cast<int64_t>(groups.size());
+  const int64_t trainable = trainable_backbone_groups(freeze, G);
+  // the group a backbone parameter / module belongs to (longest matching prefix wins), -1 if none
+  auto group_of = [&](const std::string& name) {
+    int64_t best = -1;
+    size_t best_len = 0;
+    for (int64_t g = 0; g < G; ++g)
+      for (auto& p : groups[g].prefixes)
+        if (name.compare(0, p.size(), p) == 0 && p.size() >= best_len) best = g, best_len = p.size();
+    return best;
+  };
+  auto frozen_group = [&](const std::string& name) {
+    int64_t g = group_of(name);
+    return g >= 0 && g < G - trainable;
+  };
+  // parameters outside every layer group (inserted by an adapter) keep their requires_grad
+  for (auto& kv : backbone_->named_parameters(true))
+    if (group_of(kv.key()) >= 0) kv.value().set_requires_grad(!frozen_group(kv.key()));
+  for (auto& kv : bottleneck_ ? bottleneck_->parameters() : std::vector<torch::Tensor>{}) kv.set_requires_grad(true);
+  for (auto& p : head_->parameters()) p.set_requires_grad(true);
+  frozen_bn_.clear();
+  for (auto& kv : backbone_->named_modules("", false)) {
+    if (!is_batchnorm(*kv.value())) continue;
+    if (bn == "frozen" || frozen_group(kv.key() + ".")) frozen_bn_.push_back(kv.value());
+  }
+  train(is_training());
+}
+
+std::vector<LayerGroup> ClassifierImpl::layer_groups() const {
+  auto g = backbone_->layer_groups();
+  for (auto& x : g)
+    for (auto& p : x.prefixes) p = "backbone." + p;
+  LayerGroup head{"head", {"head."}};
+  if (bottleneck_) head.prefixes.insert(head.prefixes.begin(), "bottleneck.");
+  g.push_back(head);
+  return g;
+}
+
+}  // namespace shiftlab::models

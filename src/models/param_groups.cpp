@@ -1,0 +1,126 @@
+#include "models/param_groups.h"
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "core/log.h"
+
+namespace shiftlab::models {
+
+void declare_param_group_options(core::Schema& s) {
+  s.add_float("optim.lr", 1e-2, "learning rate of the head (backbone groups: × layer_decay^distance)").range(0, 1e3);
+  s.add_float("optim.layer_decay", 1.0, "layer-wise lr decay per layer group away from the head").range(0, 1);
+  s.add_float("optim.weight_decay", 5e-4, "weight decay").range(0, 10);
+  s.add_bool("optim.no_decay_bn_bias", true, "no weight decay on biases, norm weights, tokens, position embeddings");
+  s.add_string("optim.group_lr", "", "per-group lr overrides, e.g. layer4=1e-3,head=1e-2");
+}
+
+std::map<std::string, double> parse_group_lr(const std::string& spec) {
+  std::map<std::string, double> m;
+  for (auto& item : core::split_list(spec)) {
+    auto eq = item.find('=');
+    core::check_usage(eq != std::string::npos, "optim.group_lr: '", item, "' is not name=lr");
+    std::string name = core::trim(item.substr(0, eq)), val = core::trim(item.substr(eq + 1));
+    core::check_usage(!name.empty(), "optim.group_lr: '", item, "' has no group name");
+    char* end = nullptr;
+    double lr = std::strtod(val.c_str(), &end);
+    core::check_usage(!val.empty() && end && *end == '\0' && std::isfinite(lr) && lr >= 0, "optim.group_lr: '",
+                      item, "' — lr must be a non-negative number");
+    core::check_usage(!m.count(name), "optim.group_lr: group '", name, "' given twice");
+    m[name] = lr;
+  }
+  return m;
+}
+
+ParamGroupOptions param_group_options_from(const core::Config& c) {
+  ParamGroupOptions o;
+  o.lr = c.get_float("optim.lr");
+  o.layer_decay = c.get_float("optim.layer_decay");
+  o.weight_decay = c.get_float("optim.weight_decay");
+  o.no_decay_bn_bias = c.get_bool("optim.no_decay_bn_bias");
+  o.lr_overrides = parse_group_lr(c.get_string("optim.group_lr"));
+  return o;
+}
+
+bool is_no_decay(const std::string& name, const torch::Tensor& p) {
+  if (p.dim() <= 1) return true;  // biases, BatchNorm / LayerNorm weights
+  for (const char* tok : {"cls_token", "class_token", "pos_embed", "pos_embedding"}) {
+    std::string t = tok;
+    auto dot = name.rfind('.');
+    std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+    if (leaf == t) return true;
+  }
+  return false;
+}
+
+std::vector<ParamGroup> make_param_groups(ClassifierImpl& model, const ParamGroupOptions& o) {
+  auto groups = model.layer_groups();
+  std::vector<ParamGroup> out;
+  std::set<std::string> names;
+  for (auto& g : groups) names.insert(g.name);
+  names.insert("extra");
+  for (auto& [n, lr] : o.lr_overrides) {
+    if (!names.count(n)) {
+      std::string known;
+      for (auto& g : groups) known += (known.empty() ? "" : ", ") + g.name;
+      std::string hint = core::nearest(n, std::vector<std::string>(names.begin(), names.end()));
+      throw core::UsageError(core::str("optim.group_lr: the model has no layer group '", n, "'",
+                                       hint.empty() ? "" : core::str(" — did you mean '", hint, "'?"),
+                                       " (groups: ", known, ")"));
+    }
+  }
+  const int64_t G = static_cast<int64_t>(groups.size());
+  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> members(G + 1);  // last: extra
+  for (auto& kv : model.named_parameters(true)) {
+    if (!kv.value().requires_grad()) continue;
+    int64_t best = G;
+    size_t best_len = 0;
+    for (int64_t g = 0; g < G; ++g)
+      for (auto& p : groups[g].prefixes)
+        if (kv.key().compare(0, p.size(), p) == 0 && p.size() >= best_len) best = g, best_len = p.size();
+    members[best].push_back({kv.key(), kv.value()});
+  }
+  if (!members[G].empty()) {
+    std::string list;
+    for (auto& [n, t] : members[G]) list += (list.empty() ? "" : ", ") + n;
+    core::log_debug("parameters outside every layer group (group 'extra', head lr): ", list);
+  }
+  for (int64_t g = 0; g <= G; ++g) {
+    std::string name = g < G ? groups[g].name : "extra";
+    // head (last of groups) has distance 0, the deepest backbone group 1, ...; extra: head lr
+    int64_t distance = g < G ? G - 1 - g : 0;
+    double lr = o.lr * std::pow(o.layer_decay, static_cast<double>(distance));
+    if (o.lr_overrides.count(name)) lr = o.lr_overrides.at(name);
+    ParamGroup decay{name, {}, lr, o.weight_decay, 0}, nodecay{name + ".no_decay", {}, lr, 0.0, 0};
+    for (auto& [n, t] : members[g]) {
+      auto& dst = (o.no_decay_bn_bias && is_no_decay(n, t)) ? nodecay : decay;
+      dst.params.push_back(t);
+      dst.numel += t.numel();
+    }
+    if (!decay.params.empty()) out.push_back(std::move(decay));
+    if (!nodecay.params.empty()) out.push_back(std::move(nodecay));
+  }
+  return out;
+}
+
+std::string param_group_table(const std::vector<ParamGroup>& groups) {
+  std::string s;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-24s %8s %12s %12s %10s\n", "group", "tensors", "params", "lr", "wd");
+  s += line;
+  int64_t tensors = 0, numel = 0;
+  for (auto& g : groups) {
+    std::snprintf(line, sizeof line, "%-24s %8zu %12lld %12.4g %10.3g\n", g.name.c_str(), g.params.size(),
+                  static_cast<long long>(g.numel), g.lr, g.weight_decay);
+    s += line;
+    tensors += static_cast<int64_t>(g.params.size());
+    numel += g.numel;
+  }
+  std::snprintf(line, sizeof line, "%-24s %8lld %12lld\n", "total trainable", static_cast<long long>(tensors),
+                static_cast<long long>(numel));
+  s += line;
+  return s;
+}
+
+}  // namespace shiftlab::models

@@ -1,0 +1,176 @@
+// Dataset kinds against numpy / h5py / PIL references: npy (layouts, dtypes), HDF5, IDX, digits
+// CSV, image folders (labelled and flat), TLlib list files, on_error = skip, RAM cache.
+#include "data/datasets.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "data_test_util.h"
+
+using namespace shiftlab;
+using namespace shiftlab::testutil;
+namespace fs = std::filesystem;
+
+namespace {
+
+data::DatasetPtr dom(const std::string& kind, const std::string& root, const std::string& labels = "",
+                     const std::string& transform = "") {
+  data::DomainOptions o;
+  o.dataset = kind;
+  o.root = root;
+  o.labels = labels;
+  o.transform = transform;
+  return data::make_domain(o);
+}
+
+void expect_items_equal(const data::DatasetPtr& ds, const torch::Tensor& expected, double tol, const std::string& what) {
+  ASSERT_EQ(static_cast<int64_t>(ds->size()), expected.size(0)) << what;
+  for (int64_t i = 0; i < expected.size(0); ++i) {
+    auto s = ds->get(static_cast<size_t>(i), 0);
+    ASSERT_EQ(s.image.sizes().vec(), expected[i].sizes().vec()) << what << " item " << i;
+    EXPECT_LE(max_abs_diff(s.image, expected[i]), tol) << what << " item " << i;
+    EXPECT_EQ(s.index, i);
+  }
+}
+
+}  // namespace
+
+TEST(DataDatasets, NpyLayoutsAndDtypesRoundTrip) {
+  std::string d = data_fixtures("arrays");
+  auto a = dom("npy", d + "/nhw_u8.npy", d + "/labels.npy");
+  expect_items_equal(a, npy_tensor(d + "/exp_nhw_u8.npy"), 1e-6, "nhw uint8");
+  EXPECT_EQ(a->num_classes(), 3);
+  EXPECT_EQ(a->labels()[4], 1);
+  expect_items_equal(dom("npy", d + "/nhwc_u16.npy", d + "/labels_i32.npy"), npy_tensor(d + "/exp_nhwc_u16.npy"), 1e-6,
+                     "nhwc uint16 (6 bands)");
+  expect_items_equal(dom("npy", d + "/nchw_f32.npy"), npy_tensor(d + "/exp_nchw_f32.npy"), 0, "nchw float32");
+  EXPECT_EQ(dom("npy", d + "/nchw_f32.npy")->labels()[0], -1);
+  // writing with write_npy and reading back with numpy's layout
+  std::string w = fresh_dir("data_npy_write");
+  std::vector<float> v(2 * 3 * 4 * 5);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) * 0.5f;
+  data::write_npy(w + "/x.npy", "f4", {2, 3, 4, 5}, v.data(), v.size() * 4);
+  std::string out;
+  ASSERT_EQ(run_shell("/usr/bin/python3 -c \"import numpy as np; a=np.load('" + w + "/x.npy'); "
+                      "assert a.shape==(2,3,4,5) and a.dtype==np.float32 and a[1,2,3,4]==119*0.5; print('ok')\"",
+                      &out), 0) << out;
+}
+
+TEST(DataDatasets, Hdf5ImagesAndLabels) {
+  std::string d = data_fixtures("arrays");
+  auto h = dom("hdf5", d + "/set.h5");
+  expect_items_equal(h, npy_tensor(d + "/exp_nhwc_u16.npy"), 1e-6, "hdf5 nhwc uint16");
+  EXPECT_EQ(h->labels()[5], 2);
+  data::DomainOptions o;
+  o.dataset = "hdf5";
+  o.root = d + "/set.h5";
+  o.images_key = "x_nchw";
+  o.layout = "nchw";
+  expect_items_equal(data::make_domain(o), npy_tensor(d + "/exp_nchw_f32.npy"), 0, "hdf5 nchw float");
+  o.images_key = "nope";
+  EXPECT_THROW(data::make_domain(o), core::Error);
+}
+
+TEST(DataDatasets, IdxAndDigitsCsv) {
+  std::string d = data_fixtures("arrays");
+  data::DomainOptions o;
+  o.dataset = "idx";
+  o.root = d;  // directory with train-images-idx3-ubyte.gz
+  o.split = "train";
+  auto idx = data::make_domain(o);
+  expect_items_equal(idx, npy_tensor(d + "/exp_nhw_u8.npy"), 1e-6, "idx");
+  EXPECT_EQ(idx->labels()[2], 2);
+  auto csv = dom("digits_csv", d + "/digits.csv");
+  expect_items_equal(csv, npy_tensor(d + "/exp_digits.npy"), 1e-6, "digits csv");
+}
+
+TEST(DataDatasets, ImageFolderListFileSkipAndCache) {
+  std::string img = data_fixtures("images");
+  std::string root = fresh_dir("data_image_folder");
+  fs::create_directories(root + "/cat");
+  fs::create_directories(root + "/dog");
+  fs::copy_file(img + "/rgb.jpg", root + "/cat/a.jpg");
+  fs::copy_file(img + "/rgb8.png", root + "/cat/b.png");
+  fs::copy_file(img + "/gray.jpg", root + "/dog/c.jpg");
+  fs::copy_file(img + "/truncated.jpg", root + "/dog/d.jpg");
+  const std::string chain = "resize(16, 16), grey_to_rgb";
+  // fail: the corrupt file is named
+  auto ds = dom("image_folder", root, "", chain);
+  ASSERT_EQ(ds->size(), 4u);
+  EXPECT_EQ(ds->num_classes(), 2);
+  EXPECT_EQ(ds->labels(), std::vector<int64_t>({0, 0, 1, 1}));
+  try {
+    ds->get(3, 0);
+    ADD_FAILURE() << "corrupt file decoded";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("d.jpg"), std::string::npos) << e.what();
+  }
+  // pixels equal PIL's decode followed by the same resize
+  auto raw0 = dom("image_folder", root)->get(0, 0).image;
+  auto ref = npy_tensor(img + "/rgb.jpg.ref.npy").permute({2, 0, 1}) / 255.0;
+  EXPECT_LE(max_abs_diff(raw0, ref), 1e-6);
+  auto s0 = ds->get(0, 0);
+  EXPECT_EQ(s0.image.sizes().vec(), std::vector<int64_t>({3, 16, 16}));
+  // skip: replaced by the next readable item, counted
+  data::DomainOptions o;
+  o.dataset = "image_folder";
+  o.root = root;
+  o.transform = chain;
+  o.on_error = "skip";
+  o.cache = true;
+  auto sk = data::make_domain(o);
+  auto s3 = sk->get(3, 0);
+  EXPECT_EQ(s3.index, 0);  // wrapped around to item 0
+  EXPECT_TRUE(torch::equal(s3.image, s0.image));
+  auto* dd = dynamic_cast<const data::DomainDataset*>(sk.get());
+  ASSERT_NE(dd, nullptr);
+  EXPECT_EQ(dd->skipped_count(), 1u);
+  EXPECT_NE(dd->skipped_items()[0].find("d.jpg"), std::string::npos);
+  EXPECT_NE(sk->describe().find("1 skipped"), std::string::npos);
+  EXPECT_TRUE(torch::equal(sk->get(0, 0).image, s0.image));  // served from the cache
+  EXPECT_TRUE(torch::equal(sk->get(0, 9).image, s0.image));
+  // list file (TLlib format), with and without labels; unlabelled domain hides labels
+  std::ofstream(root + "/list.txt") << "cat/a.jpg 4\ndog/c.jpg 1\n\n";
+  o = {};
+  o.dataset = "list_file";
+  o.root = root;
+  o.split = root + "/list.txt";
+  o.transform = chain;
+  auto lf = data::make_domain(o);
+  EXPECT_EQ(lf->size(), 2u);
+  EXPECT_EQ(lf->labels(), std::vector<int64_t>({4, 1}));
+  EXPECT_EQ(lf->num_classes(), 5);
+  EXPECT_TRUE(torch::equal(lf->get(0, 0).image, s0.image));
+  o.labelled = false;
+  auto un = data::make_domain(o);
+  EXPECT_EQ(un->get(0, 0).label, -1);
+  EXPECT_EQ(un->num_classes(), 0);
+  // flat folder = unlabelled
+  std::string flat = fresh_dir("data_flat_folder");
+  fs::copy_file(img + "/rgb8.png", flat + "/x.png");
+  fs::copy_file(img + "/rgba8.png", flat + "/y.png");
+  auto fl = dom("image_folder", flat, "", "resize(8, 8), grey_to_rgb");
+  EXPECT_EQ(fl->size(), 2u);
+  EXPECT_EQ(fl->labels(), std::vector<int64_t>({-1, -1}));
+  EXPECT_EQ(fl->get(1, 0).image.size(0), 3);  // RGBA -> RGB
+}
+
+TEST(DataDatasets, UnknownDatasetAndUnpreparedNameAreUsageErrors) {
+  std::string root = fresh_dir("data_unprepared");
+  data::DomainOptions o;
+  o.dataset = "mnsit";
+  o.root = root;
+  try {
+    data::make_domain(o);
+    ADD_FAILURE();
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("mnist"), std::string::npos) << e.what();
+  }
+  o.dataset = "mnist";
+  try {
+    data::make_domain(o);
+    ADD_FAILURE();
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("data prepare mnist"), std::string::npos) << e.what();
+  }
+}

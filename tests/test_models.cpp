@@ -1,0 +1,390 @@
+// Backbone registry, taps, feature dims, layer groups, the Classifier (heads, freezing, frozen
+// BatchNorm staying in eval mode), parameter groups (lr × decay^distance, overrides, no-decay
+// split) and the model / optim config keys.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/error.h"
+#include "models/backbones.h"
+#include "models/classifier.h"
+#include "models/param_groups.h"
+#include "support/testing.h"
+
+using namespace shiftlab;
+using models::BackboneOptions;
+
+static models::BackbonePtr make(const std::string& name, bool small_stem = false) {
+  BackboneOptions o;
+  o.name = name;
+  o.small_stem = small_stem;
+  return models::make_backbone(o);
+}
+
+static BackboneOptions tiny_vit(const std::string& name = "vit_small_patch16_224") {
+  BackboneOptions o;
+  o.name = name;
+  o.image_size = 32;
+  o.patch_size = 8;
+  o.vit_dim = 32;
+  o.vit_depth = 3;
+  o.vit_heads = 2;
+  o.vit_mlp_dim = 64;
+  return o;
+}
+
+TEST(Backbones, RegistryHoldsEveryFamilyAndRejectsUnknownNames) {
+  auto names = models::backbone_registry().names();
+  for (auto n : {"lenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_b_16",
+                 "vit_small_patch16_224", "vit_base_patch16_224"})
+    EXPECT_TRUE(models::backbone_registry().has(n)) << n;
+  BackboneOptions o;
+  o.name = "resnet19";
+  try {
+    models::make_backbone(o);
+    FAIL() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("resnet19"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("did you mean"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Backbones, ResNetTapShapesAndFeatureDims) {
+  torch::NoGradGuard ng;
+  auto r18 = make("resnet18");
+  r18->eval();
+  EXPECT_EQ(r18->feature_dim(), 512);
+  EXPECT_EQ(r18->in_conv_name(), "conv1");
+  auto f = r18->forward_features(torch::randn({2, 3, 64, 64}), r18->tap_names());
+  EXPECT_EQ(f.at("stem").sizes(), (std::vector<int64_t>{2, 64, 16, 16}));
+  EXPECT_EQ(f.at("layer1").sizes(), (std::vector<int64_t>{2, 64, 16, 16}));
+  EXPECT_EQ(f.at("layer2").sizes(), (std::vector<int64_t>{2, 128, 8, 8}));
+  EXPECT_EQ(f.at("layer3").sizes(), (std::vector<int64_t>{2, 256, 4, 4}));
+  EXPECT_EQ(f.at("layer4").sizes(), (std::vector<int64_t>{2, 512, 2, 2}));
+  EXPECT_EQ(f.at("pooled").sizes(), (std::vector<int64_t>{2, 512}));
+  // pooled = spatial mean of layer4
+  EXPECT_TRUE(torch::allclose(f.at("pooled"), f.at("layer4").mean({2, 3}), 1e-5, 1e-6));
+
+  auto r50 = make("resnet50", true);
+  r50->eval();
+  EXPECT_EQ(r50->feature_dim(), 2048);
+  auto g = r50->forward_features(torch::randn({1, 3, 32, 32}), {"stem", "layer4"});
+  EXPECT_EQ(g.size(), 2u);
+  EXPECT_EQ(g.at("stem").sizes(), (std::vector<int64_t>{1, 64, 32, 32}));  // small stem: no downsampling
+  EXPECT_EQ(g.at("layer4").sizes(), (std::vector<int64_t>{1, 2048, 4, 4}));
+  EXPECT_THROW(r50->forward_features(torch::randn({1, 3, 32, 32}), {"layer5"}), core::UsageError);
+  EXPECT_THROW(r50->forward(torch::randn({1, 4, 32, 32})), core::UsageError);
+}
+
+TEST(Backbones, LayerGroupsCoverEveryParameterExactlyOnce) {
+  std::vector<models::BackbonePtr> bbs{make("lenet"), make("resnet18"), make("resnet50"),
+                                       models::make_backbone(tiny_vit()), models::make_backbone(tiny_vit("vit_b_16"))};
+  std::vector<std::vector<std::string>> expect{
+      {"conv1", "conv2", "fc"},
+      {"stem", "layer1", "layer2", "layer3", "layer4"},
+      {"stem", "layer1", "layer2", "layer3", "layer4"},
+      {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"},
+      {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"}};
+  for (size_t i = 0; i < bbs.size(); ++i) {
+    auto groups = bbs[i]->layer_groups();
+    std::vector<std::string> names;
+    for (auto& g : groups) names.push_back(g.name);
+    EXPECT_EQ(names, expect[i]);
+    for (auto& kv : bbs[i]->named_parameters(true)) {
+      int hits = 0;
+      for (auto& g : groups) hits += models::in_group(kv.key(), g);
+      EXPECT_EQ(hits, 1) << kv.key();
+    }
+  }
+}
+
+TEST(Backbones, ViTTapsNamesAndPooling) {
+  torch::NoGradGuard ng;
+  auto o = tiny_vit();
+  auto vit = models::make_backbone(o);
+  vit->eval();
+  EXPECT_EQ(vit->feature_dim(), 32);
+  EXPECT_EQ(vit->in_conv_name(), "patch_embed.proj");
+  auto params = vit->named_parameters(true);
+  for (auto n : {"cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.2.attn.qkv.weight",
+                 "blocks.0.mlp.fc2.bias", "norm.weight"})
+    EXPECT_TRUE(params.find(n)) << n;
+  EXPECT_EQ(params["pos_embed"].sizes(), (std::vector<int64_t>{1, 17, 32}));
+  auto x = torch::randn({2, 3, 32, 32});
+  auto f = vit->forward_features(x, {"embed", "blocks.1", "norm", "pooled"});
+  EXPECT_EQ(f.at("blocks.1").sizes(), (std::vector<int64_t>{2, 17, 32}));
+  EXPECT_TRUE(torch::equal(f.at("pooled"), f.at("norm").select(1, 0)));
+  EXPECT_TRUE(torch::equal(models::pool_tap(*vit, f.at("norm")), f.at("pooled")));
+  EXPECT_THROW(vit->forward(torch::randn({2, 3, 48, 48})), core::UsageError);
+
+  auto tv = models::make_backbone(tiny_vit("vit_b_16"));
+  EXPECT_EQ(tv->in_conv_name(), "conv_proj");
+  auto tp = tv->named_parameters(true);
+  for (auto n : {"class_token", "encoder.pos_embedding", "conv_proj.bias",
+                 "encoder.layers.encoder_layer_1.self_attention.in_proj_weight",
+                 "encoder.layers.encoder_layer_1.self_attention.out_proj.weight", "encoder.layers.encoder_layer_0.mlp.3.bias",
+                 "encoder.layers.encoder_layer_0.ln_2.weight", "encoder.ln.bias"})
+    EXPECT_TRUE(tp.find(n)) << n;
+
+  o.pool = "mean";
+  auto vm = models::make_backbone(o);
+  vm->eval();
+  auto g = vm->forward_features(x, {"norm", "pooled"});
+  using torch::indexing::Slice;
+  EXPECT_TRUE(torch::allclose(g.at("pooled"), g.at("norm").index({Slice(), Slice(1)}).mean(1)));
+}
+
+TEST(Backbones, ViTDropPathIsStochasticInTrainModeOnly) {
+  auto o = tiny_vit();
+  o.drop_path = 0.5;
+  auto vit = models::make_backbone(o);
+  torch::NoGradGuard ng;
+  auto x = torch::randn({8, 3, 32, 32});
+  vit->eval();
+  EXPECT_TRUE(torch::equal(vit->forward(x), vit->forward(x)));
+  vit->train();
+  torch::manual_seed(0);
+  auto a = vit->forward(x);
+  auto b = vit->forward(x);
+  EXPECT_FALSE(torch::allclose(a, b));
+}
+
+TEST(Backbones, ReplacedInputConvIsUsed) {
+  // an adapter may swap the input conv for a Sequential (e.g. 1×1 band mixing + the old conv)
+  auto bb = make("resnet18", true);
+  auto old = bb->named_children()["conv1"];
+  auto mix = torch::nn::Conv2d(torch::nn::Conv2dOptions(5, 3, 1).bias(false));
+  torch::nn::Sequential seq(mix, torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(old)));
+  bb->replace_module("conv1", seq.ptr());
+  EXPECT_EQ(bb->in_channels(), 5);
+  torch::NoGradGuard ng;
+  bb->eval();
+  EXPECT_EQ(bb->forward(torch::randn({2, 5, 32, 32})).sizes(), (std::vector<int64_t>{2, 512}));
+}
+
+// ---------------------------------------------------------------- classifier
+
+static models::Classifier classifier(const std::string& bb, const std::string& head = "linear", int64_t classes = 7) {
+  models::HeadOptions h;
+  h.type = head;
+  h.bottleneck_dim = 16;
+  return models::Classifier(make(bb, true), h, classes);
+}
+
+TEST(Classifier, OutputsFeaturesLogitsAndPooledTaps) {
+  auto m = classifier("resnet18");
+  torch::NoGradGuard ng;
+  m->eval();
+  auto x = torch::randn({3, 3, 32, 32});
+  auto out = m->forward(x, {"layer2", "layer4"});
+  EXPECT_EQ(m->feature_dim(), 512);
+  EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{3, 512}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(out.taps.at("layer2").sizes(), (std::vector<int64_t>{3, 128}));
+  EXPECT_EQ(out.taps.at("layer4").sizes(), (std::vector<int64_t>{3, 512}));
+  EXPECT_TRUE(torch::allclose(out.taps.at("layer4"), out.features, 1e-5, 1e-6));
+  // logits = features · Wᵀ + b
+  auto p = m->named_parameters(true);
+  EXPECT_TRUE(torch::allclose(out.logits, torch::addmm(p["head.bias"], out.features, p["head.weight"].t()), 1e-5, 1e-6));
+
+  auto mb = classifier("lenet", "bottleneck", 4);
+  mb->eval();
+  EXPECT_EQ(mb->feature_dim(), 16);
+  auto ob = mb->forward(torch::randn({2, 3, 28, 28}));
+  EXPECT_EQ(ob.features.sizes(), (std::vector<int64_t>{2, 16}));
+  EXPECT_TRUE((ob.features >= 0).all().item<bool>());  // after ReLU
+  auto pb = mb->named_parameters(true);
+  for (auto n : {"backbone.0.weight", "bottleneck.0.weight", "bottleneck.1.weight", "head.weight"})
+    EXPECT_TRUE(pb.find(n)) << n;
+  auto groups = mb->layer_groups();
+  EXPECT_EQ(groups.back().name, "head");
+  EXPECT_EQ(groups.front().prefixes.front(), "backbone.0.");
+}
+
+static std::map<std::string, bool> grad_by_group(models::ClassifierImpl& m) {
+  std::map<std::string, bool> any;
+  auto groups = m.layer_groups();
+  for (auto& kv : m.named_parameters(true))
+    for (auto& g : groups)
+      if (models::in_group(kv.key(), g)) {
+        auto it = any.find(g.name);
+        bool rg = kv.value().requires_grad();
+        if (it == any.end()) any[g.name] = rg;
+        else EXPECT_EQ(it->second, rg) << "group " << g.name << " is mixed at " << kv.key();
+      }
+  return any;
+}
+
+TEST(Classifier, FreezeModesSetRequiresGrad) {
+  auto m = classifier("resnet18");
+  m->apply_freeze("backbone", "train");
+  auto g = grad_by_group(*m);
+  for (auto n : {"stem", "layer1", "layer2", "layer3", "layer4"}) EXPECT_FALSE(g.at(n)) << n;
+  EXPECT_TRUE(g.at("head"));
+  m->apply_freeze("top:2", "train");
+  g = grad_by_group(*m);
+  for (auto n : {"stem", "layer1", "layer2"}) EXPECT_FALSE(g.at(n)) << n;
+  for (auto n : {"layer3", "layer4", "head"}) EXPECT_TRUE(g.at(n)) << n;
+  m->apply_freeze("none", "frozen");
+  g = grad_by_group(*m);
+  for (auto& [n, rg] : g) EXPECT_TRUE(rg) << n;
+  EXPECT_THROW(m->apply_freeze("top:6", "train"), core::UsageError);
+  EXPECT_THROW(m->apply_freeze("top:x", "train"), core::UsageError);
+  EXPECT_THROW(m->apply_freeze("all", "train"), core::UsageError);
+  EXPECT_THROW(m->apply_freeze("none", "eval"), core::UsageError);
+}
+
+static std::map<std::string, torch::Tensor> bn_stats(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> s;
+  for (auto& kv : m.named_buffers(true))
+    if (kv.key().find("running_") != std::string::npos) s[kv.key()] = kv.value().clone();
+  return s;
+}
+
+TEST(Classifier, FrozenBatchNormStaysInEvalAfterTrain) {
+  auto m = classifier("resnet18", "bottleneck");
+  m->apply_freeze("none", "frozen");
+  m->train();  // the pitfall: a plain train() would switch every BN back to batch statistics
+  EXPECT_TRUE(m->is_training());
+  EXPECT_EQ(m->frozen_bn_count(), 20u);  // bn1 + 8 blocks × 2 + 3 downsample BNs
+  auto before = bn_stats(*m);
+  auto x = torch::randn({4, 3, 32, 32});
+  m->forward(x);
+  auto after = bn_stats(*m);
+  for (auto& [k, v] : before) {
+    bool backbone = k.rfind("backbone.", 0) == 0;
+    EXPECT_EQ(torch::equal(v, after.at(k)), backbone) << k;  // the head's bottleneck BN still learns
+  }
+  // in train mode with frozen BN, the backbone equals its eval-mode self
+  {
+    torch::NoGradGuard ng;
+    auto f_train = m->backbone()->forward(x);
+    m->eval();
+    auto f_eval = m->backbone()->forward(x);
+    EXPECT_TRUE(torch::equal(f_train, f_eval));
+  }
+  // freeze top:1 with bn=train: BNs of frozen groups stay in eval, layer4's BNs use batch stats
+  m->apply_freeze("top:1", "train");
+  m->train();
+  before = bn_stats(*m);
+  m->forward(x);
+  after = bn_stats(*m);
+  for (auto& [k, v] : before) {
+    bool frozen = k.rfind("backbone.", 0) == 0 && k.rfind("backbone.layer4.", 0) != 0;
+    EXPECT_EQ(torch::equal(v, after.at(k)), frozen) << k;
+  }
+  // back to bn=train, none: all BN layers learn again
+  m->apply_freeze("none", "train");
+  EXPECT_EQ(m->frozen_bn_count(), 0u);
+  m->train();
+  before = bn_stats(*m);
+  m->forward(x);
+  after = bn_stats(*m);
+  for (auto& [k, v] : before) EXPECT_FALSE(torch::equal(v, after.at(k))) << k;
+}
+
+// ---------------------------------------------------------------- parameter groups
+
+TEST(ParamGroups, LayerDecayOverridesAndNoDecaySplit) {
+  auto m = classifier("resnet18");
+  models::ParamGroupOptions o;
+  o.lr = 0.1;
+  o.layer_decay = 0.5;
+  o.weight_decay = 1e-3;
+  o.lr_overrides = {{"layer3", 0.007}};
+  auto groups = models::make_param_groups(*m, o);
+  std::map<std::string, models::ParamGroup> by;
+  for (auto& g : groups) by.emplace(g.name, g);
+  // distance from the head: head 0, layer4 1, layer3 2 (overridden), layer2 3, layer1 4, stem 5
+  std::map<std::string, int> dist{{"head", 0}, {"layer4", 1}, {"layer2", 3}, {"layer1", 4}, {"stem", 5}};
+  for (auto& [n, d] : dist) {
+    EXPECT_DOUBLE_EQ(by.at(n).lr, 0.1 * std::pow(0.5, d)) << n;
+    EXPECT_DOUBLE_EQ(by.at(n + ".no_decay").lr, 0.1 * std::pow(0.5, d)) << n;
+  }
+  EXPECT_DOUBLE_EQ(by.at("layer3").lr, 0.007);
+  EXPECT_DOUBLE_EQ(by.at("layer3.no_decay").lr, 0.007);
+  // decayed groups hold only ≥2-d weights; no-decay groups hold biases and BN weights at wd 0
+  int64_t total = 0;
+  for (auto& g : groups) {
+    bool nd = g.name.size() > 9 && g.name.substr(g.name.size() - 9) == ".no_decay";
+    EXPECT_DOUBLE_EQ(g.weight_decay, nd ? 0.0 : 1e-3) << g.name;
+    int64_t numel = 0;
+    for (auto& p : g.params) {
+      EXPECT_EQ(p.dim() <= 1, nd) << g.name;
+      numel += p.numel();
+    }
+    EXPECT_EQ(numel, g.numel);
+    total += numel;
+  }
+  int64_t all = 0;
+  for (auto& p : m->parameters()) all += p.numel();
+  EXPECT_EQ(total, all);
+  EXPECT_EQ(groups.front().name, "stem");
+  auto table = models::param_group_table(groups);
+  EXPECT_NE(table.find("layer3.no_decay"), std::string::npos) << table;
+  EXPECT_NE(table.find(std::to_string(all)), std::string::npos) << table;
+
+  // no_decay_bn_bias off: one group per layer group, all at the weight decay
+  o.no_decay_bn_bias = false;
+  o.lr_overrides.clear();
+  EXPECT_EQ(models::make_param_groups(*m, o).size(), 6u);
+}
+
+TEST(ParamGroups, OnlyTrainableParametersAndUnknownOverrideFails) {
+  auto m = classifier("resnet18");
+  m->apply_freeze("backbone", "train");
+  models::ParamGroupOptions o;
+  auto groups = models::make_param_groups(*m, o);
+  ASSERT_EQ(groups.size(), 2u);  // head (weight) + head.no_decay (bias); empty groups dropped
+  EXPECT_EQ(groups[0].name, "head");
+  EXPECT_EQ(groups[0].numel + groups[1].numel, 512 * 7 + 7);
+  m->apply_freeze("top:1", "train");
+  EXPECT_EQ(models::make_param_groups(*m, o).size(), 4u);
+  o.lr_overrides = {{"layer7", 1.0}};
+  try {
+    models::make_param_groups(*m, o);
+    FAIL();
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer7"), std::string::npos);
+  }
+}
+
+TEST(ParamGroups, ViTTokensAndEmbeddingsAreNotDecayed) {
+  models::Classifier m(models::make_backbone(tiny_vit("vit_b_16")), models::HeadOptions{}, 3);
+  auto groups = models::make_param_groups(*m, models::ParamGroupOptions{});
+  for (auto& g : groups) {
+    if (g.name == "embed.no_decay") EXPECT_EQ(g.params.size(), 3u);  // class_token, pos_embedding, conv bias
+    if (g.name == "embed") EXPECT_EQ(g.params.size(), 1u);           // conv_proj.weight
+  }
+  EXPECT_TRUE(models::is_no_decay("backbone.cls_token", torch::zeros({1, 1, 4})));
+  EXPECT_FALSE(models::is_no_decay("backbone.blocks.0.attn.qkv.weight", torch::zeros({12, 4})));
+}
+
+// ---------------------------------------------------------------- config
+
+TEST(ModelOptions, ConfigKeysMapToOptions) {
+  core::Schema s;
+  models::declare_model_options(s);
+  models::declare_param_group_options(s);
+  auto c = core::parse_args(s, {"--model.backbone=vit_b_16", "--model.image_size=32", "--model.head=bottleneck",
+                                "--model.bottleneck_dim=64", "--model.freeze=top:3", "--model.bn=frozen",
+                                "--model.in_channels=4", "--model.pool=mean", "--optim.group_lr=layer4=1e-3, head=0.01",
+                                "--optim.layer_decay=0.7"});
+  auto m = models::model_options_from(c);
+  EXPECT_EQ(m.backbone.name, "vit_b_16");
+  EXPECT_EQ(m.backbone.image_size, 32);
+  EXPECT_EQ(m.backbone.in_channels, 4);
+  EXPECT_EQ(m.backbone.pool, "mean");
+  EXPECT_EQ(m.head.type, "bottleneck");
+  EXPECT_EQ(m.head.bottleneck_dim, 64);
+  EXPECT_EQ(m.freeze, "top:3");
+  EXPECT_EQ(m.bn, "frozen");
+  auto p = models::param_group_options_from(c);
+  EXPECT_DOUBLE_EQ(p.layer_decay, 0.7);
+  EXPECT_EQ(p.lr_overrides, (std::map<std::string, double>{{"layer4", 1e-3}, {"head", 0.01}}));
+  EXPECT_THROW(core::parse_args(s, {"--model.backbone=resnet5"}), core::UsageError);
+  EXPECT_THROW(models::model_options_from(core::parse_args(s, {"--model.freeze=top"})), core::UsageError);
+  EXPECT_THROW(models::parse_group_lr("layer4:1e-3"), core::UsageError);
+  EXPECT_THROW(models::parse_group_lr("layer4=abc"), core::UsageError);
+  EXPECT_THROW(models::parse_group_lr("head=1,head=2"), core::UsageError);
+}
