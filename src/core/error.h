@@ -34,13 +34,13 @@ class UsageError : public Error {
 /// Throws Error(str(args...)) unless cond holds.
 template <typename... Args>
 void check(bool cond, const Args&... args) {
-  if (!cond) throw Error(str(args...));
+  if (!cond) throw Error(::shiftlab::core::str(args...));
 }
 
 /// Throws UsageError(str(args...)) unless cond holds.
 template <typename... Args>
 void check_usage(bool cond, const Args&... args) {
-  if (!cond) throw UsageError(str(args...));
+  if (!cond) throw UsageError(::shiftlab::core::str(args...));
 }
 
 }  // namespace shiftlab::core

@@ -80,6 +80,7 @@ ClassifierImpl::ClassifierImpl(BackbonePtr backbone, const HeadOptions& head, in
 ClassifierImpl::Output ClassifierImpl::forward(torch::Tensor x, const std::vector<std::string>& taps) {
   std::vector<std::string> want = taps;
   if (std::find(want.begin(), want.end(), "pooled") == want.end()) want.push_back("pooled");
+  if (!input_adapter_.is_empty()) x = input_adapter_.forward(x);
   auto feats = backbone_->forward_features(x, want);
   Output out;
   auto f = feats.at("pooled");
@@ -91,6 +92,11 @@ ClassifierImpl::Output ClassifierImpl::forward(torch::Tensor x, const std::vecto
   out.logits = head_->forward(f);
   for (auto& t : taps) out.taps[t] = pool_tap(*backbone_, feats.at(t));
   return out;
+}
+
+void ClassifierImpl::set_input_adapter(torch::nn::AnyModule m) {
+  input_adapter_ = std::move(m);
+  register_module("input_adapter", input_adapter_.ptr());
 }
 
 void ClassifierImpl::train(bool on) {
@@ -138,6 +144,7 @@ std::vector<LayerGroup> ClassifierImpl::layer_groups() const {
   auto g = backbone_->layer_groups();
   for (auto& x : g)
     for (auto& p : x.prefixes) p = "backbone." + p;
+  if (!input_adapter_.is_empty() && !g.empty()) g.front().prefixes.push_back("input_adapter.");
   LayerGroup head{"head", {"head."}};
   if (bottleneck_) head.prefixes.insert(head.prefixes.begin(), "bottleneck.");
   g.push_back(head);

@@ -54,6 +54,10 @@ class ClassifierImpl : public torch::nn::Module {
   /// Sets requires_grad and BatchNorm modes (UsageError naming model.freeze / model.bn when bad).
   void apply_freeze(const std::string& freeze, const std::string& bn);
 
+  /// Puts a module in front of the backbone (e.g. the learned 1×1 band mixer of
+  /// adapters::adapt_input_conv); registered as "input_adapter", trained with the stem group.
+  void set_input_adapter(torch::nn::AnyModule m);
+
   BackbonePtr backbone() { return backbone_; }
   int64_t feature_dim() const { return feature_dim_; }
   int64_t num_classes() const { return num_classes_; }
@@ -64,6 +68,7 @@ class ClassifierImpl : public torch::nn::Module {
 
  private:
   BackbonePtr backbone_;
+  torch::nn::AnyModule input_adapter_;
   torch::nn::Sequential bottleneck_{nullptr};
   torch::nn::Linear head_{nullptr};
   double dropout_;

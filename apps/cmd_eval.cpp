@@ -1,0 +1,75 @@
+// shiftlab eval: evaluate a run's checkpoint (best or latest) on its source-val and target-test
+// domains, or on other data given as overrides (e.g. --data.target.dataset=mnist).
+#include <iomanip>
+#include <iostream>
+
+#include "apps/command.h"
+#include "apps/run_helpers.h"
+#include "core/log.h"
+#include "core/run_dir.h"
+#include "core/runtime.h"
+#include "data/options.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/experiment.h"
+#include "train/options.h"
+#include "train/trainer.h"
+
+namespace shiftlab::apps {
+
+static core::Schema eval_schema() {
+  auto s = train::experiment_schema();
+  s.add_path("run", "", "the run directory to evaluate (required)").command_flag();
+  s.add_choice("checkpoint", "best", {"best", "latest"}, "which checkpoint to evaluate").command_flag();
+  s.add_bool("confusion", false, "print the confusion matrix").command_flag();
+  return s;
+}
+
+static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
+  core::check_usage(!cli.get_string("run").empty(), "missing --run=DIR (the run directory to evaluate)");
+  auto run = core::RunDir::open(cli.get_string("run"));
+  auto cfg = config_of_run(run, cli, {"data.", "eval.", "run.threads", "run.device", "run.log_level"});
+  auto device = core::setup_runtime(core::runtime_options_from(cfg));
+  auto exp = train::build_experiment(cfg, device);
+  std::string ck = run.file(cli.get_string("checkpoint") + ".pt");
+  train::CheckpointParts parts{exp.model.ptr().get(), exp.method.get(), nullptr, {}};
+  auto meta = train::load_checkpoint(ck, parts, false);
+  auto to = train::train_options_from(cfg);
+  std::cout << "checkpoint " << ck << " (step " << meta.value("step", -1) << ")\n";
+  struct Dom {
+    const char* name;
+    data::DatasetPtr ds;
+  };
+  for (auto& d : {Dom{"source-val", exp.source_val}, Dom{"target-test", exp.target_test}}) {
+    std::map<std::string, torch::Tensor> saved;
+    if (exp.method->adabn() && std::string(d.name) == "target-test") {
+      for (auto& b : exp.model->named_buffers()) saved[b.key()] = b.value().clone();
+      train::adabn_recompute(*exp.model, exp.target, to.eval_batch_size, to.eval_workers, device);
+    }
+    auto r = train::evaluate(*exp.model, d.ds, to.eval_batch_size, to.eval_workers, device, exp.num_classes);
+    std::cout << std::fixed << std::setprecision(2) << d.name << " (" << d.ds->describe() << "): accuracy "
+              << r.accuracy << " %, mean per-class " << r.mean_class_accuracy << " %, entropy "
+              << std::setprecision(4) << r.entropy << "\n  per class:";
+    for (size_t c = 0; c < r.per_class.size(); ++c) std::cout << " " << c << ":" << std::setprecision(1) << r.per_class[c];
+    std::cout << "\n";
+    if (cli.get_bool("confusion")) {
+      std::cout << "  confusion (rows true, columns predicted):\n";
+      for (auto& row : r.confusion) {
+        std::cout << "   ";
+        for (auto v : row) std::cout << " " << std::setw(5) << v;
+        std::cout << "\n";
+      }
+    }
+    if (!saved.empty()) {
+      torch::NoGradGuard ng;
+      for (auto& b : exp.model->named_buffers()) b.value().copy_(saved.at(b.key()));
+    }
+  }
+  return 0;
+}
+
+SHIFTLAB_COMMAND("eval", "evaluate a run's best or latest checkpoint on its domains or on other data", eval_schema,
+                 core::Positionals{"", 0, 0}, "Example:\n  shiftlab eval --run runs/digits/20261124-120000-abc123 --checkpoint=best",
+                 run_eval);
+
+}  // namespace shiftlab::apps

@@ -1,0 +1,100 @@
+#include "train/experiment.h"
+
+#include "adapters/input_conv.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "data/datasets.h"
+#include "data/options.h"
+#include "losses/methods.h"
+#include "models/weights.h"
+
+namespace shiftlab::train {
+
+models::Classifier build_model(const core::Config& c, int64_t num_classes, std::string* weights_sha) {
+  auto mo = models::model_options_from(c);
+  auto backbone = models::make_backbone(mo.backbone);
+  const auto weights = c.get_string("model.weights");
+  if (!weights.empty()) {
+    auto w = models::load_weights_file(weights);
+    // classification heads of the original model are never part of the backbone
+    auto report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), {"fc.", "head.", "heads.", "classifier."});
+    core::log_info("loaded weights '", weights, "': ", report.summary());
+    if (weights_sha) *weights_sha = core::sha256_file(weights);
+  }
+  auto ic = adapters::input_conv_options_from(c);
+  torch::nn::AnyModule front;
+  // band adaptation only when asked for (model.bands / band_mode / rgb_bands set), from the
+  // backbone's native input (model.in_channels)
+  bool asked = c.is_set("model.bands") || c.is_set("model.band_mode") || c.is_set("model.rgb_bands");
+  if (asked && (ic.bands != backbone->in_channels() || ic.mode == "learned_1x1" || !ic.rgb_bands.empty()))
+    front = adapters::adapt_input_conv(*backbone, backbone->in_conv_name(), ic);
+  models::Classifier model(backbone, mo.head, num_classes);
+  if (!front.is_empty()) model->set_input_adapter(front);
+  model->apply_freeze(mo.freeze, mo.bn);
+  return model;
+}
+
+static data::DomainOptions eval_domain(const core::Config& c, const std::string& prefix, const std::string& split_key,
+                                       const std::string& transform_key) {
+  auto d = data::domain_options_from(c, prefix);
+  d.split = c.get_string(split_key);
+  d.labelled = true;
+  auto t = c.get_string(transform_key);
+  if (!t.empty()) d.transform = t;
+  return d;
+}
+
+Experiment build_experiment(const core::Config& c, const torch::Device& device) {
+  Experiment e;
+  e.device = device;
+  e.source = data::make_domain(data::domain_options_from(c, "data.source"));
+  e.target = data::make_domain(data::domain_options_from(c, "data.target"));
+  e.source_val = data::make_domain(eval_domain(c, "data.source", "data.source.val_split", "data.source.eval_transform"));
+  e.target_test = data::make_domain(eval_domain(c, "data.target", "data.target.test_split", "data.target.eval_transform"));
+  e.source_loader = data::loader_options_from(c, "data.source");
+  e.target_loader = data::loader_options_from(c, "data.target");
+  auto seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  // the loaders' own seeds (data.*.seed) combine with run.seed, so --run.seed=N changes everything
+  e.source_loader.seed = e.source_loader.seed * 1000003 + seed * 2 + 1;
+  e.target_loader.seed = e.target_loader.seed * 1000003 + seed * 2 + 2;
+  e.source_loader.pin_memory = e.target_loader.pin_memory = device.is_cuda();
+
+  for (auto* ds : {&e.source, &e.source_val}) core::check((*ds)->size() > 0, "dataset ", (*ds)->describe(), " is empty");
+  core::check(e.target->size() > 0, "target dataset ", e.target->describe(), " is empty");
+  e.num_classes = e.source->num_classes();
+  core::check(e.num_classes > 1, "source dataset ", e.source->describe(), " has ", e.num_classes,
+              " classes; a classifier needs at least 2");
+  auto tk = e.target_test->num_classes();
+  core::check(tk == 0 || tk == e.num_classes, "source and target disagree on the number of classes: ",
+              e.source->describe(), " has ", e.num_classes, ", ", e.target_test->describe(), " has ", tk);
+
+  e.model = build_model(c, e.num_classes, &e.weights_sha256);
+  e.model->to(device);
+
+  auto mo = losses::method_options_from(c);
+  // a dry forward on two source images gives the feature and tap sizes the method needs
+  std::vector<std::string> all_taps;
+  {
+    auto probe_method = losses::make_method(mo, 1, e.num_classes, {});
+    all_taps = probe_method->taps();
+  }
+  std::map<std::string, int64_t> tap_dims;
+  int64_t fdim = 0;
+  {
+    torch::NoGradGuard ng;
+    bool was = e.model->is_training();
+    e.model->eval();
+    auto x = torch::stack({e.source->get(0, 0).image, e.source->get(std::min<size_t>(1, e.source->size() - 1), 0).image})
+                 .to(device);
+    auto out = e.model->forward(x, all_taps);
+    fdim = out.features.size(1);
+    for (auto& [k, v] : out.taps) tap_dims[k] = v.size(1);
+    e.model->train(was);
+  }
+  e.method = losses::make_method(mo, fdim, e.num_classes, tap_dims);
+  e.method->to(device);
+  e.method_taps = e.method->taps();
+  return e;
+}
+
+}  // namespace shiftlab::train

@@ -1,0 +1,47 @@
+// Options of a training run: [train], [optim] (optimizer kind; learning rates and groups are
+// models::ParamGroupOptions), [eval], plus the experiment schema that composes every module's
+// options (data domains, model, method, schedule, runtime, run directory).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/options.h"
+
+namespace shiftlab::train {
+
+struct OptimOptions {
+  std::string name = "sgd";  ///< sgd | adam | adamw
+  double momentum = 0.9;
+  bool nesterov = true;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double grad_clip = 0;  ///< max global gradient norm; 0 = off
+};
+
+struct TrainOptions {
+  int64_t steps = 1000;
+  int64_t eval_every = 200;
+  int64_t log_every = 50;
+  int64_t keep = 0;                ///< periodic step-N checkpoints kept (0: only latest and best)
+  std::string select = "source_val";  ///< source_val | target_entropy | oracle
+  double label_smoothing = 0;
+  bool together = true;            ///< source and target through the backbone in one batch
+  int64_t early_stop = 0;          ///< stop after this many evaluations without improvement (0 = off)
+  std::string amp = "none";        ///< none | bf16 | fp16 (CUDA only)
+  bool channels_last = false;      ///< CUDA: channels_last memory format
+  int64_t eval_batch_size = 256;
+  int eval_workers = 2;
+  int64_t fail_at_step = -1;       ///< testing aid: abort (SIGKILL-like) at this step
+  int64_t phase1_steps = 0;        ///< two-phase recipe: head-only steps before phase 2
+  double phase1_lr = 0;            ///< head lr in phase 1 (0: optim.lr)
+};
+
+void declare_train_options(core::Schema& s);
+TrainOptions train_options_from(const core::Config& c);
+OptimOptions optim_options_from(const core::Config& c);
+
+/// Every option of an experiment (train, eval, sweep): run.*, data.*, model.*, method, optim.*,
+/// schedule.*, train.*.
+core::Schema experiment_schema();
+
+}  // namespace shiftlab::train

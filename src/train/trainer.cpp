@@ -1,0 +1,502 @@
+#include "train/trainer.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "core/log.h"
+#include "core/runtime.h"
+#include "core/signals.h"
+#include "data/loader.h"
+#include "models/classifier.h"
+#include "models/param_groups.h"
+#include "train/autocast.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+
+namespace shiftlab::train {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---------------------------------------------------------------- AdaBN
+
+template <typename Fn>
+static void for_each_bn(torch::nn::Module& m, Fn fn) {
+  for (auto& sub : m.modules(/*include_self=*/true)) {
+    if (auto* b2 = dynamic_cast<torch::nn::BatchNorm2dImpl*>(sub.get())) fn(*b2);
+    else if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(sub.get())) fn(*b1);
+  }
+}
+
+void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
+                     const torch::Device& device, int64_t max_batches) {
+  torch::NoGradGuard ng;
+  bool was = model.is_training();
+  model.train(true);
+  std::vector<c10::optional<double>> momenta;
+  for_each_bn(model, [&](auto& bn) {
+    momenta.push_back(bn.options.momentum());
+    bn.options.momentum(c10::nullopt);  // cumulative average over the batches seen
+    bn.reset_running_stats();
+    bn.train(true);
+  });
+  data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.workers = workers;
+  lo.shuffle = true;
+  lo.drop_last = false;
+  data::Loader loader(ds, lo);
+  loader.start_epoch(0);
+  data::Batch b;
+  for (int64_t i = 0; i < max_batches && loader.next(b); ++i) model.forward(b.images.to(device));
+  size_t k = 0;
+  for_each_bn(model, [&](auto& bn) { bn.options.momentum(momenta[k++]); });
+  model.train(was);
+}
+
+// ---------------------------------------------------------------- state
+
+struct Trainer::State {
+  Experiment& e;
+  const core::Config& cfg;
+  const core::RunDir& run;
+  TrainOptions to;
+  OptimOptions oo;
+  ScheduleOptions so;
+  models::ParamGroupOptions pgo;
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  std::vector<double> base_lrs;
+  std::vector<torch::Tensor> trainable;
+  std::unique_ptr<data::ForeverIterator> src_it, tgt_it;
+  core::MetricsWriter metrics;
+  // selection bookkeeping (saved in checkpoints)
+  double best_score = -std::numeric_limits<double>::infinity();
+  int64_t best_step = -1;
+  json best_eval = json::object();
+  double oracle_best = -std::numeric_limits<double>::infinity();
+  int64_t oracle_step = -1;
+  json last_eval = json::object();
+  int64_t evals_since_best = 0;
+  int phase = 2;  // 1 = head-only phase of the two-phase recipe
+  // log accumulation
+  std::map<std::string, torch::Tensor> acc;
+  int64_t acc_n = 0;
+  double images = 0, train_seconds = 0;
+
+  State(Experiment& e_, const core::Config& c, const core::RunDir& r)
+      : e(e_), cfg(c), run(r), metrics(r.path()) {
+    to = train_options_from(c);
+    oo = optim_options_from(c);
+    so = schedule_options_from(c);
+    pgo = models::param_group_options_from(c);
+  }
+
+  std::string ckpt(const std::string& name) const { return run.file(name); }
+
+  void build_optimizer(bool head_only) {
+    auto pg = pgo;
+    if (head_only && to.phase1_lr > 0) pg.lr = to.phase1_lr;
+    auto groups = models::make_param_groups(*e.model, pg);
+    auto mparams = e.method->parameters();
+    if (!mparams.empty()) {
+      models::ParamGroup g;
+      g.name = "method";
+      g.params = mparams;
+      g.lr = pg.lr;
+      g.weight_decay = pg.weight_decay;
+      g.numel = 0;
+      for (auto& p : mparams) g.numel += p.numel();
+      groups.push_back(g);
+    }
+    core::check(!groups.empty(), "nothing to train: every parameter is frozen (model.freeze = ",
+                cfg.get_string("model.freeze"), ")");
+    core::log_info("parameter groups:\n", models::param_group_table(groups));
+    int64_t total = 0, train = 0;
+    for (auto& p : e.model->parameters()) {
+      total += p.numel();
+      if (p.requires_grad()) train += p.numel();
+    }
+    int64_t method_n = 0;
+    for (auto& p : mparams) method_n += p.numel();
+    core::log_info("trainable parameters: model ", train, " of ", total, " (",
+                   core::str(std::round(1000.0 * train / std::max<int64_t>(1, total)) / 10.0), " %), method ",
+                   method_n);
+    std::vector<torch::optim::OptimizerParamGroup> pgs;
+    base_lrs.clear();
+    trainable.clear();
+    for (auto& g : groups) {
+      base_lrs.push_back(g.lr);
+      for (auto& p : g.params) trainable.push_back(p);
+      std::unique_ptr<torch::optim::OptimizerOptions> opts;
+      if (oo.name == "sgd")
+        opts = std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(g.lr)
+                                                              .momentum(oo.momentum)
+                                                              .nesterov(oo.nesterov && oo.momentum > 0)
+                                                              .weight_decay(g.weight_decay));
+      else if (oo.name == "adam")
+        opts = std::make_unique<torch::optim::AdamOptions>(
+            torch::optim::AdamOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
+      else
+        opts = std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
+      pgs.emplace_back(g.params, std::move(opts));
+    }
+    if (oo.name == "sgd")
+      opt = std::make_unique<torch::optim::SGD>(pgs, torch::optim::SGDOptions(pgo.lr).momentum(oo.momentum));
+    else if (oo.name == "adam")
+      opt = std::make_unique<torch::optim::Adam>(pgs, torch::optim::AdamOptions(pgo.lr));
+    else
+      opt = std::make_unique<torch::optim::AdamW>(pgs, torch::optim::AdamWOptions(pgo.lr));
+  }
+
+  json meta(int64_t next_step) const {
+    json m;
+    m["step"] = next_step;
+    m["phase"] = phase;
+    m["source_iter"] = src_it->state();
+    if (tgt_it) m["target_iter"] = tgt_it->state();
+    m["best_score"] = std::isfinite(best_score) ? json(best_score) : json(nullptr);
+    m["best_step"] = best_step;
+    m["best_eval"] = best_eval;
+    m["oracle_best"] = std::isfinite(oracle_best) ? json(oracle_best) : json(nullptr);
+    m["oracle_step"] = oracle_step;
+    m["last_eval"] = last_eval;
+    m["evals_since_best"] = evals_since_best;
+    json a = json::object();
+    for (auto& [k, v] : acc) a[k] = v.item<double>();
+    m["acc"] = a;
+    m["acc_n"] = acc_n;
+    m["images"] = images;
+    m["train_seconds"] = train_seconds;
+    return m;
+  }
+
+  void restore_meta(const json& m) {
+    phase = m.value("phase", 2);
+    src_it->restore(m.at("source_iter"));
+    if (tgt_it && m.contains("target_iter")) tgt_it->restore(m.at("target_iter"));
+    best_score = m["best_score"].is_null() ? -std::numeric_limits<double>::infinity() : m["best_score"].get<double>();
+    best_step = m.value("best_step", int64_t{-1});
+    best_eval = m.value("best_eval", json::object());
+    oracle_best = m["oracle_best"].is_null() ? -std::numeric_limits<double>::infinity() : m["oracle_best"].get<double>();
+    oracle_step = m.value("oracle_step", int64_t{-1});
+    last_eval = m.value("last_eval", json::object());
+    evals_since_best = m.value("evals_since_best", int64_t{0});
+    acc.clear();
+    for (auto& [k, v] : m.value("acc", json::object()).items())
+      acc[k] = torch::tensor(v.get<double>(), torch::kDouble).to(e.device);
+    acc_n = m.value("acc_n", int64_t{0});
+    images = m.value("images", 0.0);
+    train_seconds = m.value("train_seconds", 0.0);
+  }
+
+  void save(const std::string& name, int64_t next_step, bool with_optimizer) {
+    CheckpointParts p;
+    p.model = e.model.ptr().get();
+    p.method = e.method.get();
+    p.optimizer = with_optimizer ? opt.get() : nullptr;
+    p.meta = meta(next_step);
+    save_checkpoint(ckpt(name), p);
+  }
+
+  json evaluate_now(int64_t step) {
+    auto sv = evaluate(*e.model, e.source_val, to.eval_batch_size, to.eval_workers, e.device, e.num_classes);
+    std::map<std::string, torch::Tensor> saved;
+    if (e.method->adabn()) {
+      for (auto& b : e.model->named_buffers()) saved[b.key()] = b.value().clone();
+      adabn_recompute(*e.model, e.target, to.eval_batch_size, to.eval_workers, e.device);
+    }
+    auto tt = evaluate(*e.model, e.target_test, to.eval_batch_size, to.eval_workers, e.device, e.num_classes);
+    if (!saved.empty()) {
+      torch::NoGradGuard ng;
+      for (auto& b : e.model->named_buffers()) b.value().copy_(saved.at(b.key()));
+    }
+    json r;
+    r["step"] = step;
+    r["phase"] = phase;
+    r["source_val_acc"] = sv.accuracy;
+    r["target_test_acc"] = tt.accuracy;
+    r["target_test_mean_class_acc"] = tt.mean_class_accuracy;
+    r["target_entropy"] = tt.entropy;
+    r["target_test_per_class"] = tt.to_json()["per_class_accuracy"];
+    r["target_test_confusion"] = tt.confusion;
+    return r;
+  }
+};
+
+Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run)
+    : s_(std::make_unique<State>(exp, cfg, run)) {}
+Trainer::~Trainer() = default;
+
+static std::string fmt(double v, int prec = 2) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v;
+  return os.str();
+}
+
+json Trainer::fit(bool resume) {
+  auto& s = *s_;
+  auto& e = s.e;
+  const auto& to = s.to;
+  bool uses_target = e.method->uses_target();
+  s.src_it = std::make_unique<data::ForeverIterator>(e.source, e.source_loader);
+  if (uses_target) s.tgt_it = std::make_unique<data::ForeverIterator>(e.target, e.target_loader);
+
+  int64_t step = 0;
+  json resumed_meta;
+  bool has_phase1 = to.phase1_steps > 0;
+  if (resume) {
+    core::check(fs::exists(s.ckpt("latest.pt")), "cannot resume '", s.run.path(), "': no latest.pt checkpoint");
+    // peek at the phase to build the matching optimizer, then load everything
+    CheckpointParts peek;
+    resumed_meta = load_checkpoint(s.ckpt("latest.pt"), peek, false);
+    s.phase = resumed_meta.value("phase", 2);
+  } else {
+    s.phase = has_phase1 ? 1 : 2;
+  }
+  auto mo = models::model_options_from(s.cfg);
+  if (s.phase == 1) e.model->apply_freeze("backbone", mo.bn);
+  s.build_optimizer(s.phase == 1);
+  if (resume) {
+    CheckpointParts p{e.model.ptr().get(), e.method.get(), s.opt.get(), {}};
+    resumed_meta = load_checkpoint(s.ckpt("latest.pt"), p, true);
+    s.restore_meta(resumed_meta);
+    step = resumed_meta.at("step").get<int64_t>();
+    core::log_info("resumed '", s.run.path(), "' at step ", step, " (phase ", s.phase, ")");
+    s.metrics.resume_from(step);
+  }
+
+  auto summary = json::object();
+  summary["status"] = "running";
+  summary["command"] = "train";
+  s.run.write_summary(summary);
+
+  while (true) {
+    int64_t total = s.phase == 1 ? to.phase1_steps : to.steps;
+    e.model->train(true);
+    e.method->train(true);
+    core::Progress progress(s.phase == 1 ? "phase 1" : "train", total);
+    auto t0 = std::chrono::steady_clock::now();
+    bool stop_early = false;
+    for (; step < total; ++step) {
+      if (core::stop_requested()) {
+        s.save("latest.pt", step, true);
+        summary["status"] = "interrupted";
+        summary["step"] = step;
+        s.metrics.flush();
+        s.run.write_summary(summary);
+        throw core::Error(core::str("interrupted by signal ", core::stop_signal(), " at step ", step,
+                                    "; resume with: shiftlab train --resume ", s.run.path()));
+      }
+      if (step == to.fail_at_step) ::kill(::getpid(), SIGKILL);
+      double f = lr_factor(s.so, step, total);
+      auto& groups = s.opt->param_groups();
+      for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(s.base_lrs[i] * f);
+
+      auto bs = s.src_it->next();
+      auto xs = bs.images.to(e.device, true);
+      auto ys = bs.labels.to(e.device, true);
+      losses::StepOutputs out;
+      out.labels_s = ys;
+      out.progress = static_cast<double>(step) / std::max<int64_t>(1, total);
+      out.step = step;
+      int64_t ns = xs.size(0), nt = 0;
+      {
+        AutocastGuard ag(e.device, to.amp);
+        if (uses_target) {
+          auto bt = s.tgt_it->next();
+          auto xt = bt.images.to(e.device, true);
+          nt = xt.size(0);
+          if (to.together) {
+            auto o = e.model->forward(torch::cat({xs, xt}), e.method_taps);
+            out.f_s = o.features.narrow(0, 0, ns);
+            out.f_t = o.features.narrow(0, ns, nt);
+            out.logits_s = o.logits.narrow(0, 0, ns);
+            out.logits_t = o.logits.narrow(0, ns, nt);
+            for (auto& [k, v] : o.taps) {
+              out.taps_s[k] = v.narrow(0, 0, ns);
+              out.taps_t[k] = v.narrow(0, ns, nt);
+            }
+          } else {
+            auto os = e.model->forward(xs, e.method_taps);
+            auto ot = e.model->forward(xt, e.method_taps);
+            out.f_s = os.features;
+            out.logits_s = os.logits;
+            out.taps_s = os.taps;
+            out.f_t = ot.features;
+            out.logits_t = ot.logits;
+            out.taps_t = ot.taps;
+          }
+        } else {
+          auto o = e.model->forward(xs, e.method_taps);
+          out.f_s = o.features;
+          out.logits_s = o.logits;
+          out.taps_s = o.taps;
+        }
+      }
+      if (to.amp != "none") {
+        out.f_s = out.f_s.to(torch::kFloat);
+        out.logits_s = out.logits_s.to(torch::kFloat);
+        if (out.f_t.defined()) out.f_t = out.f_t.to(torch::kFloat), out.logits_t = out.logits_t.to(torch::kFloat);
+      }
+      auto ce = torch::nn::functional::cross_entropy(
+          out.logits_s, ys, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(to.label_smoothing));
+      auto terms = e.method->loss(out);
+      auto loss = terms.total.defined() ? ce + terms.total : ce;
+      // NaN guard: on CPU every step (cheap); on CUDA at logging steps only (no per-step sync)
+      bool check_now = !e.device.is_cuda() || (step + 1) % to.log_every == 0;
+      if (check_now && !std::isfinite(loss.item<double>())) {
+        std::string culprit = "ce";
+        if (std::isfinite(ce.item<double>()))
+          for (auto& [n, t] : terms.terms)
+            if (!std::isfinite(t.item<double>())) {
+              culprit = n;
+              break;
+            }
+        summary["status"] = "failed";
+        summary["error"] = core::str("non-finite loss at step ", step, " (term '", culprit, "')");
+        s.metrics.flush();
+        s.run.write_summary(summary);
+        throw core::Error(core::str("non-finite loss at step ", step, ": term '", culprit, "' = ",
+                                    culprit == "ce" ? ce.item<double>() : loss.item<double>(),
+                                    "; the last good checkpoint stays in ", s.run.path()));
+      }
+      s.opt->zero_grad();
+      loss.backward();
+      if (s.oo.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.oo.grad_clip);
+      s.opt->step();
+
+      // accumulate terms (device tensors; no host sync until logging)
+      auto add = [&](const std::string& k, const torch::Tensor& v) {
+        auto d = v.detach().to(torch::kDouble);
+        auto it = s.acc.find(k);
+        if (it == s.acc.end()) s.acc[k] = d.clone();
+        else it->second += d;
+      };
+      add("loss", loss);
+      add("ce", ce);
+      for (auto& [n, t] : terms.terms) add(n, t);
+      s.acc_n++;
+      s.images += static_cast<double>(ns + nt);
+
+      bool log_now = (step + 1) % to.log_every == 0 || step + 1 == total;
+      if (log_now) {
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        s.train_seconds += el;
+        json row;
+        row["step"] = step + 1;
+        row["phase"] = s.phase;
+        row["lr"] = s.opt->param_groups().back().options().get_lr();
+        for (auto& [k, v] : s.acc) row[k] = v.item<double>() / std::max<int64_t>(1, s.acc_n);
+        row["images_per_s"] = el > 0 ? s.images / el : 0.0;
+        s.metrics.log(row);
+        progress.update(step + 1, core::str("loss ", fmt(row["loss"].get<double>(), 4)));
+        core::log_to_file_only(row.dump());
+        s.acc.clear();
+        s.acc_n = 0;
+        s.images = 0;
+        t0 = std::chrono::steady_clock::now();
+      }
+      bool eval_now = (to.eval_every > 0 && (step + 1) % to.eval_every == 0) || step + 1 == total;
+      if (eval_now) {
+        auto r = s.evaluate_now(step + 1);
+        double score = to.select == "source_val" ? r["source_val_acc"].get<double>()
+                       : to.select == "oracle"   ? r["target_test_acc"].get<double>()
+                                                 : -r["target_entropy"].get<double>();
+        bool improved = score > s.best_score;
+        if (improved) {
+          s.best_score = score;
+          s.best_step = step + 1;
+          s.best_eval = r;
+          s.evals_since_best = 0;
+        } else {
+          s.evals_since_best++;
+        }
+        double tacc = r["target_test_acc"].get<double>();
+        if (tacc > s.oracle_best) {
+          s.oracle_best = tacc;
+          s.oracle_step = step + 1;
+        }
+        s.last_eval = r;
+        json row = r;
+        row.erase("target_test_per_class");
+        row.erase("target_test_confusion");
+        row["selected"] = improved;
+        s.metrics.log(row);
+        s.metrics.flush();
+        core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", step + 1, ": source-val ",
+                       fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(tacc), " %",
+                       improved ? " (best so far by " + to.select + ")" : "");
+        e.model->train(true);
+        e.method->train(true);
+        if (improved) s.save(s.phase == 1 ? "best_phase1.pt" : "best.pt", step + 1, false);
+        s.save("latest.pt", step + 1, true);
+        if (to.keep > 0) {
+          s.save(core::str("step-", step + 1, ".pt"), step + 1, false);
+          // drop the oldest beyond keep
+          std::vector<std::pair<int64_t, fs::path>> steps;
+          for (auto& de : fs::directory_iterator(s.run.path())) {
+            auto n = de.path().filename().string();
+            if (n.rfind("step-", 0) == 0 && n.size() > 8) steps.emplace_back(std::stoll(n.substr(5)), de.path());
+          }
+          std::sort(steps.begin(), steps.end());
+          for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);
+        }
+        if (to.early_stop > 0 && s.evals_since_best >= to.early_stop) {
+          core::log_info("early stop: ", s.evals_since_best, " evaluations without improvement");
+          stop_early = true;
+          ++step;
+          break;
+        }
+      }
+    }
+    progress.finish();
+    if (s.phase == 1) {
+      // phase 2: reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer
+      core::log_info("phase 1 done (best at step ", s.best_step, "); phase 2 with model.freeze = ", mo.freeze);
+      CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
+      load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
+      e.model->apply_freeze(mo.freeze, mo.bn);
+      s.phase = 2;
+      s.best_score = -std::numeric_limits<double>::infinity();
+      s.best_step = -1;
+      s.evals_since_best = 0;
+      s.build_optimizer(false);
+      step = 0;
+      continue;
+    }
+    (void)stop_early;
+    break;
+  }
+  s.metrics.flush();
+
+  summary["status"] = "completed";
+  summary["steps"] = step;
+  summary["select"] = to.select;
+  summary["oracle_selected"] = to.select == "oracle";
+  auto strip = [](json r) {
+    r.erase("target_test_confusion");
+    return r;
+  };
+  summary["selected"] = strip(s.best_eval);
+  summary["selected_note"] = to.select == "oracle"
+                                 ? "ORACLE: the checkpoint was selected with target-test labels; not a fair DA result"
+                                 : "selected without target labels (" + to.select + ")";
+  summary["oracle"] = {{"step", s.oracle_step}, {"target_test_acc", s.oracle_best}};
+  summary["last"] = strip(s.last_eval);
+  summary["method"] = e.method->describe();
+  summary["num_classes"] = e.num_classes;
+  summary["source"] = e.source->describe();
+  summary["target"] = e.target->describe();
+  summary["train_seconds"] = s.train_seconds;
+  if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
+  s.run.write_summary(summary);
+  return summary;
+}
+
+}  // namespace shiftlab::train

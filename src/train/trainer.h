@@ -1,0 +1,44 @@
+// The training loop: each step takes a source batch (labelled) and a target batch (unlabelled),
+// runs them through the backbone together (or separately), and minimises
+//   CE(source) + method terms (e.g. λ(p)·DANN),
+// with the LR schedule per parameter group, gradient clipping, periodic evaluation on source-val
+// (selection) and target-test (reported), honest model selection (oracle only when asked, and
+// flagged), atomic checkpoints (latest, best, keep-N) and exact resume.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/run_dir.h"
+#include "train/experiment.h"
+#include "train/options.h"
+#include "train/schedule.h"
+
+namespace shiftlab::models {
+struct ParamGroupOptions;
+}
+
+namespace shiftlab::train {
+
+class Trainer {
+ public:
+  Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run);
+  ~Trainer();
+  /// Trains (continuing from latest.pt when `resume`), writes summary.json, returns it.
+  /// Throws on failure after marking the summary failed; a SIGINT/SIGTERM stops after the
+  /// current step with a checkpoint and status "interrupted".
+  nlohmann::json fit(bool resume);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+/// Re-estimates BatchNorm running statistics on `ds` (AdaBN): cumulative averages over up to
+/// `max_batches` batches in train mode without gradients.
+void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
+                     const torch::Device& device, int64_t max_batches = 50);
+
+}  // namespace shiftlab::train

@@ -1,0 +1,107 @@
+// Run directories (uniqueness, contents), metrics writer, atomic writes and SHA-256.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/run_dir.h"
+#include "core/runtime.h"
+#include "support/testing.h"
+
+using namespace shiftlab;
+namespace fs = std::filesystem;
+
+TEST(RunDir, NeverReusesADirectory) {
+  auto root = testutil::fresh_dir("rundir_unique");
+  std::set<std::string> seen;
+  for (int i = 0; i < 50; ++i) {
+    auto r = core::RunDir::create(root, "exp");
+    EXPECT_TRUE(seen.insert(r.path()).second) << r.path();
+    EXPECT_TRUE(fs::is_directory(r.path()));
+    EXPECT_EQ(fs::path(r.path()).parent_path(), fs::path(root) / "exp");
+  }
+  EXPECT_THROW(core::RunDir::create(root, "../escape"), core::UsageError);
+  EXPECT_THROW(core::RunDir::open(root + "/nope"), core::UsageError);
+}
+
+TEST(RunDir, WritesConfigCommandEnvSummary) {
+  auto root = testutil::fresh_dir("rundir_files");
+  auto r = core::RunDir::create(root, "exp");
+  core::Schema s;
+  s.add_float("train.lr", 0.1, "lr");
+  core::Config c(s);
+  c.set("train.lr", "0.5");
+  r.write_config(c, "train");
+  r.write_command({"shiftlab", "train", "--method=dann + 0.1*entropy"});
+  r.write_env(core::environment_info(torch::Device(torch::kCPU)));
+  r.write_summary({{"status", "completed"}});
+  auto ini = core::read_file(r.file("config.resolved.ini"));
+  EXPECT_NE(ini.find("[train]\n"), std::string::npos);
+  EXPECT_NE(ini.find("lr = 0.5"), std::string::npos);
+  EXPECT_EQ(core::read_file(r.file("command.txt")), "shiftlab train '--method=dann + 0.1*entropy'\n");
+  auto env = nlohmann::json::parse(core::read_file(r.file("env.json")));
+  EXPECT_EQ(env["libtorch_version"], core::torch_version());
+  EXPECT_EQ(env["device"], "cpu");
+  EXPECT_GE(env["intra_op_threads"].get<int>(), 1);
+  EXPECT_EQ(r.read_summary()["status"], "completed");
+  // opening it again works, and nothing temporary is left behind
+  auto again = core::RunDir::open(r.path());
+  for (auto& e : fs::directory_iterator(r.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+TEST(Metrics, JsonlCsvAndResume) {
+  auto dir = testutil::fresh_dir("metrics");
+  {
+    core::MetricsWriter m(dir);
+    m.log({{"step", 1}, {"loss", 0.5}});
+    m.log({{"step", 2}, {"loss", 0.25}, {"acc", 90.0}});
+    m.log({{"step", 3}, {"loss", 0.125}});
+    m.flush();
+  }
+  EXPECT_EQ(core::read_file(dir + "/metrics.csv"), "step,loss,acc\n1,0.5,\n2,0.25,90.0\n3,0.125,\n");
+  core::MetricsWriter m2(dir);
+  m2.resume_from(2);
+  ASSERT_EQ(m2.rows().size(), 2u);
+  m2.log({{"step", 3}, {"loss", 1.0}});
+  m2.flush();
+  EXPECT_EQ(core::read_file(dir + "/metrics.csv"), "step,loss,acc\n1,0.5,\n2,0.25,90.0\n3,1.0,\n");
+  // a torn last line (kill during a write) is dropped on resume
+  std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 4, \"lo";
+  core::MetricsWriter m3(dir);
+  m3.resume_from(100);
+  EXPECT_EQ(m3.rows().size(), 3u);
+}
+
+TEST(Fs, AtomicWriteAndSha256) {
+  auto dir = testutil::fresh_dir("fs");
+  core::atomic_write(dir + "/a.txt", "abc");
+  EXPECT_EQ(core::read_file(dir + "/a.txt"), "abc");
+  // FIPS 180-2 test vector
+  EXPECT_EQ(core::sha256_bytes("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(core::sha256_file(dir + "/a.txt"), core::sha256_bytes("abc"));
+  // a writer that fails leaves the old file and no temp file
+  EXPECT_THROW(core::atomic_write_with(dir + "/a.txt", [](const std::string& tmp) {
+                 std::ofstream(tmp) << "partial";
+                 throw core::Error("disk full");
+               }),
+               core::Error);
+  EXPECT_EQ(core::read_file(dir + "/a.txt"), "abc");
+  int n = 0;
+  for (auto& e : fs::directory_iterator(dir)) n += e.path().filename() != "a.txt";
+  EXPECT_EQ(n, 0);
+  EXPECT_THROW(core::atomic_write("/nonexistent-dir/x", "y"), core::Error);
+}
+
+TEST(Runtime, DeviceResolution) {
+  EXPECT_EQ(core::resolve_device("cpu").type(), torch::kCPU);
+  if (!core::cuda_available()) {
+    EXPECT_EQ(core::resolve_device("auto").type(), torch::kCPU);
+    EXPECT_THROW(core::resolve_device("cuda"), core::UsageError);
+  }
+  EXPECT_THROW(core::resolve_device("tpu"), core::UsageError);
+  EXPECT_THROW(core::resolve_device("cuda:x"), core::UsageError);
+}
