@@ -2,7 +2,7 @@
 """Reference outputs for the backbone parity tests (tests/test_models_parity.cpp).
 
 usage: parity_reference.py OUTDIR GROUP [GROUP ...]
-GROUP: lenet | resnet_basic | resnet50 | resnet_deep | vit_b_16 | vit_small
+GROUP: lenet | resnet_basic | resnet50 | resnet_deep | vit_b_16 | vit_small | convnext
 
 For each model of a group it builds the Python original (torchvision 0.14 classes, TLlib's
 LeNet as written in tllib/vision/models/digits.py, and a re-implementation of timm's ViT with
@@ -298,8 +298,40 @@ def group_vit_small(outdir):
     save(outdir, "vit_timm_small", quantise_(t), tio)
 
 
+# ------------------------------------------------------------------ ConvNeXt-Tiny (torchvision)
+def group_convnext(outdir):
+    torch.manual_seed(8)
+    g = torch.Generator().manual_seed(9)
+    m = torchvision.models.convnext_tiny(weights=None, stochastic_depth_prob=0.0)
+    with torch.no_grad():  # layer_scale starts at 1e-6 (blocks ≈ identity): make every branch count
+        for name, p in m.named_parameters():
+            if name.endswith("layer_scale"):
+                p.copy_(0.2 + 0.3 * torch.rand(p.shape, generator=g))
+            elif p.dim() == 1:
+                base = 1.0 if name.endswith("weight") else 0.0  # LayerNorm weights / biases
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
+    m.classifier[2] = nn.Identity()  # the head; classifier.0 (LayerNorm2d) stays in the backbone
+    packed = quantise_(m)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    io = {"x": x}
+    with torch.no_grad():
+        m.eval()
+        h = m.features[0](x)
+        io["eval.stem"] = h
+        for k, i in enumerate((1, 3, 5, 7)):
+            if i > 1:
+                h = m.features[i - 1](h)
+            h = m.features[i](h)
+            io[f"eval.stage{k + 1}"] = h
+        io["eval.pooled"] = m(x)
+        m.train()
+        io["train.pooled"] = m(x)
+    save(outdir, "convnext_tiny", packed, io)
+
+
 GROUPS = {"lenet": group_lenet, "resnet_basic": group_resnet_basic, "resnet50": group_resnet50,
-          "resnet_deep": group_resnet_deep, "vit_b_16": group_vit_b_16, "vit_small": group_vit_small}
+          "resnet_deep": group_resnet_deep, "vit_b_16": group_vit_b_16, "vit_small": group_vit_small,
+          "convnext": group_convnext}
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or any(gname not in GROUPS for gname in sys.argv[2:]):

@@ -36,7 +36,7 @@ static BackboneOptions tiny_vit(const std::string& name = "vit_small_patch16_224
 TEST(Backbones, RegistryHoldsEveryFamilyAndRejectsUnknownNames) {
   auto names = models::backbone_registry().names();
   for (auto n : {"lenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_b_16",
-                 "vit_small_patch16_224", "vit_base_patch16_224"})
+                 "vit_small_patch16_224", "vit_base_patch16_224", "convnext_tiny"})
     EXPECT_TRUE(models::backbone_registry().has(n)) << n;
   BackboneOptions o;
   o.name = "resnet19";
@@ -78,13 +78,15 @@ TEST(Backbones, ResNetTapShapesAndFeatureDims) {
 
 TEST(Backbones, LayerGroupsCoverEveryParameterExactlyOnce) {
   std::vector<models::BackbonePtr> bbs{make("lenet"), make("resnet18"), make("resnet50"),
-                                       models::make_backbone(tiny_vit()), models::make_backbone(tiny_vit("vit_b_16"))};
+                                       models::make_backbone(tiny_vit()), models::make_backbone(tiny_vit("vit_b_16")),
+                                       make("convnext_tiny")};
   std::vector<std::vector<std::string>> expect{
       {"conv1", "conv2", "fc"},
       {"stem", "layer1", "layer2", "layer3", "layer4"},
       {"stem", "layer1", "layer2", "layer3", "layer4"},
       {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"},
-      {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"}};
+      {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"},
+      {"stem", "stage1", "stage2", "stage3", "stage4", "norm"}};
   for (size_t i = 0; i < bbs.size(); ++i) {
     auto groups = bbs[i]->layer_groups();
     std::vector<std::string> names;
@@ -353,8 +355,12 @@ TEST(ParamGroups, ViTTokensAndEmbeddingsAreNotDecayed) {
   models::Classifier m(models::make_backbone(tiny_vit("vit_b_16")), models::HeadOptions{}, 3);
   auto groups = models::make_param_groups(*m, models::ParamGroupOptions{});
   for (auto& g : groups) {
-    if (g.name == "embed.no_decay") EXPECT_EQ(g.params.size(), 3u);  // class_token, pos_embedding, conv bias
-    if (g.name == "embed") EXPECT_EQ(g.params.size(), 1u);           // conv_proj.weight
+    if (g.name == "embed.no_decay") {
+      EXPECT_EQ(g.params.size(), 3u);  // class_token, pos_embedding, conv bias
+    }
+    if (g.name == "embed") {
+      EXPECT_EQ(g.params.size(), 1u);  // conv_proj.weight
+    }
   }
   EXPECT_TRUE(models::is_no_decay("backbone.cls_token", torch::zeros({1, 1, 4})));
   EXPECT_FALSE(models::is_no_decay("backbone.blocks.0.attn.qkv.weight", torch::zeros({12, 4})));

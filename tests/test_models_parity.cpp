@@ -1,5 +1,5 @@
 // Backbone parity with the Python originals: scripts/parity_reference.py builds torchvision's
-// ResNet-18/34/50/101/152 and ViT-B/16 (and a small VisionTransformer), TLlib's LeNet and a
+// ResNet-18/34/50/101/152, ConvNeXt-Tiny and ViT-B/16 (and a small VisionTransformer), TLlib's LeNet and a
 // timm-named ViT re-implementation with seeded random weights (BatchNorm running statistics
 // randomised), and writes weights, inputs and outputs in eval and train mode. Here the weights
 // are loaded by name into our backbones — the key sets must be identical — and every output
@@ -220,4 +220,21 @@ TEST(Parity, SmallViTTorchvisionAndTimmNames) {
   check_vit(dir, "vit_tv_small", o, true);
   o.name = "vit_small_patch16_224";
   check_vit(dir, "vit_timm_small", o, false);
+}
+
+TEST(Parity, ConvNeXtTiny) {
+  auto dir = generate("convnext");
+  BackboneOptions o;
+  o.name = "convnext_tiny";
+  auto bb = models::make_backbone(o);
+  load_by_name(*bb, read_weights(dir + "/convnext_tiny.weights.pt"));
+  auto io = read_tensors(dir + "/convnext_tiny.io.pt");
+  auto x = io.at("x");
+  torch::NoGradGuard ng;
+  bb->eval();
+  auto f = bb->forward_features(x, bb->tap_names());
+  for (auto t : {"stem", "stage1", "stage2", "stage3", "stage4", "pooled"})
+    EXPECT_LE(scaled_err(f.at(t), io.at(std::string("eval.") + t)), kTol) << t;
+  bb->train();  // no BatchNorm; stochastic depth is 0 here, so train mode equals eval mode
+  EXPECT_LE(scaled_err(bb->forward(x), io.at("train.pooled")), kTol);
 }
