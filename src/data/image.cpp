@@ -75,12 +75,15 @@ Coeffs make_coeffs(int64_t in_size, double x0, double len, int64_t out_size) {
   c.count.resize(static_cast<size_t>(out_size));
   c.w.assign(static_cast<size_t>(out_size * c.ksize), 0.f);
   double ss = 1.0 / fscale;
+  const int64_t lo = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)), 0, in_size);
+  const int64_t hi = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x0 + len)), lo + 1, in_size);
   for (int64_t i = 0; i < out_size; ++i) {
     double center = x0 + (static_cast<double>(i) + 0.5) * scale;
+    // the filter is clamped to the region (as crop-then-resize in torchvision / PIL)
     int64_t xmin = static_cast<int64_t>(center - support + 0.5);
     if (center - support + 0.5 < 0) xmin = 0;
-    xmin = std::max<int64_t>(xmin, 0);
-    int64_t xmax = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in_size);
+    xmin = std::max<int64_t>(xmin, lo);
+    int64_t xmax = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), hi);
     int64_t n = std::max<int64_t>(xmax - xmin, 0);
     n = std::min(n, c.ksize);
     double total = 0;

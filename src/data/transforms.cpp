@@ -343,7 +343,7 @@ std::vector<float> grey_of(const Image& im) {
   std::vector<float> g(static_cast<size_t>(im.h * im.w));
   for (int64_t i = 0; i < im.h * im.w; ++i) {
     const float* p = im.f32.data() + i * im.c;
-    g[static_cast<size_t>(i)] = im.c >= 3 ? 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];
+    g[static_cast<size_t>(i)] = im.c >= 3 ? 0.2989f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];  // torchvision
   }
   return g;
 }
@@ -442,7 +442,8 @@ class Grayscale : public Transform {
     const int64_t n = im.h * im.w, c = im.c;
     Image out = im.type == PixelType::U8 ? Image::make_u8(im.h, im.w, 1) : Image::make_f32(im.h, im.w, 1);
     for (int64_t i = 0; i < n; ++i) {
-      float v = 0.299f * im.at(0, i, 0) + 0.587f * im.at(0, i, 1) + 0.114f * im.at(0, i, 2);
+      // PIL's weights for 8-bit, torchvision's for float
+      float v = (im.type == PixelType::U8 ? 0.299f : 0.2989f) * im.at(0, i, 0) + 0.587f * im.at(0, i, 1) + 0.114f * im.at(0, i, 2);
       (void)c;
       if (im.type == PixelType::U8) out.u8[static_cast<size_t>(i)] = static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, 255.f));
       else out.f32[static_cast<size_t>(i)] = v;
