@@ -224,7 +224,7 @@ def cmd_arrays(d):
     np.save(os.path.join(d, "labels_i32.npy"), labels.astype(np.int32))
     nhw = rng.integers(0, 256, (n, 6, 5), dtype=np.uint8)
     np.save(os.path.join(d, "nhw_u8.npy"), nhw)
-    nhwc = rng.integers(0, 65536, (n, 4, 5, 6), dtype=np.uint16)
+    nhwc = rng.integers(0, 65536, (n, 9, 10, 6), dtype=np.uint16)
     np.save(os.path.join(d, "nhwc_u16.npy"), nhwc)
     nchw = rng.standard_normal((n, 2, 7, 9)).astype(np.float32)
     np.save(os.path.join(d, "nchw_f32.npy"), nchw)

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "core/error.h"
 #include "data/npy.h"
 #include "support/testing.h"
 

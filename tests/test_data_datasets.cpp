@@ -44,6 +44,13 @@ TEST(DataDatasets, NpyLayoutsAndDtypesRoundTrip) {
   expect_items_equal(dom("npy", d + "/nhwc_u16.npy", d + "/labels_i32.npy"), npy_tensor(d + "/exp_nhwc_u16.npy"), 1e-6,
                      "nhwc uint16 (6 bands)");
   expect_items_equal(dom("npy", d + "/nchw_f32.npy"), npy_tensor(d + "/exp_nchw_f32.npy"), 0, "nchw float32");
+  data::DomainOptions lo;
+  lo.dataset = "npy";
+  lo.root = d + "/nhwc_u16.npy";
+  lo.layout = "nhwc";
+  expect_items_equal(data::make_domain(lo), npy_tensor(d + "/exp_nhwc_u16.npy"), 1e-6, "explicit nhwc");
+  lo.layout = "nhw";
+  EXPECT_THROW(data::make_domain(lo), core::Error);
   EXPECT_EQ(dom("npy", d + "/nchw_f32.npy")->labels()[0], -1);
   // writing with write_npy and reading back with numpy's layout
   std::string w = fresh_dir("data_npy_write");

@@ -61,8 +61,8 @@ TEST(DataTransforms, CropFlipPadNormalizeGreyEqualTorchvision) {
 TEST(DataTransforms, ColourOpsEqualTorchvision) {
   auto x = input_x();
   expect_close(run("adjust_color(brightness=1.3)", x), ref("brightness"), 1e-5, "brightness");
-  expect_close(run("adjust_color(contrast=0.6)", x), ref("contrast"), 1e-5, "contrast");
-  expect_close(run("adjust_color(saturation=1.7)", x), ref("saturation"), 1e-5, "saturation");
+  expect_close(run("adjust_color(contrast=0.6)", x), ref("contrast"), 5e-5, "contrast");
+  expect_close(run("adjust_color(saturation=1.7)", x), ref("saturation"), 5e-5, "saturation");
   expect_close(run("adjust_color(hue=0.2)", x), ref("hue"), 1e-4, "hue");
   expect_close(run("color_jitter(brightness=0)", x), data::to_tensor(x).to(torch::kFloat64), 0, "no jitter = identity");
 }

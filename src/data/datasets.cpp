@@ -447,44 +447,78 @@ Image DomainDataset::load_prefix(size_t i) const {
   return *im;
 }
 
-Image DomainDataset::get_image(size_t i, uint64_t rng_seed, size_t* used_index) const {
+/// Runs ops [from, to) of the chain on a loaded item, naming the item in errors.
+static Image run_ops(const TransformChain& chain, Image im, uint64_t seed, size_t from, size_t to, size_t j,
+                     const RawDataset& raw) {
+  try {
+    return chain.apply_range(std::move(im), seed, from, to);
+  } catch (const core::Error& e) {
+    std::string where = raw.path(j);
+    throw core::Error(str(e.what(), " (item ", j, where.empty() ? "" : " '" + where + "'", " of ", raw.describe(), ")"));
+  }
+}
+
+Image DomainDataset::load_readable(size_t i, size_t* used) const {
   const size_t n = raw_->size();
   check(i < n, "index ", i, " out of range for ", raw_->describe());
+  if (o_.on_error != "skip") {
+    *used = i;
+    return load_prefix(i);
+  }
   for (size_t attempt = 0; attempt < n; ++attempt) {
     size_t j = (i + attempt) % n;
-    Image im;
-    if (o_.on_error == "skip") {
-      {
-        std::lock_guard<std::mutex> lk(skip_mu_);
-        if (bad_.count(j)) continue;
-      }
-      try {
-        im = load_prefix(j);
-      } catch (const core::Error& e) {
-        std::lock_guard<std::mutex> lk(skip_mu_);
-        if (bad_.emplace(j, e.what()).second) core::log_warn("skipping unreadable item ", j, ": ", e.what());
-        continue;
-      }
-    } else {
-      im = load_prefix(j);
+    {
+      std::lock_guard<std::mutex> lk(skip_mu_);
+      if (bad_.count(j)) continue;
     }
-    if (used_index) *used_index = j;
     try {
-      return chain_.apply_range(std::move(im), rng_seed, prefix_, chain_.ops().size());
+      Image im = load_prefix(j);
+      *used = j;
+      return im;
     } catch (const core::Error& e) {
-      std::string where = raw_->path(j);
-      throw core::Error(str(e.what(), " (item ", j, where.empty() ? "" : " '" + where + "'", " of ", raw_->describe(), ")"));
+      std::lock_guard<std::mutex> lk(skip_mu_);
+      if (bad_.emplace(j, e.what()).second) core::log_warn("skipping unreadable item ", j, ": ", e.what());
     }
   }
   throw core::Error(str("no readable item in ", raw_->describe(), " (all ", n, " skipped)"));
 }
 
+Image DomainDataset::get_image(size_t i, uint64_t rng_seed, size_t* used_index) const {
+  size_t j = i;
+  Image im = load_readable(i, &j);
+  if (used_index) *used_index = j;
+  return run_ops(chain_, std::move(im), rng_seed, prefix_, chain_.ops().size(), j, *raw_);
+}
+
+DomainDataset::Prepared DomainDataset::get_prepared(size_t i, uint64_t rng_seed) const {
+  Prepared p;
+  Image im = load_readable(i, &p.index);
+  const size_t nops = chain_.ops().size();
+  size_t end = nops;
+  // everything but a trailing normalize (it draws nothing, so the Rng sequence is unchanged)
+  const bool fuse = nops > prefix_ && chain_.ops().back()->is_affine();
+  if (fuse) end = nops - 1;
+  p.image = run_ops(chain_, std::move(im), rng_seed, prefix_, end, p.index, *raw_);
+  if (fuse) {
+    try {
+      chain_.ops().back()->affine(p.image.c, p.scale, p.shift);
+    } catch (const core::Error& e) {
+      std::string where = raw_->path(p.index);
+      throw core::Error(str(e.what(), " (item ", p.index, where.empty() ? "" : " '" + where + "'", " of ", raw_->describe(), ")"));
+    }
+  }
+  p.label = o_.labelled ? raw_->label(p.index) : -1;
+  return p;
+}
+
 Sample DomainDataset::get(size_t i, uint64_t rng_seed) const {
-  size_t used = i;
+  Prepared p = get_prepared(i, rng_seed);
   Sample s;
-  s.image = to_tensor(get_image(i, rng_seed, &used));
-  s.label = o_.labelled ? raw_->label(used) : -1;
-  s.index = static_cast<int64_t>(used);
+  s.image = torch::empty({p.image.c, p.image.h, p.image.w}, torch::kFloat32);
+  write_chw(p.image, s.image.data_ptr<float>(), p.scale.empty() ? nullptr : p.scale.data(),
+            p.shift.empty() ? nullptr : p.shift.data());
+  s.label = p.label;
+  s.index = static_cast<int64_t>(p.index);
   return s;
 }
 

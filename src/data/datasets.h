@@ -83,6 +83,16 @@ class DomainDataset : public Dataset {
   Sample get(size_t i, uint64_t rng_seed) const override;
   /// The transformed image of item i as an Image (before to_tensor) — for stats and tools.
   Image get_image(size_t i, uint64_t rng_seed, size_t* used_index = nullptr) const;
+  /// Item i transformed up to a trailing normalize, whose per-band affine is returned in
+  /// scale/shift (empty = identity) for a fused write_chw(); the loader's fast path. get()
+  /// uses the same path, so both give identical tensors.
+  struct Prepared {
+    Image image;
+    std::vector<float> scale, shift;
+    size_t index = 0;  ///< the item actually used (differs from i after a skip)
+    int64_t label = -1;
+  };
+  Prepared get_prepared(size_t i, uint64_t rng_seed) const;
   int64_t num_classes() const override { return o_.labelled ? raw_->num_classes() : 0; }
   std::vector<int64_t> labels() const override;
   std::string describe() const override;
@@ -96,6 +106,7 @@ class DomainDataset : public Dataset {
 
  private:
   Image load_prefix(size_t i) const;
+  Image load_readable(size_t i, size_t* used) const;
   RawDatasetPtr raw_;
   TransformChain chain_;
   DomainOptions o_;

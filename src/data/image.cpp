@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -30,20 +31,28 @@ Image to_float(const Image& im) {
   return out;
 }
 
+void write_chw(const Image& im, float* o, const float* scale, const float* shift) {
+  const int64_t hw = im.h * im.w, c = im.c;
+  for (int64_t b = 0; b < c; ++b) {
+    float k = scale ? scale[b] : 1.f, a = shift ? shift[b] : 0.f;
+    float* ob = o + b * hw;
+    if (im.type == PixelType::U8) {
+      k *= 1.f / 255.f;
+      const uint8_t* p = im.u8.data() + b;
+      if (c == 1)
+        for (int64_t i = 0; i < hw; ++i) ob[i] = static_cast<float>(p[i]) * k + a;
+      else
+        for (int64_t i = 0; i < hw; ++i) ob[i] = static_cast<float>(p[i * c]) * k + a;
+    } else {
+      const float* p = im.f32.data() + b;
+      for (int64_t i = 0; i < hw; ++i) ob[i] = p[i * c] * k + a;
+    }
+  }
+}
+
 torch::Tensor to_tensor(const Image& im) {
   auto t = torch::empty({im.c, im.h, im.w}, torch::kFloat32);
-  float* o = t.data_ptr<float>();
-  const int64_t hw = im.h * im.w;
-  if (im.type == PixelType::U8) {
-    const float k = 1.f / 255.f;
-    const uint8_t* p = im.u8.data();
-    for (int64_t i = 0; i < hw; ++i)
-      for (int64_t b = 0; b < im.c; ++b) o[b * hw + i] = static_cast<float>(p[i * im.c + b]) * k;
-  } else {
-    const float* p = im.f32.data();
-    for (int64_t i = 0; i < hw; ++i)
-      for (int64_t b = 0; b < im.c; ++b) o[b * hw + i] = p[i * im.c + b];
-  }
+  write_chw(im, t.data_ptr<float>());
   return t;
 }
 
@@ -75,12 +84,15 @@ Coeffs make_coeffs(int64_t in_size, double x0, double len, int64_t out_size) {
   c.count.resize(static_cast<size_t>(out_size));
   c.w.assign(static_cast<size_t>(out_size * c.ksize), 0.f);
   double ss = 1.0 / fscale;
+  const int64_t lo = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)), 0, in_size);
+  const int64_t hi = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x0 + len)), lo + 1, in_size);
   for (int64_t i = 0; i < out_size; ++i) {
     double center = x0 + (static_cast<double>(i) + 0.5) * scale;
+    // the filter is clamped to the region (as crop-then-resize in torchvision / PIL)
     int64_t xmin = static_cast<int64_t>(center - support + 0.5);
     if (center - support + 0.5 < 0) xmin = 0;
-    xmin = std::max<int64_t>(xmin, 0);
-    int64_t xmax = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in_size);
+    xmin = std::max<int64_t>(xmin, lo);
+    int64_t xmax = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), hi);
     int64_t n = std::max<int64_t>(xmax - xmin, 0);
     n = std::min(n, c.ksize);
     double total = 0;
@@ -107,7 +119,31 @@ Coeffs make_coeffs(int64_t in_size, double x0, double len, int64_t out_size) {
   return c;
 }
 
-template <typename T>
+/// One output row of the horizontal pass; C > 0 fixes the band count at compile time.
+template <typename T, int C>
+void horizontal_row(const T* row, int64_t ch, const Coeffs& cx, int64_t out_w, float* trow) {
+  constexpr int kMax = 8;
+  const int64_t nb = C > 0 ? C : ch;
+  for (int64_t x = 0; x < out_w; ++x) {
+    const float* w = cx.w.data() + x * cx.ksize;
+    const int64_t s = cx.start[static_cast<size_t>(x)], n = cx.count[static_cast<size_t>(x)];
+    if (C > 0 || nb <= kMax) {
+      float acc[kMax] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const T* p = row + s * nb;
+      for (int64_t j = 0; j < n; ++j, p += nb)
+        for (int64_t b = 0; b < (C > 0 ? C : nb); ++b) acc[b] += w[j] * static_cast<float>(p[b]);
+      for (int64_t b = 0; b < nb; ++b) trow[x * nb + b] = acc[b];
+    } else {
+      for (int64_t b = 0; b < nb; ++b) {
+        float a = 0;
+        for (int64_t j = 0; j < n; ++j) a += w[j] * static_cast<float>(row[(s + j) * nb + b]);
+        trow[x * nb + b] = a;
+      }
+    }
+  }
+}
+
+template <typename T, int C>
 void resample_impl(const T* src, int64_t in_h, int64_t in_w, int64_t ch, const Coeffs& cx,
                    const Coeffs& cy, int64_t out_h, int64_t out_w, float* dst) {
   // rows of the input actually used by the vertical pass
@@ -118,20 +154,10 @@ void resample_impl(const T* src, int64_t in_h, int64_t in_w, int64_t ch, const C
   }
   if (r1 <= r0) r1 = r0 + 1;
   std::vector<float> tmp(static_cast<size_t>((r1 - r0) * out_w * ch));
-  std::vector<float> acc(static_cast<size_t>(ch));
   for (int64_t y = r0; y < r1; ++y) {
     const T* row = src + y * in_w * ch;
     float* trow = tmp.data() + (y - r0) * out_w * ch;
-    for (int64_t x = 0; x < out_w; ++x) {
-      const float* w = cx.w.data() + x * cx.ksize;
-      int64_t s = cx.start[static_cast<size_t>(x)], n = cx.count[static_cast<size_t>(x)];
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t j = 0; j < n; ++j) {
-        const T* p = row + (s + j) * ch;
-        for (int64_t b = 0; b < ch; ++b) acc[static_cast<size_t>(b)] += w[j] * static_cast<float>(p[b]);
-      }
-      for (int64_t b = 0; b < ch; ++b) trow[x * ch + b] = acc[static_cast<size_t>(b)];
-    }
+    horizontal_row<T, C>(row, ch, cx, out_w, trow);
   }
   const int64_t rowlen = out_w * ch;
   for (int64_t y = 0; y < out_h; ++y) {
@@ -155,13 +181,19 @@ Image resample_bilinear(const Image& im, double x0, double y0, double cw, double
   core::check(!im.empty(), "resize: empty image");
   Coeffs cx = make_coeffs(im.w, x0, cw, out_w);
   Coeffs cy = make_coeffs(im.h, y0, ch, out_h);
+  auto run = [&](const auto* src, float* dst) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(src)>>;
+    if (im.c == 1) resample_impl<T, 1>(src, im.h, im.w, im.c, cx, cy, out_h, out_w, dst);
+    else if (im.c == 3) resample_impl<T, 3>(src, im.h, im.w, im.c, cx, cy, out_h, out_w, dst);
+    else resample_impl<T, 0>(src, im.h, im.w, im.c, cx, cy, out_h, out_w, dst);
+  };
   if (im.type == PixelType::F32) {
     Image out = Image::make_f32(out_h, out_w, im.c);
-    resample_impl(im.f32.data(), im.h, im.w, im.c, cx, cy, out_h, out_w, out.f32.data());
+    run(im.f32.data(), out.f32.data());
     return out;
   }
   std::vector<float> buf(static_cast<size_t>(out_h * out_w * im.c));
-  resample_impl(im.u8.data(), im.h, im.w, im.c, cx, cy, out_h, out_w, buf.data());
+  run(im.u8.data(), buf.data());
   Image out = Image::make_u8(out_h, out_w, im.c);
   for (size_t i = 0; i < buf.size(); ++i) {
     float v = std::nearbyint(buf[i]);

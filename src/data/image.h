@@ -36,6 +36,9 @@ struct Image {
 Image to_float(const Image& im);
 /// C×H×W float32 tensor (U8 / 255).
 torch::Tensor to_tensor(const Image& im);
+/// Writes im as C×H×W float32 into dst (h·w·c floats): x·scale[b] + shift[b] where x is the
+/// value in [0,1] units (U8 / 255); null scale/shift = identity. (to_tensor + a fused normalize.)
+void write_chw(const Image& im, float* dst, const float* scale = nullptr, const float* shift = nullptr);
 /// Image from a C×H×W or H×W float tensor (F32, values kept) — for tests and tools.
 Image from_tensor_chw(const torch::Tensor& t);
 

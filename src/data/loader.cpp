@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/runtime.h"
+#include "data/datasets.h"
 #include "data/rng.h"
 
 namespace shiftlab::data {
@@ -81,6 +82,19 @@ void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
   cv_work_.notify_all();
 }
 
+torch::Tensor Loader::alloc_images(const std::vector<int64_t>& shape) const {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  if (o_.pin_memory) return torch::empty(shape, opts.pinned_memory(true));  // torch caches pinned blocks
+  // Reuse a batch buffer the consumer has released (only the pool still refers to it): a fresh
+  // multi-MB buffer per batch costs a page fault per 4 KiB on first touch.
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  for (auto& t : pool_)
+    if (t.use_count() == 1 && t.storage().use_count() == 1 && t.sizes().vec() == shape) return t;
+  auto t = torch::empty(shape, opts);
+  if (pool_.size() < static_cast<size_t>(o_.prefetch + o_.workers + 4)) pool_.push_back(t);
+  return t;
+}
+
 Batch Loader::build(int64_t batch, const std::vector<int64_t>& order, int64_t epoch) const {
   const int64_t n = static_cast<int64_t>(order.size());
   const int64_t begin = batch * o_.batch_size, end = std::min(n, begin + o_.batch_size);
@@ -90,25 +104,40 @@ Batch Loader::build(int64_t batch, const std::vector<int64_t>& order, int64_t ep
   b.indices = torch::empty({m}, torch::kInt64);
   auto* lab = b.labels.data_ptr<int64_t>();
   auto* idx = b.indices.data_ptr<int64_t>();
+  const auto* dd = dynamic_cast<const DomainDataset*>(ds_.get());
   std::vector<int64_t> shape0;
-  for (int64_t k = 0; k < m; ++k) {
-    int64_t i = order[static_cast<size_t>(begin + k)];
-    Sample s = ds_->get(static_cast<size_t>(i), item_seed(o_.seed, epoch, i));
-    auto img = s.image.contiguous();
+  int64_t item_numel = 0;
+  auto place = [&](int64_t k, int64_t i, const std::vector<int64_t>& shape) -> float* {
     if (k == 0) {
-      shape0 = img.sizes().vec();
+      shape0 = shape;
       std::vector<int64_t> full = {m};
       full.insert(full.end(), shape0.begin(), shape0.end());
-      auto opts = torch::TensorOptions().dtype(torch::kFloat32);
-      if (o_.pin_memory) opts = opts.pinned_memory(true);
-      b.images = torch::empty(full, opts);
-    } else if (img.sizes().vec() != shape0) {
-      throw core::Error(core::str("cannot stack a batch: item ", i, " has shape ", torch::IntArrayRef(img.sizes()), " but item ",
-                            order[static_cast<size_t>(begin)], " has ", torch::IntArrayRef(shape0), " (", ds_->describe(),
-                            "); add resize/center_crop (and grey_to_rgb) to the transform"));
+      b.images = alloc_images(full);
+      item_numel = 1;
+      for (auto v : shape0) item_numel *= v;
+    } else if (shape != shape0) {
+      throw core::Error(core::str("cannot stack a batch: item ", i, " has shape ", torch::IntArrayRef(shape), " but item ",
+                                  order[static_cast<size_t>(begin)], " has ", torch::IntArrayRef(shape0), " (",
+                                  ds_->describe(), "); add resize/center_crop (and grey_to_rgb) to the transform"));
     }
+    return b.images.data_ptr<float>() + k * item_numel;
+  };
+  for (int64_t k = 0; k < m; ++k) {
+    int64_t i = order[static_cast<size_t>(begin + k)];
+    const uint64_t seed = item_seed(o_.seed, epoch, i);
+    if (dd) {  // fast path: transform straight into the batch buffer
+      auto p = dd->get_prepared(static_cast<size_t>(i), seed);
+      float* dst = place(k, i, {p.image.c, p.image.h, p.image.w});
+      write_chw(p.image, dst, p.scale.empty() ? nullptr : p.scale.data(), p.shift.empty() ? nullptr : p.shift.data());
+      lab[k] = p.label;
+      idx[k] = static_cast<int64_t>(p.index);
+      continue;
+    }
+    Sample s = ds_->get(static_cast<size_t>(i), seed);
+    auto img = s.image.contiguous();
     check(img.scalar_type() == torch::kFloat32, "dataset returned a non-float32 image for item ", i);
-    std::memcpy(b.images[k].data_ptr<float>(), img.data_ptr<float>(), static_cast<size_t>(img.numel()) * sizeof(float));
+    float* dst = place(k, i, img.sizes().vec());
+    std::memcpy(dst, img.data_ptr<float>(), static_cast<size_t>(img.numel()) * sizeof(float));
     lab[k] = s.label;
     idx[k] = s.index;
   }

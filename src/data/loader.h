@@ -63,6 +63,9 @@ class Loader {
  private:
   Batch build(int64_t batch, const std::vector<int64_t>& order, int64_t epoch) const;
   void worker_loop();
+  torch::Tensor alloc_images(const std::vector<int64_t>& shape) const;
+  mutable std::mutex pool_mu_;
+  mutable std::vector<torch::Tensor> pool_;  ///< batch buffers handed out, reused once released
   DatasetPtr ds_;
   LoaderOptions o_;
   std::shared_ptr<const std::vector<int64_t>> order_;  ///< replaced, never mutated, per epoch

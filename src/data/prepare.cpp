@@ -428,6 +428,8 @@ PrepareResult prepare_dataset(const std::string& name, const PrepareOptions& o) 
   r.name = name;
   r.dir = (fs::path(o.root) / name).string();
   if (fs::exists(r.dir) && !o.force) {
+    check(fs::exists(fs::path(r.dir) / "manifest.json"), "'", r.dir,
+          "' exists but is not a prepared data set (no manifest.json); remove it or re-run with --data.force");
     r.manifest = read_manifest(r.dir);
     verify_prepared(r.dir, r.manifest);
     r.already_prepared = true;

@@ -343,7 +343,7 @@ std::vector<float> grey_of(const Image& im) {
   std::vector<float> g(static_cast<size_t>(im.h * im.w));
   for (int64_t i = 0; i < im.h * im.w; ++i) {
     const float* p = im.f32.data() + i * im.c;
-    g[static_cast<size_t>(i)] = im.c >= 3 ? 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];
+    g[static_cast<size_t>(i)] = im.c >= 3 ? 0.2989f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];  // torchvision
   }
   return g;
 }
@@ -442,7 +442,8 @@ class Grayscale : public Transform {
     const int64_t n = im.h * im.w, c = im.c;
     Image out = im.type == PixelType::U8 ? Image::make_u8(im.h, im.w, 1) : Image::make_f32(im.h, im.w, 1);
     for (int64_t i = 0; i < n; ++i) {
-      float v = 0.299f * im.at(0, i, 0) + 0.587f * im.at(0, i, 1) + 0.114f * im.at(0, i, 2);
+      // PIL's weights for 8-bit, torchvision's for float
+      float v = (im.type == PixelType::U8 ? 0.299f : 0.2989f) * im.at(0, i, 0) + 0.587f * im.at(0, i, 1) + 0.114f * im.at(0, i, 2);
       (void)c;
       if (im.type == PixelType::U8) out.u8[static_cast<size_t>(i)] = static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, 255.f));
       else out.f32[static_cast<size_t>(i)] = v;
@@ -484,30 +485,39 @@ class Normalize : public Transform {
  public:
   Normalize(std::vector<double> m, std::vector<double> s, std::string preset)
       : m_(std::move(m)), s_(std::move(s)), preset_(std::move(preset)) {}
-  Image apply(Image im, Rng&) const override {
-    const int64_t c = im.c;
+  bool is_affine() const override { return true; }
+  bool affine(int64_t c, std::vector<float>& k, std::vector<float>& a) const override {
     auto band = [&](const std::vector<double>& v, int64_t b) { return v.size() == 1 ? v[0] : v[static_cast<size_t>(b)]; };
     if ((m_.size() != 1 && static_cast<int64_t>(m_.size()) != c) || (s_.size() != 1 && static_cast<int64_t>(s_.size()) != c))
       throw core::Error(str(spec(), ": ", m_.size(), " means / ", s_.size(), " stds for a ", c, "-band image"));
-    std::vector<float> a(static_cast<size_t>(c)), k(static_cast<size_t>(c));
-    const double scale = im.type == PixelType::U8 ? 1.0 / 255.0 : 1.0;
+    k.resize(static_cast<size_t>(c));
+    a.resize(static_cast<size_t>(c));
     for (int64_t b = 0; b < c; ++b) {
-      k[static_cast<size_t>(b)] = static_cast<float>(scale / band(s_, b));
+      k[static_cast<size_t>(b)] = static_cast<float>(1.0 / band(s_, b));
       a[static_cast<size_t>(b)] = static_cast<float>(-band(m_, b) / band(s_, b));
     }
-    const size_t n = im.numel();
+    return true;
+  }
+  Image apply(Image im, Rng&) const override {
+    const int64_t c = im.c;
+    std::vector<float> k, a;
+    affine(c, k, a);
+    const size_t n = static_cast<size_t>(im.h * im.w);
     if (im.type == PixelType::U8) {
+      for (auto& v : k) v /= 255.f;
       Image out = Image::make_f32(im.h, im.w, c);
-      for (size_t j = 0; j < n; ++j) {
-        size_t b = j % static_cast<size_t>(c);
-        out.f32[j] = static_cast<float>(im.u8[j]) * k[b] + a[b];
-      }
+      for (size_t i = 0; i < n; ++i)
+        for (int64_t b = 0; b < c; ++b) {
+          size_t j = i * static_cast<size_t>(c) + static_cast<size_t>(b);
+          out.f32[j] = static_cast<float>(im.u8[j]) * k[static_cast<size_t>(b)] + a[static_cast<size_t>(b)];
+        }
       return out;
     }
-    for (size_t j = 0; j < n; ++j) {
-      size_t b = j % static_cast<size_t>(c);
-      im.f32[j] = im.f32[j] * k[b] + a[b];
-    }
+    for (size_t i = 0; i < n; ++i)
+      for (int64_t b = 0; b < c; ++b) {
+        size_t j = i * static_cast<size_t>(c) + static_cast<size_t>(b);
+        im.f32[j] = im.f32[j] * k[static_cast<size_t>(b)] + a[static_cast<size_t>(b)];
+      }
     return im;
   }
   std::string spec() const override {

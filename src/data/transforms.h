@@ -52,6 +52,13 @@ class Transform {
   virtual bool keeps_u8() const { return false; }
   /// For the first op: smallest shorter side of the decoded image that loses nothing (0 = full).
   virtual int64_t decode_hint() const { return 0; }
+  /// Per-band affine ops (normalize) report out = x·scale[b] + shift[b] for `bands` bands so
+  /// the final tensor conversion can fuse them (x in [0,1] units). Throws like apply() on a
+  /// band mismatch.
+  virtual bool is_affine() const { return false; }
+  virtual bool affine(int64_t /*bands*/, std::vector<float>& /*scale*/, std::vector<float>& /*shift*/) const {
+    return false;
+  }
 };
 using TransformPtr = std::shared_ptr<const Transform>;
 using TransformFactory = std::function<TransformPtr(const TransformArgs&)>;
