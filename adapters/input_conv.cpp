@@ -19,8 +19,10 @@ const std::vector<std::string>& input_conv_modes() {
 }
 
 void declare_input_conv_options(core::Schema& s) {
-  s.add_int("model.bands", 3, "input bands (channels) the network takes; != 3 adapts the first conv")
-      .range(1, 4096);
+  s.add_int("model.bands", 0,
+            "input bands (channels) of the data; 0 = the backbone's own (model.in_channels, no adaptation); "
+            "another value adapts the pretrained first conv")
+      .range(0, 4096);
   s.add_choice("model.band_mode", "auto", input_conv_modes(),
                "how a pretrained 3-band first conv is adapted to model.bands bands: auto (C=1 mean, C=2 "
                "first_k, C>=3 copy_mean), mean, first_k, copy_mean, repeat_scaled (timm), zero_extra, "

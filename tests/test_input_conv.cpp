@@ -246,7 +246,7 @@ TEST(InputConv, OptionsFromConfig) {
   EXPECT_EQ(o.mode, "zero_extra");
   EXPECT_EQ(o.rgb_bands, (std::vector<int64_t>{3, 2, 1}));
   auto d = adapters::input_conv_options_from(core::parse_args(s, {}));
-  EXPECT_EQ(d.bands, 3);
+  EXPECT_EQ(d.bands, 0);  // 0 = the backbone's own input channels, no adaptation
   EXPECT_EQ(d.mode, "auto");
   EXPECT_TRUE(d.rgb_bands.empty());
   EXPECT_THROW(core::parse_args(s, {"--model.band_mode=avg"}), core::UsageError);

@@ -226,14 +226,14 @@ void Config::set(const std::string& key, const std::string& value_in, const std:
     case OptType::Int: {
       long long v;
       if (!parse_ll(value, v)) bad("an integer");
-      if (v < s.min || v > s.max) bad(str("an integer in ", type_desc(s).substr(4)));
+      if (v < s.min || v > s.max) bad(str("an integer ", type_desc(s).substr(4)));
       value = std::to_string(v);
       break;
     }
     case OptType::Float: {
       double v;
       if (!parse_d(value, v)) bad("a number");
-      if (v < s.min || v > s.max) bad(str("a number in ", type_desc(s).substr(6)));
+      if (v < s.min || v > s.max) bad(str("a number ", type_desc(s).substr(6)));
       break;
     }
     case OptType::Choice: {

@@ -137,6 +137,8 @@ void MetricsWriter::log(const nlohmann::json& row) {
 void MetricsWriter::flush() const {
   std::vector<std::string> cols;
   std::set<std::string> seen;
+  for (auto& r : rows_)  // "step" leads when present (JSON objects sort their keys)
+    if (r.contains("step") && seen.insert("step").second) cols.push_back("step");
   for (auto& r : rows_)
     for (auto it = r.begin(); it != r.end(); ++it)
       if (!it.value().is_structured() && seen.insert(it.key()).second) cols.push_back(it.key());

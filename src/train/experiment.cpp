@@ -23,10 +23,10 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
   }
   auto ic = adapters::input_conv_options_from(c);
   torch::nn::AnyModule front;
-  // band adaptation only when asked for (model.bands / band_mode / rgb_bands set), from the
-  // backbone's native input (model.in_channels)
-  bool asked = c.is_set("model.bands") || c.is_set("model.band_mode") || c.is_set("model.rgb_bands");
-  if (asked && (ic.bands != backbone->in_channels() || ic.mode == "learned_1x1" || !ic.rgb_bands.empty()))
+  // band adaptation from the backbone's native input (model.in_channels) when the data has another
+  // band count (model.bands), or a learned mixer / band mapping is asked for
+  if (ic.bands == 0) ic.bands = backbone->in_channels();
+  if (ic.bands != backbone->in_channels() || ic.mode == "learned_1x1" || !ic.rgb_bands.empty())
     front = adapters::adapt_input_conv(*backbone, backbone->in_conv_name(), ic);
   models::Classifier model(backbone, mo.head, num_classes);
   if (!front.is_empty()) model->set_input_adapter(front);

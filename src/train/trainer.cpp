@@ -158,6 +158,7 @@ struct Trainer::State {
     json m;
     m["step"] = next_step;
     m["phase"] = phase;
+    m["num_classes"] = e.num_classes;
     m["source_iter"] = src_it->state();
     if (tgt_it) m["target_iter"] = tgt_it->state();
     m["best_score"] = std::isfinite(best_score) ? json(best_score) : json(nullptr);
@@ -283,6 +284,53 @@ json Trainer::fit(bool resume) {
     core::Progress progress(s.phase == 1 ? "phase 1" : "train", total);
     auto t0 = std::chrono::steady_clock::now();
     bool stop_early = false;
+    // evaluates after `done` steps, updates the selection, writes best/latest checkpoints
+    auto eval_and_checkpoint = [&](int64_t done) {
+      int64_t step = done - 1;
+      auto r = s.evaluate_now(step + 1);
+      double score = to.select == "source_val" ? r["source_val_acc"].get<double>()
+                     : to.select == "oracle"   ? r["target_test_acc"].get<double>()
+                                               : -r["target_entropy"].get<double>();
+      bool improved = score > s.best_score;
+      if (improved) {
+        s.best_score = score;
+        s.best_step = step + 1;
+        s.best_eval = r;
+        s.evals_since_best = 0;
+      } else {
+        s.evals_since_best++;
+      }
+      double tacc = r["target_test_acc"].get<double>();
+      if (tacc > s.oracle_best) {
+        s.oracle_best = tacc;
+        s.oracle_step = step + 1;
+      }
+      s.last_eval = r;
+      json row = r;
+      row.erase("target_test_per_class");
+      row.erase("target_test_confusion");
+      row["selected"] = improved;
+      s.metrics.log(row);
+      s.metrics.flush();
+      core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", step + 1, ": source-val ",
+                     fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(tacc), " %",
+                     improved ? " (best so far by " + to.select + ")" : "");
+      e.model->train(true);
+      e.method->train(true);
+      if (improved) s.save(s.phase == 1 ? "best_phase1.pt" : "best.pt", step + 1, false);
+      s.save("latest.pt", step + 1, true);
+      if (to.keep > 0) {
+        s.save(core::str("step-", step + 1, ".pt"), step + 1, false);
+        // drop the oldest beyond keep
+        std::vector<std::pair<int64_t, fs::path>> steps;
+        for (auto& de : fs::directory_iterator(s.run.path())) {
+          auto n = de.path().filename().string();
+          if (n.rfind("step-", 0) == 0 && n.size() > 8) steps.emplace_back(std::stoll(n.substr(5)), de.path());
+        }
+        std::sort(steps.begin(), steps.end());
+        for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);
+      }
+    };
     for (; step < total; ++step) {
       if (core::stop_requested()) {
         s.save("latest.pt", step, true);
@@ -404,49 +452,7 @@ json Trainer::fit(bool resume) {
       }
       bool eval_now = (to.eval_every > 0 && (step + 1) % to.eval_every == 0) || step + 1 == total;
       if (eval_now) {
-        auto r = s.evaluate_now(step + 1);
-        double score = to.select == "source_val" ? r["source_val_acc"].get<double>()
-                       : to.select == "oracle"   ? r["target_test_acc"].get<double>()
-                                                 : -r["target_entropy"].get<double>();
-        bool improved = score > s.best_score;
-        if (improved) {
-          s.best_score = score;
-          s.best_step = step + 1;
-          s.best_eval = r;
-          s.evals_since_best = 0;
-        } else {
-          s.evals_since_best++;
-        }
-        double tacc = r["target_test_acc"].get<double>();
-        if (tacc > s.oracle_best) {
-          s.oracle_best = tacc;
-          s.oracle_step = step + 1;
-        }
-        s.last_eval = r;
-        json row = r;
-        row.erase("target_test_per_class");
-        row.erase("target_test_confusion");
-        row["selected"] = improved;
-        s.metrics.log(row);
-        s.metrics.flush();
-        core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", step + 1, ": source-val ",
-                       fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(tacc), " %",
-                       improved ? " (best so far by " + to.select + ")" : "");
-        e.model->train(true);
-        e.method->train(true);
-        if (improved) s.save(s.phase == 1 ? "best_phase1.pt" : "best.pt", step + 1, false);
-        s.save("latest.pt", step + 1, true);
-        if (to.keep > 0) {
-          s.save(core::str("step-", step + 1, ".pt"), step + 1, false);
-          // drop the oldest beyond keep
-          std::vector<std::pair<int64_t, fs::path>> steps;
-          for (auto& de : fs::directory_iterator(s.run.path())) {
-            auto n = de.path().filename().string();
-            if (n.rfind("step-", 0) == 0 && n.size() > 8) steps.emplace_back(std::stoll(n.substr(5)), de.path());
-          }
-          std::sort(steps.begin(), steps.end());
-          for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);
-        }
+        eval_and_checkpoint(step + 1);
         if (to.early_stop > 0 && s.evals_since_best >= to.early_stop) {
           core::log_info("early stop: ", s.evals_since_best, " evaluations without improvement");
           stop_early = true;
@@ -455,6 +461,7 @@ json Trainer::fit(bool resume) {
         }
       }
     }
+    if (total == 0) eval_and_checkpoint(0);
     progress.finish();
     if (s.phase == 1) {
       // phase 2: reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer

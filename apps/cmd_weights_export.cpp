@@ -1,0 +1,65 @@
+// shiftlab weights export RUN_DIR OUT.safetensors: a trained model (best or latest checkpoint)
+// as a .safetensors file with the Python names, which torchvision/timm (backbone) or a TLlib-style
+// classifier (model) load by name.
+#include <iostream>
+
+#include "apps/command.h"
+#include "apps/run_helpers.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/run_dir.h"
+#include "models/safetensors.h"
+#include "models/weights.h"
+#include "train/checkpoint.h"
+#include "train/experiment.h"
+#include "train/options.h"
+
+namespace shiftlab::apps {
+
+static core::Schema export_schema() {
+  auto s = train::experiment_schema();
+  s.add_choice("checkpoint", "best", {"best", "latest"}, "which checkpoint of the run").command_flag();
+  s.add_choice("part", "backbone", {"backbone", "model"},
+               "backbone: the backbone alone, torchvision/timm names; model: backbone.* + bottleneck.* + head.*")
+      .command_flag();
+  return s;
+}
+
+static int run_export(const core::Config& cli, const std::vector<std::string>&) {
+  auto run = core::RunDir::open(cli.positional.at(0));
+  const std::string out = cli.positional.at(1);
+  auto cfg = config_of_run(run, cli, {"run.log_level"});
+  std::string ck = run.file(cli.get_string("checkpoint") + ".pt");
+  // the class count is in the checkpoint; read it before building the model
+  train::CheckpointParts none;
+  auto meta = train::load_checkpoint(ck, none, false);
+  core::check(meta.contains("num_classes"), "checkpoint '", ck, "' does not record its class count");
+  auto model = train::build_model(cfg, meta["num_classes"].get<int64_t>());
+  train::CheckpointParts parts{model.ptr().get(), nullptr, nullptr, {}};
+  train::load_checkpoint(ck, parts, false);
+  models::TensorMap tensors;
+  if (cli.get_string("part") == "backbone") {
+    tensors = models::state_dict(*model->backbone());
+  } else {
+    tensors = models::state_dict(*model);
+  }
+  for (auto& [k, v] : tensors) v = v.detach().to(torch::kCPU).contiguous();
+  std::map<std::string, std::string> md{{"format", "pt"},
+                                        {"shiftlab_run", run.path()},
+                                        {"shiftlab_checkpoint", cli.get_string("checkpoint")},
+                                        {"shiftlab_step", std::to_string(meta.value("step", int64_t{-1}))},
+                                        {"backbone", cfg.get_string("model.backbone")},
+                                        {"part", cli.get_string("part")}};
+  models::save_safetensors(out, tensors, md);
+  std::cout << "wrote " << out << ": " << tensors.size() << " tensors (" << cli.get_string("part") << ", step "
+            << meta.value("step", int64_t{-1}) << "), sha256 " << core::sha256_file(out) << "\n";
+  return 0;
+}
+
+SHIFTLAB_COMMAND("weights export", "write a run's trained backbone (or whole model) to .safetensors", export_schema,
+                 core::Positionals{"RUN_DIR OUT.safetensors", 2, 2},
+                 "Example:\n  shiftlab weights export runs/digits/20261124-120000-abc123 lenet_mnist.safetensors",
+                 run_export);
+
+}  // namespace shiftlab::apps
