@@ -41,12 +41,9 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
     data::DatasetPtr ds;
   };
   for (auto& d : {Dom{"source-val", exp.source_val}, Dom{"target-test", exp.target_test}}) {
-    std::map<std::string, torch::Tensor> saved;
-    if (exp.method->adabn() && std::string(d.name) == "target-test") {
-      for (auto& b : exp.model->named_buffers()) saved[b.key()] = b.value().clone();
-      train::adabn_recompute(*exp.model, exp.target, to.eval_batch_size, to.eval_workers, device);
-    }
-    auto r = train::evaluate(*exp.model, d.ds, to.eval_batch_size, to.eval_workers, device, exp.num_classes);
+    bool target = std::string(d.name) == "target-test";
+    auto r = train::evaluate_adapted(*exp.model, d.ds, exp.target, target && exp.method->adabn(), to.eval_batch_size,
+                                     to.eval_workers, device, exp.num_classes);
     std::cout << std::fixed << std::setprecision(2) << d.name << " (" << d.ds->describe() << "): accuracy "
               << r.accuracy << " %, mean per-class " << r.mean_class_accuracy << " %, entropy "
               << std::setprecision(4) << r.entropy << "\n  per class:";
@@ -59,10 +56,6 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
         for (auto v : row) std::cout << " " << std::setw(5) << v;
         std::cout << "\n";
       }
-    }
-    if (!saved.empty()) {
-      torch::NoGradGuard ng;
-      for (auto& b : exp.model->named_buffers()) b.value().copy_(saved.at(b.key()));
     }
   }
   return 0;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "core/fs.h"
 #include "support/testing.h"
 #include "train/schedule.h"
@@ -18,7 +20,8 @@ namespace {
 
 std::string data_root() {
   static std::string root = [] {
-    auto r = testutil::fresh_dir("train_data");
+    // one copy per test process: ctest runs the tests of this file in parallel processes
+    auto r = testutil::fresh_dir("train_data_" + std::to_string(::getpid()));
     auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
     EXPECT_EQ(res.exit_code, 0) << res.err;
     return r;

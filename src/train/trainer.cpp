@@ -59,6 +59,19 @@ void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, 
   model.train(was);
 }
 
+EvalResult evaluate_adapted(models::ClassifierImpl& model, const data::DatasetPtr& ds, const data::DatasetPtr& adapt_on,
+                            bool adabn, int64_t batch_size, int workers, const torch::Device& device,
+                            int64_t num_classes) {
+  if (!adabn) return evaluate(model, ds, batch_size, workers, device, num_classes);
+  std::map<std::string, torch::Tensor> saved;
+  for (auto& b : model.named_buffers()) saved[b.key()] = b.value().clone();
+  adabn_recompute(model, adapt_on, batch_size, workers, device);
+  auto r = evaluate(model, ds, batch_size, workers, device, num_classes);
+  torch::NoGradGuard ng;
+  for (auto& b : model.named_buffers()) b.value().copy_(saved.at(b.key()));
+  return r;
+}
+
 // ---------------------------------------------------------------- state
 
 struct Trainer::State {
@@ -207,16 +220,8 @@ struct Trainer::State {
 
   json evaluate_now(int64_t step) {
     auto sv = evaluate(*e.model, e.source_val, to.eval_batch_size, to.eval_workers, e.device, e.num_classes);
-    std::map<std::string, torch::Tensor> saved;
-    if (e.method->adabn()) {
-      for (auto& b : e.model->named_buffers()) saved[b.key()] = b.value().clone();
-      adabn_recompute(*e.model, e.target, to.eval_batch_size, to.eval_workers, e.device);
-    }
-    auto tt = evaluate(*e.model, e.target_test, to.eval_batch_size, to.eval_workers, e.device, e.num_classes);
-    if (!saved.empty()) {
-      torch::NoGradGuard ng;
-      for (auto& b : e.model->named_buffers()) b.value().copy_(saved.at(b.key()));
-    }
+    auto tt = evaluate_adapted(*e.model, e.target_test, e.target, e.method->adabn(), to.eval_batch_size,
+                               to.eval_workers, e.device, e.num_classes);
     json r;
     r["step"] = step;
     r["phase"] = phase;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_dir.h"
+#include "train/evaluate.h"
 #include "train/experiment.h"
 #include "train/options.h"
 #include "train/schedule.h"
@@ -40,5 +41,11 @@ class Trainer {
 /// `max_batches` batches in train mode without gradients.
 void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
                      const torch::Device& device, int64_t max_batches = 50);
+
+/// Evaluates on `ds`; when `adabn`, BatchNorm statistics are first re-estimated on `adapt_on`
+/// and restored afterwards, so the model's own state is untouched.
+EvalResult evaluate_adapted(models::ClassifierImpl& model, const data::DatasetPtr& ds, const data::DatasetPtr& adapt_on,
+                            bool adabn, int64_t batch_size, int workers, const torch::Device& device,
+                            int64_t num_classes);
 
 }  // namespace shiftlab::train
