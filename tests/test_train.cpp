@@ -240,3 +240,27 @@ TEST(Train, WeightsExportRoundTrip) {
                            &cmp);
   EXPECT_EQ(rc, 0) << cmp;
 }
+
+TEST(Train, TwoPhaseRecipe) {
+  auto runs = testutil::fresh_dir("train_two_phase");
+  auto args = base_args(runs, "source_only");
+  for (auto a : {"--train.phase1_steps=4", "--train.steps=4", "--model.freeze=top:1", "--schedule.warmup=2"})
+    args.push_back(a);
+  auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto run = only_run(runs);
+  EXPECT_TRUE(fs::exists(run + "/best_phase1.pt"));
+  EXPECT_TRUE(fs::exists(run + "/best.pt"));
+  // both phases logged, phase 1 first; the selected checkpoint is a phase-2 one
+  std::vector<int> phases;
+  for (auto& row : metrics(run))
+    if (row.contains("phase")) phases.push_back(row["phase"].get<int>());
+  ASSERT_FALSE(phases.empty());
+  EXPECT_EQ(phases.front(), 1);
+  EXPECT_EQ(phases.back(), 2);
+  EXPECT_TRUE(std::is_sorted(phases.begin(), phases.end()));
+  EXPECT_EQ(summary(run)["selected"]["phase"], 2);
+  // phase 1 trains the head alone: the log's group table lists only the head then
+  auto log = core::read_file(run + "/log.txt");
+  EXPECT_NE(log.find("phase 1 done"), std::string::npos);
+}

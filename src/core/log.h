@@ -22,7 +22,8 @@ void log_message(LogLevel level, const std::string& msg);
 void log_to_file_only(const std::string& msg);
 
 template <typename... A> void log_debug(const A&... a) { if (log_level() <= LogLevel::Debug) log_message(LogLevel::Debug, str(a...)); }
-template <typename... A> void log_info(const A&... a) { if (log_level() <= LogLevel::Info) log_message(LogLevel::Info, str(a...)); }
+// info always reaches log_message: the console filters by level, the run's log.txt keeps everything
+template <typename... A> void log_info(const A&... a) { log_message(LogLevel::Info, str(a...)); }
 template <typename... A> void log_warn(const A&... a) { log_message(LogLevel::Warn, str(a...)); }
 template <typename... A> void log_error(const A&... a) { log_message(LogLevel::Error, str(a...)); }
 
