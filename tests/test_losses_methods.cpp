@@ -2,6 +2,10 @@
 // term names, options (declare / from config), and that every method's modules are parameters.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/error.h"
 #include "core/options.h"
 #include "losses/baseline.h"
@@ -236,4 +240,35 @@ TEST(Methods, OptionsFromConfig) {
     EXPECT_NE(std::string(e.what()).find("dan.kernels"), std::string::npos) << e.what();
   }
   EXPECT_THROW(core::parse_args(s, {"--dan.estimator=cubic"}), core::UsageError);
+}
+
+// Timing of one loss forward+backward per method (not run by default):
+//   build/tests/test_losses_methods --gtest_also_run_disabled_tests --gtest_filter='*StepCost*'
+// sizes via SHIFTLAB_BENCH_N / _D / _K (default 32+32 rows, D=256, K=31).
+TEST(LossBench, DISABLED_StepCost) {
+  auto env = [](const char* k, int64_t d) { const char* v = std::getenv(k); return v ? std::atoll(v) : d; };
+  const int64_t n = env("SHIFTLAB_BENCH_N", 32), d = env("SHIFTLAB_BENCH_D", 256), k = env("SHIFTLAB_BENCH_K", 31);
+  std::printf("threads %d, N=%ld+%ld D=%ld K=%ld\n", torch::get_num_threads(), long(n), long(n), long(d), long(k));
+  MethodOptions o;
+  for (std::string spec : {"source_only", "dann", "dan", "0.5*dan", "jan", "cdan", "cdan+E", "coral", "mcc", "entropy",
+                           "bsp", "afn", "mdd", "dann + 0.1*entropy"}) {
+    o.spec = spec;
+    o.dan.estimator = "unbiased";
+    auto m = make_method(o, d, k);
+    auto out = outputs(n, d, k);
+    out.f_s.set_requires_grad(true);
+    out.f_t.set_requires_grad(true);
+    out.logits_s.set_requires_grad(true);
+    out.logits_t.set_requires_grad(true);
+    auto run = [&] {
+      auto t = m->loss(out).total;
+      if (t.requires_grad()) t.backward();
+    };
+    for (int i = 0; i < 3; ++i) run();
+    const int reps = 20;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) run();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+    std::printf("%-22s %8.3f ms\n", spec.c_str(), ms);
+  }
 }

@@ -55,6 +55,21 @@ TEST(Coral, ValueMatchesLoops) {
   EXPECT_THROW(coral_loss(xs.narrow(0, 0, 1), xt, false), core::Error);
 }
 
+TEST(Coral, WideFeaturesUseTheGramFormWithTheSameValue) {
+  torch::manual_seed(6);
+  auto xs = torch::randn({5, 20}, torch::kDouble), xt = torch::randn({6, 20}, torch::kDouble) * 1.3;
+  auto cs = cov_loop(xs), ct = cov_loop(xt);
+  double fro = 0;
+  for (int a = 0; a < 20; ++a)
+    for (int b = 0; b < 20; ++b) fro += std::pow(cs[a][b] - ct[a][b], 2);
+  EXPECT_NEAR(coral_loss(xs, xt, false).item<double>(), fro / (4 * 400), 1e-14);
+  // float32 inputs still get a float32 result close to the double one
+  EXPECT_NEAR(coral_loss(xs.to(torch::kFloat), xt.to(torch::kFloat), false).item<float>(), fro / 1600, 1e-6);
+  auto res = testutil::gradcheck([](const std::vector<torch::Tensor>& in) { return coral_loss(in[0], in[1], true); },
+                                 {xs.clone().set_requires_grad(true), xt.clone().set_requires_grad(true)});
+  EXPECT_GRADCHECK(res, 1e-6);
+}
+
 TEST(Coral, FiniteDifferenceGradient) {
   torch::manual_seed(1);
   for (bool mt : {false, true}) {
