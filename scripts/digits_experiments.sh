@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/digits_table}
 shift || true
-bin=build/shiftlab
-[ -x $bin ] || bash scripts/build.sh
+bin=${SHIFTLAB:-build/shiftlab}   # SHIFTLAB=path runs another build (e.g. a copy while rebuilding)
+[ -x "$bin" ] || bash scripts/build.sh
 $bin data prepare mnist >/dev/null
 $bin data prepare uci-digits >/dev/null
 methods=${METHODS:-"source_only dann dan jan cdan coral mcc"}
