@@ -13,6 +13,9 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/stats.h"
+#include "train/options.h"
+
+#include <set>
 
 namespace shiftlab::apps {
 
@@ -92,32 +95,148 @@ SHIFTLAB_COMMAND("data stats", "per-band mean and std of a dataset after its tra
                  run_stats);
 
 // ---------------------------------------------------------------- data check
+// Two modes: one dataset (--data.dataset=... keys), or every domain of an experiment config
+// (`shiftlab data check CONFIG`: source train + val, target train + test) before a long run.
 static core::Schema check_schema() {
   core::Schema s = domain_schema();
-  s.add_int("check.workers", 2, "threads").range(1, 256);
+  s.add_int("check.workers", 2, "decoding threads").range(1, 256);
+  s.add_int("check.show", 20, "problems listed per domain").range(0, 1e9);
+  auto e = train::experiment_schema();
+  for (auto& k : e.keys())
+    if (!s.has(k)) s.add(e.spec(k));
   return s;
 }
 
-static int run_check(const core::Config& c, const std::vector<std::string>&) {
-  auto o = data::domain_options_from(c, "data");
+namespace {
+struct CheckResult {
+  size_t items = 0, unreadable = 0, bad_labels = 0, classes_seen = 0;
+  std::vector<std::string> problems;
+};
+
+// Decodes every item (on_error = skip records failures) and checks labels against [0, classes).
+CheckResult check_domain(data::DomainOptions o, int64_t classes, bool check_labels, int workers) {
   o.on_error = "skip";
-  auto ds = std::dynamic_pointer_cast<const data::DomainDataset>(data::make_domain(o));
-  const size_t n = ds->size();
+  CheckResult r;
+  auto base = data::make_domain(o);
+  auto ds = std::dynamic_pointer_cast<const data::DomainDataset>(base);
+  core::check(ds != nullptr, "data check: unsupported dataset kind '", o.dataset, "'");
+  r.items = ds->size();
   std::atomic<size_t> next{0};
   std::vector<std::thread> th;
-  for (int t = 0; t < c.get_int("check.workers"); ++t)
+  for (int t = 0; t < workers; ++t)
     th.emplace_back([&] {
-      for (size_t i; (i = next++) < n;) ds->get_image(i, 0);
+      for (size_t i; (i = next++) < r.items;) ds->get_image(i, 0);
     });
   for (auto& t : th) t.join();
-  auto bad = ds->skipped_items();
-  std::cout << ds->describe() << "\n" << n - bad.size() << " of " << n << " items readable\n";
-  for (auto& b : bad) std::cout << "  " << b << "\n";
-  return bad.empty() ? 0 : 1;
+  for (auto& b : ds->skipped_items()) r.problems.push_back("unreadable: " + b);
+  r.unreadable = ds->skipped_items().size();
+  if (check_labels) {
+    auto labels = ds->labels();
+    std::set<int64_t> seen;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      auto y = labels[i];
+      if (y < 0 || (classes > 0 && y >= classes)) {
+        ++r.bad_labels;
+        auto p = ds->path(i);
+        r.problems.push_back(core::str("label ", y, " out of range [0, ", classes, ") at item ", i,
+                                       p.empty() ? std::string() : " (" + p + ")"));
+      } else {
+        seen.insert(y);
+      }
+    }
+    r.classes_seen = seen.size();
+  }
+  return r;
+}
+}  // namespace
+
+static int run_check(const core::Config& cli, const std::vector<std::string>& argv) {
+  const int workers = static_cast<int>(cli.get_int("check.workers"));
+  const size_t show = static_cast<size_t>(cli.get_int("check.show"));
+  bool experiment = !cli.positional.empty();
+  for (auto& k : cli.schema().keys())
+    if ((k.rfind("data.source.", 0) == 0 || k.rfind("data.target.", 0) == 0) && cli.is_set(k)) experiment = true;
+  if (!experiment) {
+    auto r = check_domain(data::domain_options_from(cli, "data"), 0, false, workers);
+    std::cout << data::make_domain(data::domain_options_from(cli, "data"))->describe() << "\n"
+              << r.items - r.unreadable << " of " << r.items << " items readable\n";
+    for (size_t i = 0; i < r.problems.size() && i < show; ++i) std::cout << "  " << r.problems[i] << "\n";
+    return r.unreadable == 0 ? 0 : 1;
+  }
+  // CONFIG given as a positional: re-parse so that it layers below the command-line options.
+  core::Config c = cli;
+  if (!cli.positional.empty()) {
+    std::vector<std::string> args{"--config=" + cli.positional.front()};
+    bool after_cmd = false;
+    for (size_t i = 1; i < argv.size(); ++i) {
+      if (!after_cmd) {
+        after_cmd = argv[i] == "check";
+        continue;
+      }
+      if (argv[i] != cli.positional.front()) args.push_back(argv[i]);
+    }
+    c = core::parse_args(cli.schema(), args, core::Positionals{"", 0, 0});
+  }
+  auto src = data::domain_options_from(c, "data.source");
+  auto tgt = data::domain_options_from(c, "data.target");
+  auto with = [](data::DomainOptions d, const std::string& split) {
+    d.split = split;
+    d.labelled = true;
+    return d;
+  };
+  auto src_val = with(src, c.get_string("data.source.val_split"));
+  auto tgt_test = with(tgt, c.get_string("data.target.test_split"));
+  src.labelled = true;
+  // the class count comes from the source training set
+  int64_t classes = data::make_domain([&] {
+                      auto d = src;
+                      d.on_error = "skip";
+                      return d;
+                    }())
+                        ->num_classes();
+  struct Dom {
+    const char* name;
+    data::DomainOptions o;
+    bool labels;
+  };
+  std::vector<Dom> doms = {{"source train", src, true},
+                           {"source val", src_val, true},
+                           {"target train", tgt, tgt.labelled},
+                           {"target test", tgt_test, true}};
+  size_t problems = 0;
+  std::cout << "classes (from the source training set): " << classes << "\n";
+  for (auto& d : doms) {
+    CheckResult r;
+    try {
+      r = check_domain(d.o, classes, d.labels, workers);
+    } catch (const std::exception& e) {
+      std::cout << d.name << ": cannot open: " << e.what() << "\n";
+      ++problems;
+      continue;
+    }
+    std::cout << d.name << " (" << d.o.dataset << ", " << d.o.split << "): " << r.items << " items, " << r.unreadable
+              << " unreadable";
+    if (d.labels) std::cout << ", " << r.bad_labels << " labels out of range, " << r.classes_seen << " of " << classes
+                            << " classes present";
+    std::cout << "\n";
+    if (r.items == 0) r.problems.push_back("empty");
+    for (size_t i = 0; i < r.problems.size() && i < show; ++i) std::cout << "  " << r.problems[i] << "\n";
+    if (r.problems.size() > show) std::cout << "  ... " << r.problems.size() - show << " more\n";
+    problems += r.problems.size();
+  }
+  if (problems) throw core::Error(core::str("data check: ", problems, " problem(s) found (listed above)"));
+  std::cout << "all domains readable, labels in range\n";
+  return 0;
 }
 
-SHIFTLAB_COMMAND("data check", "decode every item of a dataset and list unreadable files", check_schema,
-                 core::Positionals{"", 0, 0}, "Exit status 1 when any item cannot be read.", run_check);
+SHIFTLAB_COMMAND("data check", "decode every item of a dataset, or of every domain of an experiment config, and check labels",
+                 check_schema, core::Positionals{"[CONFIG]", 0, 1},
+                 "One dataset:        shiftlab data check --data.dataset=list_file --data.root=D --data.split=L\n"
+                 "An experiment:      shiftlab data check configs/office31/resnet50_a_to_w.ini [--key=value ...]\n"
+                 "The experiment form checks source train/val and target train/test: files present and decodable,\n"
+                 "labels in [0, classes of the source training set), counts and classes present. Exit status 1\n"
+                 "when anything is wrong.",
+                 run_check);
 
 // ---------------------------------------------------------------- data bench
 static core::Schema bench_schema() {

@@ -1,0 +1,350 @@
+#include "sweep/sweep.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "core/signals.h"
+#include "report/runs.h"
+
+extern char** environ;
+
+namespace shiftlab::sweep {
+
+namespace fs = std::filesystem;
+
+Axis parse_axis(const std::string& item) {
+  auto eq = item.find('=');
+  core::check_usage(eq != std::string::npos && eq > 0 && eq + 1 < item.size(),
+                    "--grid '", item, "': expected key=value1,value2,... (or key=loguniform(lo,hi) with --random)");
+  Axis a;
+  a.key = core::trim(item.substr(0, eq));
+  std::string v = core::trim(item.substr(eq + 1));
+  for (auto* d : {"uniform", "loguniform", "randint"}) {
+    std::string p = std::string(d) + "(";
+    if (v.rfind(p, 0) == 0 && v.back() == ')') {
+      auto parts = core::split_list(v.substr(p.size(), v.size() - p.size() - 1));
+      core::check_usage(parts.size() == 2, "--grid '", item, "': ", d, " takes two bounds, e.g. ", d, "(1e-4, 1e-2)");
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      a.lo = std::strtod(parts[0].c_str(), &e1);
+      a.hi = std::strtod(parts[1].c_str(), &e2);
+      core::check_usage(*e1 == '\0' && *e2 == '\0' && a.lo < a.hi, "--grid '", item,
+                        "': bounds must be numbers with lo < hi");
+      core::check_usage(std::string(d) != "loguniform" || a.lo > 0, "--grid '", item, "': loguniform needs lo > 0");
+      a.dist = d;
+      return a;
+    }
+  }
+  a.values = core::split_list(v, v.find('|') != std::string::npos ? '|' : ',');
+  core::check_usage(!a.values.empty(), "--grid '", item, "': no values");
+  std::set<std::string> seen;
+  for (auto& x : a.values) core::check_usage(seen.insert(x).second, "--grid '", item, "': value '", x, "' twice");
+  return a;
+}
+
+std::string combo_name(const std::vector<std::pair<std::string, std::string>>& values) {
+  if (values.empty()) return "base";
+  std::string label;
+  for (auto& [k, v] : values) label += (label.empty() ? "" : ", ") + k + "=" + v;
+  return report::slug(label);
+}
+
+static std::string fmt4(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4g", v);
+  return b;
+}
+
+std::vector<Job> expand(const Plan& p) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> combos;
+  std::set<std::string> keys;
+  for (auto& a : p.axes) core::check_usage(keys.insert(a.key).second, "--grid: option '", a.key, "' swept twice");
+  core::check_usage(!p.seeds.empty(), "--seeds: no seeds");
+  if (p.random <= 0) {
+    for (auto& a : p.axes)
+      core::check_usage(a.dist.empty(), "--grid ", a.key, "=", a.dist, "(...): distributions need --random N");
+    combos.push_back({});
+    for (auto& a : p.axes) {
+      std::vector<std::vector<std::pair<std::string, std::string>>> next;
+      for (auto& c : combos)
+        for (auto& v : a.values) {
+          auto d = c;
+          d.emplace_back(a.key, v);
+          next.push_back(d);
+        }
+      combos.swap(next);
+    }
+  } else {
+    double space = 1;
+    bool finite = true;
+    for (auto& a : p.axes) {
+      if (a.dist.empty()) space *= static_cast<double>(a.values.size());
+      else if (a.dist == "randint") space *= a.hi - a.lo + 1;
+      else finite = false;
+    }
+    core::check_usage(!finite || static_cast<double>(p.random) <= space, "--random ", p.random, ": the grid has only ",
+                      static_cast<long long>(space), " distinct combinations");
+    std::mt19937_64 rng(static_cast<uint64_t>(p.random_seed));
+    std::set<std::vector<std::pair<std::string, std::string>>> seen;
+    long long attempts = 0;
+    while (static_cast<long long>(combos.size()) < p.random) {
+      core::check(++attempts < 1000000, "random search: could not draw ", p.random, " distinct combinations");
+      std::vector<std::pair<std::string, std::string>> c;
+      for (auto& a : p.axes) {
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        std::string v;
+        if (a.dist.empty()) v = a.values[static_cast<size_t>(u(rng) * static_cast<double>(a.values.size())) % a.values.size()];
+        else if (a.dist == "uniform") v = fmt4(a.lo + (a.hi - a.lo) * u(rng));
+        else if (a.dist == "loguniform") v = fmt4(std::exp(std::log(a.lo) + (std::log(a.hi) - std::log(a.lo)) * u(rng)));
+        else v = std::to_string(static_cast<long long>(a.lo) + static_cast<long long>(u(rng) * (a.hi - a.lo + 1)));
+        c.emplace_back(a.key, v);
+      }
+      if (seen.insert(c).second) combos.push_back(c);
+    }
+  }
+  std::vector<Job> jobs;
+  for (auto& c : combos)
+    for (auto s : p.seeds) jobs.push_back(Job{c, s, combo_name(c)});
+  return jobs;
+}
+
+nlohmann::json plan_to_json(const Plan& p) {
+  nlohmann::json j;
+  j["configs"] = p.configs;
+  j["overrides"] = nlohmann::json::array();
+  for (auto& [k, v] : p.overrides) j["overrides"].push_back({k, v});
+  j["axes"] = nlohmann::json::array();
+  for (auto& a : p.axes) {
+    nlohmann::json x{{"key", a.key}};
+    if (a.dist.empty()) x["values"] = a.values;
+    else x["dist"] = a.dist, x["lo"] = a.lo, x["hi"] = a.hi;
+    j["axes"].push_back(x);
+  }
+  j["seeds"] = p.seeds;
+  j["random"] = p.random;
+  j["random_seed"] = p.random_seed;
+  return j;
+}
+
+JobState inspect_job(const std::string& sweep_dir, const Job& job) {
+  JobState st;
+  auto root = fs::path(sweep_dir) / "runs" / job.name();
+  if (!fs::exists(root)) return st;
+  std::vector<std::string> dirs;
+  for (auto& e : fs::directory_iterator(root))
+    if (e.is_directory()) dirs.push_back(e.path().string());
+  if (dirs.empty()) return st;
+  std::sort(dirs.begin(), dirs.end());
+  st.dir = dirs.back();
+  auto summary = fs::path(st.dir) / "summary.json";
+  std::string status;
+  if (fs::exists(summary)) {
+    try {
+      status = nlohmann::json::parse(core::read_file(summary.string())).value("status", "");
+    } catch (...) {
+      status = "";
+    }
+  }
+  bool ckpt = fs::exists(fs::path(st.dir) / "latest.pt");
+  if (status == "completed") st.kind = JobState::Completed;
+  else if (status == "failed") st.kind = JobState::Failed;
+  else if (ckpt) st.kind = JobState::Resumable;
+  else st.kind = JobState::Restart;
+  return st;
+}
+
+std::vector<std::string> child_args(const Plan& p, const Job& j, const std::string& sweep_dir) {
+  std::vector<std::string> a{"train"};
+  for (auto& c : p.configs) a.push_back("--config=" + c);
+  for (auto& [k, v] : p.overrides) a.push_back("--" + k + "=" + v);
+  for (auto& [k, v] : j.values) a.push_back("--" + k + "=" + v);
+  a.push_back("--run.seed=" + std::to_string(j.seed));
+  a.push_back("--run.root=" + (fs::path(sweep_dir) / "runs").string());
+  a.push_back("--run.name=" + j.name());
+  return a;
+}
+
+namespace {
+
+struct Child {
+  pid_t pid = -1;
+  size_t job = 0;
+  std::chrono::steady_clock::time_point start;
+  bool resumed = false;
+};
+
+pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const std::string& log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<std::string> all{exe};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : all) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  core::check(rc == 0, "could not start ", exe, ": ", std::strerror(rc));
+  return pid;
+}
+
+std::string pct(const nlohmann::json& v) {
+  if (!v.is_number()) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f %%", v.get<double>());
+  return b;
+}
+
+std::string last_line(const std::string& path) {
+  std::string text;
+  try {
+    text = core::read_file(path);
+  } catch (...) {
+    return "";
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  auto nl = text.rfind('\n');
+  return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+}  // namespace
+
+int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o) {
+  fs::create_directories(fs::path(o.sweep_dir) / "logs");
+  auto state_path = (fs::path(o.sweep_dir) / "sweep.json").string();
+  nlohmann::json state{{"plan", plan_to_json(p)}, {"jobs", nlohmann::json::array()}};
+  for (auto& j : jobs) state["jobs"].push_back({{"name", j.name()}, {"status", "pending"}});
+  auto save_state = [&] { core::atomic_write(state_path, state.dump(2) + "\n"); };
+
+  std::vector<size_t> todo;
+  size_t skipped = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto st = inspect_job(o.sweep_dir, jobs[i]);
+    if (st.kind == JobState::Completed) {
+      state["jobs"][i]["status"] = "completed";
+      state["jobs"][i]["dir"] = st.dir;
+      ++skipped;
+    } else if (st.kind == JobState::Failed && !o.retry_failed) {
+      state["jobs"][i]["status"] = "failed";
+      state["jobs"][i]["dir"] = st.dir;
+      std::cout << "skip " << jobs[i].name() << ": failed earlier (" << st.dir
+                << "); --retry_failed runs it again\n";
+    } else {
+      todo.push_back(i);
+    }
+  }
+  save_state();
+  std::cout << "sweep " << o.sweep_dir << ": " << jobs.size() << " runs, " << skipped << " already completed, "
+            << todo.size() << " to run, " << o.jobs << " at a time\n"
+            << std::flush;
+
+  std::vector<Child> running;
+  size_t next = 0, done = 0;
+  bool forwarded = false;
+  auto t0 = std::chrono::steady_clock::now();
+  while (next < todo.size() || !running.empty()) {
+    if (core::stop_requested() && !forwarded) {
+      // children in our process group got a terminal SIGINT themselves; forward SIGTERM etc.
+      for (auto& c : running) ::kill(c.pid, core::stop_signal() == SIGINT ? SIGINT : SIGTERM);
+      forwarded = true;
+      std::cout << "sweep: stopping — waiting for " << running.size() << " run(s) to checkpoint\n" << std::flush;
+    }
+    while (!core::stop_requested() && next < todo.size() && static_cast<int>(running.size()) < o.jobs) {
+      size_t i = todo[next++];
+      auto& job = jobs[i];
+      auto st = inspect_job(o.sweep_dir, job);
+      std::vector<std::string> args;
+      bool resumed = false;
+      if (st.kind == JobState::Resumable) {
+        args = {"train", "--resume=" + st.dir};
+        resumed = true;
+      } else {
+        args = child_args(p, job, o.sweep_dir);
+      }
+      args.insert(args.end(), o.child_extra.begin(), o.child_extra.end());
+      auto log_path = (fs::path(o.sweep_dir) / "logs" / (job.combo + "__seed" + std::to_string(job.seed) + ".log")).string();
+      Child c{spawn(o.exe, args, log_path), i, std::chrono::steady_clock::now(), resumed};
+      running.push_back(c);
+      state["jobs"][i]["status"] = "running";
+      save_state();
+      std::cout << (resumed ? "resume " : "start  ") << job.name() << (resumed ? " (" + st.dir + ")" : "") << "\n"
+                << std::flush;
+    }
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    auto it = std::find_if(running.begin(), running.end(), [&](const Child& c) { return c.pid == pid; });
+    if (it == running.end()) continue;
+    Child c = *it;
+    running.erase(it);
+    ++done;
+    auto& job = jobs[c.job];
+    auto st = inspect_job(o.sweep_dir, job);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
+    nlohmann::json summary;
+    if (!st.dir.empty()) {
+      try {
+        summary = nlohmann::json::parse(core::read_file((fs::path(st.dir) / "summary.json").string()));
+      } catch (...) {
+      }
+    }
+    std::string s = summary.value("status", WIFEXITED(status) ? "failed" : "killed");
+    state["jobs"][c.job]["status"] = s;
+    state["jobs"][c.job]["dir"] = st.dir;
+    state["jobs"][c.job]["seconds"] = secs;
+    save_state();
+    std::ostringstream line;
+    line << "[" << done << "/" << todo.size() << "] " << job.name() << ": " << s;
+    if (s == "completed") {
+      line << " — target " << pct(summary["selected"].value("target_test_acc", nlohmann::json())) << " (selected), "
+           << pct(summary["oracle"].value("target_test_acc", nlohmann::json())) << " (oracle)";
+    } else {
+      auto err = summary.value("error", last_line(
+                                            (fs::path(o.sweep_dir) / "logs" /
+                                             (job.combo + "__seed" + std::to_string(job.seed) + ".log"))
+                                                .string()));
+      if (!err.empty()) line << " — " << err;
+    }
+    char tb[64];
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::snprintf(tb, sizeof tb, ", %.0f s", secs);
+    line << tb;
+    size_t left = todo.size() - done;
+    if (left > 0 && !core::stop_requested()) {
+      std::snprintf(tb, sizeof tb, "; about %.0f min left", elapsed / static_cast<double>(done) * static_cast<double>(left) / 60.0);
+      line << tb;
+    }
+    std::cout << line.str() << "\n" << std::flush;
+  }
+  int not_completed = 0;
+  for (auto& j : state["jobs"])
+    if (j["status"] != "completed") ++not_completed;
+  return not_completed;
+}
+
+}  // namespace shiftlab::sweep

@@ -1,0 +1,294 @@
+// Sweeps and reports: grid/random expansion and naming, resumable execution (completed runs
+// skipped, interrupted runs resumed), and the report's aggregation against hand-computed values.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "report/runs.h"
+#include "report/svg.h"
+#include "sweep/sweep.h"
+#include "support/testing.h"
+
+using namespace shiftlab;
+using testutil::run_cli;
+namespace fs = std::filesystem;
+
+TEST(Sweep, GridExpansionAndNames) {
+  sweep::Plan p;
+  p.axes = {sweep::parse_axis("method=source_only,dann"), sweep::parse_axis("optim.lr=1e-3, 3e-3")};
+  p.seeds = {0, 1, 2};
+  auto jobs = sweep::expand(p);
+  ASSERT_EQ(jobs.size(), 12u);
+  // first axis slowest, seeds innermost
+  EXPECT_EQ(jobs[0].name(), "method-source_only__optim.lr-1e-3/seed0");
+  EXPECT_EQ(jobs[2].name(), "method-source_only__optim.lr-1e-3/seed2");
+  EXPECT_EQ(jobs[3].values[1].second, "3e-3");
+  EXPECT_EQ(jobs[6].values[0].second, "dann");
+  EXPECT_EQ(jobs[11].name(), "method-dann__optim.lr-3e-3/seed2");
+  std::set<std::string> names;
+  for (auto& j : jobs) names.insert(j.name());
+  EXPECT_EQ(names.size(), 12u);
+  // '|' separates values holding commas; no axes -> one "base" combination
+  auto a = sweep::parse_axis("data.target.transform=resize(20), pad(4)|resize(28)");
+  ASSERT_EQ(a.values.size(), 2u);
+  EXPECT_EQ(a.values[0], "resize(20), pad(4)");
+  sweep::Plan q;
+  q.seeds = {5};
+  auto one = sweep::expand(q);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].name(), "base/seed5");
+}
+
+TEST(Sweep, BadAxesAreUsageErrors) {
+  EXPECT_THROW(sweep::parse_axis("method"), core::UsageError);
+  EXPECT_THROW(sweep::parse_axis("method="), core::UsageError);
+  EXPECT_THROW(sweep::parse_axis("method=a,a"), core::UsageError);
+  EXPECT_THROW(sweep::parse_axis("optim.lr=loguniform(0, 1)"), core::UsageError);
+  sweep::Plan p;
+  p.axes = {sweep::parse_axis("optim.lr=loguniform(1e-4, 1e-2)")};
+  EXPECT_THROW(sweep::expand(p), core::UsageError);  // a distribution without --random
+  p.axes = {sweep::parse_axis("method=a,b"), sweep::parse_axis("method=c")};
+  EXPECT_THROW(sweep::expand(p), core::UsageError);  // swept twice
+  p.axes = {sweep::parse_axis("method=a,b")};
+  p.random = 3;
+  EXPECT_THROW(sweep::expand(p), core::UsageError);  // more draws than combinations
+}
+
+TEST(Sweep, RandomSearchIsDistinctBoundedAndSeeded) {
+  sweep::Plan p;
+  p.axes = {sweep::parse_axis("method=source_only,dann,dan"), sweep::parse_axis("optim.lr=loguniform(1e-4, 1e-2)"),
+            sweep::parse_axis("data.source.batch_size=randint(8, 16)")};
+  p.seeds = {0, 1};
+  p.random = 10;
+  p.random_seed = 7;
+  auto a = sweep::expand(p);
+  ASSERT_EQ(a.size(), 20u);
+  std::set<std::string> combos;
+  for (size_t i = 0; i < a.size(); i += 2) {
+    combos.insert(a[i].combo);
+    EXPECT_EQ(a[i].combo, a[i + 1].combo);
+    double lr = std::stod(a[i].values[1].second);
+    EXPECT_GE(lr, 1e-4);
+    EXPECT_LE(lr, 1e-2);
+    long long bs = std::stoll(a[i].values[2].second);
+    EXPECT_GE(bs, 8);
+    EXPECT_LE(bs, 16);
+  }
+  EXPECT_EQ(combos.size(), 10u);
+  auto b = sweep::expand(p);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].name(), b[i].name());
+  p.random_seed = 8;
+  auto c = sweep::expand(p);
+  bool differ = false;
+  for (size_t i = 0; i < a.size(); ++i) differ |= a[i].name() != c[i].name();
+  EXPECT_TRUE(differ);
+}
+
+namespace {
+
+// A fake run directory with a known summary and config.
+void fake_run(const std::string& dir, const std::string& method, int seed, const char* status, double sel, double ora,
+              double sv, double secs) {
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.resolved.ini") << "method = " << method << "\n[run]\nseed = " << seed
+                                              << "\nroot = /somewhere/" << seed << "\n[optim]\nlr = 0.01\n";
+  nlohmann::json s{{"status", status},
+                   {"train_seconds", secs},
+                   {"selected", {{"target_test_acc", sel}, {"source_val_acc", sv}, {"target_test_mean_class_acc", sel - 1}}},
+                   {"oracle", {{"target_test_acc", ora}}}};
+  std::ofstream(dir + "/summary.json") << s.dump();
+  std::ofstream m(dir + "/metrics.jsonl");
+  m << R"({"step":10,"ce":1.5,"loss":1.5})" << "\n" << R"({"step":20,"target_test_acc":)" << sel
+    << R"(,"source_val_acc":)" << sv << "}\n";
+}
+
+}  // namespace
+
+TEST(Report, AggregatesKnownRunsLikeHandComputation) {
+  auto root = testutil::fresh_dir("report_fixture");
+  fake_run(root + "/a/r1", "dann", 0, "completed", 80, 82, 97, 100);
+  fake_run(root + "/a/r2", "dann", 1, "completed", 84, 85, 98, 110);
+  fake_run(root + "/a/r3", "dann", 2, "completed", 88, 90, 96, 120);
+  fake_run(root + "/b/r1", "source_only", 0, "completed", 70, 71, 99, 50);
+  fake_run(root + "/b/r2", "source_only", 1, "failed", 10, 10, 10, 5);  // not counted
+  auto runs = report::find_runs({root});
+  ASSERT_EQ(runs.size(), 5u);
+  // seeds and data roots are incidental; only `method` differs
+  auto keys = report::varying_keys(runs);
+  ASSERT_EQ(keys, std::vector<std::string>{"method"});
+  auto groups = report::group_runs(runs, keys);
+  ASSERT_EQ(groups.size(), 2u);
+  auto& d = groups[0];
+  EXPECT_EQ(d.key[0].second, "dann");
+  EXPECT_EQ(d.completed, 3);
+  EXPECT_DOUBLE_EQ(d.selected.mean, 84.0);
+  EXPECT_NEAR(d.selected.std, 4.0, 1e-12);  // sqrt(((-4)^2 + 0 + 4^2) / 2)
+  EXPECT_NEAR(d.oracle.mean, 257.0 / 3, 1e-12);
+  double om = 257.0 / 3;
+  EXPECT_NEAR(d.oracle.std, std::sqrt(((82 - om) * (82 - om) + (85 - om) * (85 - om) + (90 - om) * (90 - om)) / 2), 1e-12);
+  EXPECT_DOUBLE_EQ(d.seconds.mean, 110.0);
+  auto& s = groups[1];
+  EXPECT_EQ(s.runs.size(), 2u);
+  EXPECT_EQ(s.completed, 1);
+  EXPECT_DOUBLE_EQ(s.selected.mean, 70.0);
+  EXPECT_DOUBLE_EQ(s.selected.std, 0.0);
+  auto md = report::markdown_table(groups, keys);
+  EXPECT_NE(md.find("| dann | 3/3 | 84.00 ± 4.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| source_only | 1/2 | 70.00 |"), std::string::npos) << md;
+  auto csv = report::csv_table(groups, keys);
+  EXPECT_NE(csv.find("dann,3,3,84.0000,4.0000"), std::string::npos) << csv;
+
+  // the command writes the same table and the curves
+  auto r = run_cli({"report", root, "--by=method"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(core::read_file(root + "/results.md").find("| dann | 3/3 | 84.00 ± 4.00 |"), std::string::npos);
+  EXPECT_TRUE(fs::exists(root + "/curves/method-dann_acc.svg"));
+  EXPECT_TRUE(fs::exists(root + "/curves/method-dann_loss.svg"));
+  auto svg = core::read_file(root + "/curves/method-dann_acc.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  // a missing directory is a one-line usage error
+  auto bad = run_cli({"report", root + "/nope"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("nope"), std::string::npos);
+}
+
+TEST(Report, NiceTicksCoverRange) {
+  auto t = report::nice_ticks(0.3, 9.7, 6);
+  ASSERT_FALSE(t.empty());
+  EXPECT_LE(t.front(), 2.0);
+  EXPECT_GE(t.back(), 8.0);
+  for (size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], t[1] - t[0], 1e-9);
+}
+
+namespace {
+std::string data_root() {
+  static std::string root = [] {
+    auto r = testutil::fresh_dir("sweep_data_" + std::to_string(::getpid()));
+    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    return r;
+  }();
+  return root;
+}
+
+std::vector<std::string> sweep_args(const std::string& out, const std::string& steps) {
+  auto root = data_root();
+  return {"sweep", "--out=" + out, "--grid", "method=source_only,dann", "--seeds=0,1", "--run.threads=1",
+          "--data.source.dataset=uci-digits", "--data.source.root=" + root,
+          "--data.source.transform=resize(28), normalize(0.5, 0.5)", "--data.source.batch_size=16",
+          "--data.source.workers=1", "--data.target.dataset=uci-digits", "--data.target.root=" + root,
+          "--data.target.split=val", "--data.target.transform=resize(28), normalize(0.5, 0.5)",
+          "--data.target.batch_size=16", "--data.target.workers=1", "--model.backbone=lenet",
+          "--model.in_channels=1", "--train.steps=" + steps, "--train.eval_every=3", "--eval.workers=1"};
+}
+
+int count_matches(const std::string& text, const std::string& re) {
+  std::regex r(re);
+  return static_cast<int>(std::distance(std::sregex_iterator(text.begin(), text.end(), r), std::sregex_iterator()));
+}
+}  // namespace
+
+TEST(Sweep, RunsSkipsCompletedAndResumesInterrupted) {
+  auto out = testutil::fresh_dir("sweep_run");
+  auto args = sweep_args(out, "6");
+  auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(count_matches(r.out, "start  "), 4) << r.out;
+  EXPECT_NE(r.out.find("| source_only | 2/2 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| dann | 2/2 |"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(out + "/results.md"));
+  EXPECT_TRUE(fs::exists(out + "/results.csv"));
+  auto state = nlohmann::json::parse(core::read_file(out + "/sweep.json"));
+  ASSERT_EQ(state["jobs"].size(), 4u);
+  for (auto& j : state["jobs"]) EXPECT_EQ(j["status"], "completed");
+
+  // Interrupt one run: mark it as a killed run would be (status running, checkpoint kept) and
+  // drop its final metrics; the rerun resumes exactly that one and skips the other three.
+  auto job = sweep::Job{{{"method", "dann"}}, 1, sweep::combo_name({{"method", "dann"}})};
+  auto st = sweep::inspect_job(out, job);
+  ASSERT_EQ(st.kind, sweep::JobState::Completed);
+  auto summary = nlohmann::json::parse(core::read_file(st.dir + "/summary.json"));
+  summary["status"] = "running";
+  std::ofstream(st.dir + "/summary.json") << summary.dump();
+  EXPECT_EQ(sweep::inspect_job(out, job).kind, sweep::JobState::Resumable);
+  auto r2 = run_cli(args);
+  ASSERT_EQ(r2.exit_code, 0) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("3 already completed, 1 to run"), std::string::npos) << r2.out;
+  EXPECT_EQ(count_matches(r2.out, "resume "), 1) << r2.out;
+  EXPECT_EQ(count_matches(r2.out, "start  "), 0) << r2.out;
+  EXPECT_EQ(sweep::inspect_job(out, job).kind, sweep::JobState::Completed);
+  // no new run directory was made for the resumed job
+  int dirs = 0;
+  for (auto& e : fs::directory_iterator(out + "/runs/" + job.name())) dirs += e.is_directory();
+  EXPECT_EQ(dirs, 1);
+
+  // a third call has nothing to do; a different plan in the same directory is refused
+  auto r3 = run_cli(args);
+  ASSERT_EQ(r3.exit_code, 0) << r3.err;
+  EXPECT_NE(r3.out.find("4 already completed, 0 to run"), std::string::npos) << r3.out;
+  auto other = sweep_args(out, "7");
+  auto r4 = run_cli(other);
+  EXPECT_EQ(r4.exit_code, 2);
+  EXPECT_NE(r4.err.find("different sweep"), std::string::npos) << r4.err;
+  EXPECT_NE(r4.err.find("overrides"), std::string::npos) << r4.err;
+}
+
+TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
+  auto out = testutil::fresh_dir("sweep_bad");
+  auto args = sweep_args(out, "2");
+  args.push_back("--grid");
+  args.push_back("optim.lr=0.01,fast");
+  auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("optim.lr"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/runs"));
+  auto r2 = run_cli({"sweep", "--grid", "optim.lrr=1,2"});
+  EXPECT_EQ(r2.exit_code, 2);
+  EXPECT_NE(r2.err.find("did you mean 'optim.lr'"), std::string::npos) << r2.err;
+}
+
+TEST(DataCheck, ExperimentConfigFindsMissingUndecodableAndOutOfRange) {
+  auto d = testutil::fresh_dir("data_check_layout");
+  // 3 classes × 3 PNG images written by PIL; list files in the TLlib "path label" layout
+  std::string py = "import sys, numpy as np\nfrom PIL import Image\nd=sys.argv[1]\nimport os\n"
+                   "os.makedirs(d+'/img', exist_ok=True)\n"
+                   "for c in range(3):\n  for i in range(3):\n"
+                   "    Image.fromarray((np.random.RandomState(c*10+i).rand(12,12,3)*255).astype('uint8')).save(f'{d}/img/{c}_{i}.png')\n";
+  std::ofstream(d + "/make.py") << py;
+  ASSERT_EQ(testutil::run_shell("/usr/bin/python3 " + d + "/make.py " + d), 0);
+  std::ofstream(d + "/img/broken.png") << "this is not a png";
+  {
+    std::ofstream tr(d + "/train.txt"), ok(d + "/val_ok.txt"), bad(d + "/val_bad.txt");
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 3; ++i) {
+        tr << "img/" << c << "_" << i << ".png " << c << "\n";
+        ok << "img/" << c << "_" << i << ".png " << c << "\n";
+      }
+    bad << "img/0_0.png 0\nimg/missing.png 1\nimg/broken.png 2\nimg/1_1.png 7\n";
+  }
+  auto ini = [&](const std::string& val) {
+    std::ofstream(d + "/exp_" + val + ".ini") << "[data.source]\ndataset = list_file\nroot = " << d
+                                              << "\nsplit = train.txt\nval_split = " << val
+                                              << ".txt\n[data.target]\ndataset = list_file\nroot = " << d
+                                              << "\nsplit = train.txt\ntest_split = " << val << ".txt\nlabelled = false\n";
+    return d + "/exp_" + val + ".ini";
+  };
+  auto good = run_cli({"data", "check", ini("val_ok")});
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  EXPECT_NE(good.out.find("source train (list_file, train.txt): 9 items, 0 unreadable, 0 labels out of range, 3 of 3"),
+            std::string::npos)
+      << good.out;
+  auto bad = run_cli({"data", "check", ini("val_bad"), "--check.workers=1"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("missing.png"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("broken.png"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("label 7 out of range [0, 3)"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.err.find("problem(s) found"), std::string::npos) << bad.err;
+}
