@@ -1,0 +1,165 @@
+// Reader side of the feature cache (schema in cache.h).
+#include "features/cache.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "features/cache_internal.h"
+#include "features/h5.h"
+
+namespace shiftlab::features {
+
+using core::check;
+using h5::Handle;
+
+h5::Handle open_cache_file(const std::string& path, bool write) {
+  h5::quiet();
+  check(std::filesystem::exists(path), "feature cache '", path, "' does not exist");
+  check(H5Fis_hdf5(path.c_str()) > 0, "'", path, "' is not an HDF5 file (expected a shiftlab feature cache)");
+  Handle f{H5Fopen(path.c_str(), write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+  check(f.ok(), "cannot open '", path, "' as HDF5", write ? " for writing (locked by another process?)" : " (damaged?)");
+  check(h5::has_attr(f, "format") && h5::read_str_attr(f, "format", path) == kCacheFormat, "'", path,
+        "' is an HDF5 file but not a shiftlab feature cache (no format = ", kCacheFormat, " attribute)");
+  auto v = h5::read_int_attr(f, "format_version", path);
+  check(v == kCacheFormatVersion, "feature cache '", path, "' has format version ", v, "; this shiftlab reads version ",
+        kCacheFormatVersion);
+  return f;
+}
+
+static std::string block_name(const std::string& d, const std::string& s, const std::string& t) {
+  return d + "/" + s + "/" + t;
+}
+
+std::vector<CacheEntry> list_cache(const std::string& path) {
+  auto f = open_cache_file(path, false);
+  std::vector<CacheEntry> out;
+  for (auto& d : h5::children(f)) {
+    if (!h5::is_group(f, d)) continue;
+    Handle gd{H5Gopen2(f, d.c_str(), H5P_DEFAULT), H5Gclose};
+    for (auto& s : h5::children(gd)) {
+      if (!h5::is_group(gd, s)) continue;
+      Handle gs{H5Gopen2(gd, s.c_str(), H5P_DEFAULT), H5Gclose};
+      for (auto& t : h5::children(gs)) {
+        if (!h5::is_group(gs, t)) continue;
+        Handle gt{H5Gopen2(gs, t.c_str(), H5P_DEFAULT), H5Gclose};
+        if (!h5::is_dataset(gt, "features")) continue;
+        Handle ds{H5Dopen2(gt, "features", H5P_DEFAULT), H5Dclose};
+        std::string what = core::str("'", path, "' block ", block_name(d, s, t));
+        Handle sp{H5Dget_space(ds), H5Sclose};
+        check(H5Sget_simple_extent_ndims(sp) == 2, what, ": features is not 2-D");
+        hsize_t dims[2];
+        H5Sget_simple_extent_dims(sp, dims, nullptr);
+        Handle ty{H5Dget_type(ds), H5Tclose};
+        CacheEntry e;
+        e.domain = d;
+        e.split = s;
+        e.tap = t;
+        e.rows = static_cast<int64_t>(dims[0]);
+        e.dim = static_cast<int64_t>(dims[1]);
+        e.rows_done = h5::read_int_attr(ds, "rows_done", what);
+        e.dtype = h5::float_kind(ty);
+        check(!e.dtype.empty(), what, ": features are neither float32 nor float16");
+        check(e.rows_done >= 0 && e.rows_done <= e.rows, what, ": rows_done ", e.rows_done, " outside [0, ", e.rows, "]");
+        out.push_back(std::move(e));
+      }
+    }
+  }
+  return out;
+}
+
+nlohmann::json cache_attributes(const std::string& path) {
+  auto f = open_cache_file(path, false);
+  nlohmann::json j = nlohmann::json::object();
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  H5Oget_info3(f, &info, H5O_INFO_NUM_ATTRS);
+#else
+  H5Oget_info(f, &info);
+#endif
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    Handle a{H5Aopen_by_idx(f, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+    if (!a.ok()) continue;
+    ssize_t n = H5Aget_name(a, 0, nullptr);
+    std::string name(static_cast<size_t>(n), '\0');
+    H5Aget_name(a, static_cast<size_t>(n) + 1, name.data());
+    Handle t{H5Aget_type(a), H5Tclose};
+    auto cls = H5Tget_class(t);
+    if (cls == H5T_STRING)
+      j[name] = h5::read_str_attr(f, name, path);
+    else if (cls == H5T_INTEGER)
+      j[name] = h5::read_int_attr(f, name, path);
+  }
+  return j;
+}
+
+FeatureBlock read_block(const std::string& path, const std::string& domain, const std::string& split,
+                        const std::string& tap) {
+  auto f = open_cache_file(path, false);
+  std::string name = block_name(domain, split, tap);
+  std::string what = core::str("'", path, "' block ", name);
+  std::string split_path = domain + "/" + split;
+  bool present = h5::is_group(f, domain) && h5::is_group(f, split_path) && h5::is_group(f, name) &&
+                 h5::is_dataset(f, name + "/features");
+  if (!present) {
+    std::string known;
+    for (auto& e : list_cache(path)) known += (known.empty() ? "" : ", ") + block_name(e.domain, e.split, e.tap);
+    throw core::Error(core::str("feature cache '", path, "' has no block ", name, " (blocks: ",
+                                known.empty() ? "none" : known, ")"));
+  }
+  Handle gs{H5Gopen2(f, split_path.c_str(), H5P_DEFAULT), H5Gclose};
+  Handle ds{H5Dopen2(f, (name + "/features").c_str(), H5P_DEFAULT), H5Dclose};
+  Handle sp{H5Dget_space(ds), H5Sclose};
+  check(H5Sget_simple_extent_ndims(sp) == 2, what, ": features is not 2-D");
+  hsize_t dims[2];
+  H5Sget_simple_extent_dims(sp, dims, nullptr);
+  const int64_t rows = static_cast<int64_t>(dims[0]), D = static_cast<int64_t>(dims[1]);
+  const int64_t done = h5::read_int_attr(ds, "rows_done", what);
+  check(done >= 0 && done <= rows, what, ": rows_done ", done, " outside [0, ", rows, "]");
+  Handle ft{H5Dget_type(ds), H5Tclose};
+  const std::string kind = h5::float_kind(ft);
+  check(!kind.empty(), what, ": features are neither float32 nor float16");
+
+  FeatureBlock b;
+  b.domain = domain;
+  b.split = split;
+  b.tap = tap;
+  b.num_classes = h5::has_attr(gs, "num_classes") ? h5::read_int_attr(gs, "num_classes", what) : 0;
+  b.X.resize(done, D);
+  b.labels.assign(static_cast<size_t>(done), -1);
+  if (done == 0) return b;
+
+  // rows [0, done): read in the stored type (no HDF5 conversion), convert with torch
+  hsize_t start[2] = {0, 0}, count[2] = {static_cast<hsize_t>(done), static_cast<hsize_t>(D)};
+  Handle fs{H5Dget_space(ds), H5Sclose};
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, nullptr, count, nullptr);
+  Handle ms{H5Screate_simple(2, count, nullptr), H5Sclose};
+  torch::Tensor rowmajor;
+  if (kind == "float32") {
+    rowmajor = torch::empty({done, D}, torch::kFloat32);
+    check(H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, rowmajor.data_ptr()) >= 0, what, ": cannot read features");
+  } else {
+    auto half = torch::empty({done, D}, torch::kFloat16);
+    Handle ht{h5::half_type(), H5Tclose};
+    check(H5Dread(ds, ht, ms, fs, H5P_DEFAULT, half.data_ptr()) >= 0, what, ": cannot read features");
+    rowmajor = half.to(torch::kFloat32);
+  }
+  // Eigen::MatrixXf is column-major: the transpose's contiguous copy is exactly its storage
+  auto colmajor = rowmajor.t().contiguous();
+  std::memcpy(b.X.data(), colmajor.data_ptr<float>(), sizeof(float) * static_cast<size_t>(done * D));
+
+  std::string lab = split_path + "/labels";
+  check(h5::is_dataset(f, lab), what, ": missing ", lab);
+  Handle ld{H5Dopen2(f, lab.c_str(), H5P_DEFAULT), H5Dclose};
+  Handle lsp{H5Dget_space(ld), H5Sclose};
+  check(H5Sget_simple_extent_npoints(lsp) == rows, what, ": ", lab, " has ", H5Sget_simple_extent_npoints(lsp),
+        " entries, features ", rows, " rows");
+  hsize_t ls[1] = {0}, lc[1] = {static_cast<hsize_t>(done)};
+  H5Sselect_hyperslab(lsp, H5S_SELECT_SET, ls, nullptr, lc, nullptr);
+  Handle lms{H5Screate_simple(1, lc, nullptr), H5Sclose};
+  check(H5Dread(ld, H5T_NATIVE_INT64, lms, lsp, H5P_DEFAULT, b.labels.data()) >= 0, what, ": cannot read ", lab);
+  return b;
+}
+
+}  // namespace shiftlab::features

@@ -1,0 +1,170 @@
+#include "probe/advise.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/options.h"
+#include "train/options.h"
+
+namespace shiftlab::probe {
+
+namespace {
+
+std::string pct(double v) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1) << v << " %";
+  return os.str();
+}
+
+std::string g(double v) {
+  std::ostringstream os;
+  os << std::setprecision(3) << v;
+  return os.str();
+}
+
+}  // namespace
+
+nlohmann::json Advice::to_json() const {
+  return {{"strategy", strategy}, {"probe_acc", probe_acc}, {"probe_acc_on", probe_acc_on},
+          {"freeze", freeze},     {"layer_decay", layer_decay}, {"use_da", use_da},
+          {"method", method},     {"reasons", reasons},         {"settings", settings}};
+}
+
+Advice advise(const Evidence& e) {
+  Advice a;
+  if (e.target_target_acc) {
+    a.probe_acc = *e.target_target_acc;
+    a.probe_acc_on = "target→target";
+  } else if (e.source_acc) {
+    a.probe_acc = *e.source_acc;
+    a.probe_acc_on = "source→source";
+  } else {
+    throw core::UsageError("advise: no linear-probe accuracy in the evidence (the cache needs labelled source rows)");
+  }
+  // band 0 = feature extraction ... 3 = full fine-tune
+  const double p = a.probe_acc;
+  int band = p > 85 ? 0 : p >= 70 ? 1 : p >= 50 ? 2 : 3;
+  const char* band_text[] = {"> 85 %: the frozen features may suffice", "70–85 %: fine-tune the top 1–2 groups",
+                             "50–70 %: fine-tune 3–4 groups with discriminative learning rates",
+                             "< 50 %: the features fit poorly, fine-tune everything"};
+  a.reasons.push_back(core::str("linear probe ", a.probe_acc_on, " on ", e.tap, ": ", pct(p), " → band ", band_text[band]));
+  const int64_t train_rows = e.target_target_acc ? e.target_rows : e.source_rows;
+  const double per_class = e.num_classes > 0 ? static_cast<double>(train_rows) / e.num_classes : 0;
+  const bool large_gap = e.a_distance && *e.a_distance >= 1.0;
+  if (per_class > 0 && per_class < 20 && band > 0) {
+    --band;
+    a.reasons.push_back(core::str("only ", g(per_class), " labelled rows per class: one band more frozen (over-fitting risk)"));
+  } else if (per_class >= 1000 && large_gap && band < 3) {
+    ++band;
+    a.reasons.push_back(core::str(g(per_class), " labelled rows per class and a large domain gap (A-distance ",
+                                  g(*e.a_distance), "): one band less frozen"));
+  }
+  auto& s = a.settings;
+  switch (band) {
+    case 0:
+      a.strategy = "feature extraction";
+      a.freeze = "backbone";
+      s["model.bn"] = "frozen";
+      break;
+    case 1:
+      a.strategy = "fine-tune top groups";
+      a.freeze = p >= 77.5 ? "top:1" : "top:2";
+      a.layer_decay = 0.1;
+      break;
+    case 2:
+      a.strategy = "discriminative fine-tune";
+      a.freeze = p >= 60 ? "top:3" : "top:4";
+      a.layer_decay = 0.3;
+      break;
+    default:
+      a.strategy = "full fine-tune";
+      a.freeze = "none";
+      a.layer_decay = 0.5;
+  }
+  s["model.freeze"] = a.freeze;
+  s["optim.lr"] = "0.01";
+  s["optim.layer_decay"] = g(a.layer_decay);
+  if (band > 0) {
+    s["train.phase1_steps"] = "200";
+    a.reasons.push_back("fine-tuning: train the head alone first (train.phase1_steps), then unfreeze (LP-FT)");
+  }
+  // domain adaptation
+  const bool drop = e.source_acc && e.target_acc && *e.source_acc - *e.target_acc >= 15;
+  if (e.target_labelled && e.target_target_acc) {
+    a.method = "source_only";
+    a.reasons.push_back("the target is labelled: train on it directly (point data.source at the target data); no DA needed");
+  } else if (!e.a_distance) {
+    a.reasons.push_back("no target features in the cache: cannot judge the domain gap; no DA");
+  } else if (*e.a_distance < 0.5 && !drop) {
+    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " < 0.5: the domains are close; source_only"));
+  } else if (*e.a_distance < 1.0 && !drop) {
+    a.use_da = true;
+    a.method = "mcc";
+    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " in [0.5, 1): moderate gap; light DA (mcc)"));
+  } else {
+    a.use_da = true;
+    a.method = "cdan+E";
+    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance),
+                                  drop ? core::str(" and a source→target probe drop of ", g(*e.source_acc - *e.target_acc), " points")
+                                       : std::string(""),
+                                  ": DA is worth it (cdan+E)"));
+  }
+  s["method"] = a.method;
+  if (a.use_da && band == 0) {
+    s["model.head"] = "bottleneck";
+    a.reasons.push_back("frozen backbone + DA: a bottleneck head gives the alignment trainable features");
+  }
+  return a;
+}
+
+std::string advice_ini(const Advice& a, const nlohmann::json& attrs, const std::vector<std::string>& header) {
+  core::Config cfg(train::experiment_schema());
+  // the extraction's own data/model settings, as far as train knows them
+  std::string section;
+  std::istringstream in(attrs.is_object() ? attrs.value("config", std::string()) : std::string());
+  for (std::string line; std::getline(in, line);) {
+    line = core::trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = core::trim(line.substr(1, line.size() - 2));
+      continue;
+    }
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = core::trim(line.substr(0, eq)), value = core::trim(line.substr(eq + 1));
+    if (!section.empty()) key = section + "." + key;
+    bool wanted = key.rfind("data.", 0) == 0 || key.rfind("model.", 0) == 0;
+    if (!wanted || !cfg.schema().has(key) || cfg.schema().spec(key).cli_only) continue;
+    if (value == cfg.schema().spec(key).default_value) continue;  // keep the written config short
+    try {
+      cfg.set(key, value, "cache config");
+    } catch (const core::UsageError&) {
+      continue;  // a value train would not accept (e.g. an extraction-only form): keep the default
+    }
+  }
+  for (auto& [k, v] : a.settings) cfg.set(k, v, "advise");  // must all be valid train keys
+  std::ostringstream os;
+  for (auto& h : header) os << "# " << h << "\n";
+  os << "# Keys not listed keep their defaults (shiftlab train --help).\n";
+  std::map<std::string, std::vector<std::string>> by;
+  std::vector<std::string> order;
+  for (auto& k : cfg.schema().keys()) {
+    if (!cfg.is_set(k)) continue;
+    auto dot = k.rfind('.');
+    std::string sec = dot == std::string::npos ? "" : k.substr(0, dot);
+    if (!by.count(sec)) order.push_back(sec);
+    by[sec].push_back(k);
+  }
+  std::stable_sort(order.begin(), order.end(), [](auto& x, auto& y) { return x.empty() && !y.empty(); });
+  for (auto& sec : order) {
+    if (!sec.empty()) os << "\n[" << sec << "]\n";
+    for (auto& k : by[sec]) {
+      os << k.substr(sec.empty() ? 0 : sec.size() + 1) << " = " << cfg.get_string(k) << "\n";  // raw, as to_ini
+    }
+  }
+  return os.str();
+}
+
+}  // namespace shiftlab::probe

@@ -1,0 +1,58 @@
+// `shiftlab advise`: a transfer strategy from probe evidence, following the seeds' tables.
+//
+// The band of the linear-probe accuracy p (target→target when the target has labels, else
+// source→source) picks how much of the backbone trains (seed 004):
+//   p > 85 %   feature extraction: frozen backbone (and BatchNorm), train the head
+//   70–85 %    fine-tune the top 1–2 layer groups (top:1 when p ≥ 77.5), backbone lr × 0.1 per group
+//   50–70 %    fine-tune 3–4 groups (top:3 when p ≥ 60) with discriminative learning rates (× 0.3 per group)
+//   < 50 %     full fine-tune (× 0.5 per group)
+// Dataset size shifts the band by one (Yosinski et al. / the seeds' size × similarity table):
+// fewer than 20 labelled rows per class -> one band more frozen (over-fitting risk); at least
+// 1000 per class with a large domain gap (A-distance ≥ 1) -> one band less frozen.
+// Fine-tuning bands use the two-phase recipe (head first: LP-FT, Kumar et al. 2022).
+// Domain adaptation (target unlabelled only): A-distance < 0.5 -> source_only; 0.5–1 -> mcc
+// (light, no adversary); ≥ 1 or a source→target probe drop ≥ 15 points -> cdan+E. With a frozen
+// backbone a bottleneck head gives the alignment something to train. Labelled target: train on it
+// directly (no DA).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace shiftlab::probe {
+
+struct Evidence {
+  std::string tap;
+  int num_classes = 0;
+  int64_t source_rows = 0, target_rows = 0;  ///< training rows per domain
+  bool target_labelled = false;
+  std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
+  std::optional<double> a_distance;
+};
+
+struct Advice {
+  std::string strategy;         ///< feature extraction | fine-tune top groups | discriminative fine-tune | full fine-tune
+  double probe_acc = 0;         ///< the accuracy that chose the band
+  std::string probe_acc_on;     ///< "target→target" | "source→source"
+  std::string freeze;           ///< model.freeze
+  double layer_decay = 1;
+  bool use_da = false;
+  std::string method = "source_only";
+  std::vector<std::string> reasons;              ///< one line each, in order
+  std::map<std::string, std::string> settings;   ///< train-config keys → values
+  nlohmann::json to_json() const;
+};
+
+/// The recommendation (UsageError when no probe accuracy is in the evidence).
+Advice advise(const Evidence& e);
+
+/// A ready INI for `shiftlab train`: the data/model keys of the cache's extraction config (root
+/// attribute "config", keys the train schema knows) overlaid with the advice's settings; every
+/// value is validated by the train schema before it is written. `header` lines become comments.
+std::string advice_ini(const Advice& a, const nlohmann::json& cache_attributes, const std::vector<std::string>& header);
+
+}  // namespace shiftlab::probe

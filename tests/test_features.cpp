@@ -1,0 +1,381 @@
+// Feature cache and `shiftlab extract` on real tiny data (UCI digits from Debian's sklearn,
+// ResNet-18 at 32 px with seeded weights saved as safetensors): the file read back by h5py
+// (scripts/features_h5_dump.py) against features computed here through forward_features, float16
+// and avg+max pooling, read_block, resume after SIGKILL (inside a write, and at random moments)
+// ending with the same content as an uninterrupted run, provenance mismatch refused, bad files.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "data/datasets.h"
+#include "data/npy.h"
+#include "data/options.h"
+#include "features/cache.h"
+#include "features/extract.h"
+#include "models/backbones.h"
+#include "models/safetensors.h"
+#include "models/weights.h"
+#include "support/testing.h"
+
+using namespace shiftlab;
+namespace fs = std::filesystem;
+using testutil::run_cli;
+
+namespace {
+
+const char* kTransform = "resize(32), normalize(0.5, 0.5)";
+constexpr int64_t kRows = 150;
+
+struct Fixture {
+  std::string data, w1, w2;
+};
+
+const Fixture& fixture() {
+  static Fixture f = [] {
+    Fixture x;
+    auto dir = testutil::fresh_dir("features_" + std::to_string(::getpid()));
+    x.data = dir + "/data";
+    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + x.data});
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    for (int s : {1, 2}) {
+      torch::manual_seed(s);
+      models::BackboneOptions bo;
+      bo.name = "resnet18";
+      bo.in_channels = 1;
+      auto bb = models::make_backbone(bo);
+      // non-trivial BatchNorm statistics so eval mode matters
+      for (auto& kv : bb->named_buffers())
+        if (kv.key().find("running_mean") != std::string::npos) kv.value().uniform_(-0.1, 0.1);
+      auto p = dir + "/w" + std::to_string(s) + ".safetensors";
+      models::save_safetensors(p, models::state_dict(*bb));
+      (s == 1 ? x.w1 : x.w2) = p;
+    }
+    return x;
+  }();
+  return f;
+}
+
+std::vector<std::string> args(const std::string& out, const std::vector<std::string>& extra = {}) {
+  const auto& f = fixture();
+  std::vector<std::string> a{"extract",
+                             out,
+                             "--run.threads=1",
+                             "--run.log_level=warn",
+                             "--model.backbone=resnet18",
+                             "--model.in_channels=1",
+                             "--model.weights=" + f.w1,
+                             "--data.source.dataset=uci-digits",
+                             "--data.source.root=" + f.data,
+                             std::string("--data.source.transform=") + kTransform,
+                             "--data.target.dataset=uci-digits",
+                             "--data.target.root=" + f.data,
+                             std::string("--data.target.transform=") + kTransform,
+                             "--source_splits=train",
+                             "--target_splits=test",
+                             "--limit=" + std::to_string(kRows),
+                             "--batch_size=32",
+                             "--workers=1"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+nlohmann::json h5py_dump(const std::string& cache, const std::string& dir) {
+  std::string out;
+  int rc = testutil::run_shell("/usr/bin/python3 " + testutil::source_path("scripts/features_h5_dump.py") + " " +
+                                   cache + " " + dir,
+                               &out);
+  EXPECT_EQ(rc, 0) << out;
+  return nlohmann::json::parse(core::read_file(dir + "/summary.json"));
+}
+
+torch::Tensor npy(const std::string& path) {
+  auto a = data::read_npy(path);
+  auto t = torch::empty(a.shape, torch::kFloat32);
+  for (int64_t i = 0; i < a.numel(); ++i) t.data_ptr<float>()[i] = static_cast<float>(a.get_double(static_cast<size_t>(i)));
+  return t;
+}
+
+torch::Tensor block_tensor(const features::FeatureBlock& b) {
+  // Eigen column-major rows_done x D -> torch row-major
+  auto t = torch::from_blob(const_cast<float*>(b.X.data()), {b.X.cols(), b.X.rows()}, torch::kFloat32);
+  return t.t().contiguous();
+}
+
+/// Reference: the first kRows images of uci-digits `split` through resnet18 forward_features.
+std::map<std::string, torch::Tensor> reference(const std::string& split, const std::vector<std::string>& taps) {
+  models::BackboneOptions bo;
+  bo.name = "resnet18";
+  bo.in_channels = 1;
+  auto bb = models::make_backbone(bo);
+  models::load_state_dict(*bb, models::load_weights_file(fixture().w1));
+  bb->eval();
+  torch::NoGradGuard ng;
+  data::DomainOptions d;
+  d.dataset = "uci-digits";
+  d.root = fixture().data;
+  d.split = split;
+  d.transform = kTransform;
+  auto ds = data::make_domain(d);
+  std::vector<torch::Tensor> xs;
+  for (int64_t i = 0; i < kRows; ++i) xs.push_back(ds->get(static_cast<size_t>(i), 0).image);
+  return bb->forward_features(torch::stack(xs), taps);
+}
+
+double maxdiff(const torch::Tensor& a, const torch::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  if (a.sizes() != b.sizes()) return 1e9;
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+std::string one_line(const std::string& s) {
+  auto t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t;
+}
+
+}  // namespace
+
+TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
+  auto dir = testutil::fresh_dir("features_schema");
+  auto cache = dir + "/c.h5";
+  auto r = run_cli(args(cache, {"--taps=layer2,layer3,pooled"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = h5py_dump(cache, dir + "/dump");
+  // root attributes
+  auto& root = s["root"];
+  EXPECT_EQ(root["format"], "shiftlab-features");
+  EXPECT_EQ(root["format_version"], 1);
+  EXPECT_EQ(root["backbone"], "resnet18");
+  EXPECT_EQ(root["weights_sha256"], core::sha256_file(fixture().w1));
+  EXPECT_EQ(root["num_classes"], 10);
+  for (auto k : {"weights", "checkpoint", "shiftlab_version", "created", "config", "model"}) EXPECT_TRUE(root.contains(k)) << k;
+  EXPECT_NE(root["config"].get<std::string>().find("resnet18"), std::string::npos);
+  // groups and taps
+  ASSERT_EQ(s["groups"].size(), 2u);
+  ASSERT_EQ(s["taps"].size(), 6u);
+  for (auto split : {"train", "test"}) {
+    std::string dom = std::string(split) == "train" ? "source" : "target";
+    auto& g = s["groups"][dom + "/" + split];
+    EXPECT_EQ(g["attrs"]["rows"], kRows);
+    EXPECT_EQ(g["attrs"]["transform"], kTransform);
+    EXPECT_EQ(g["attrs"]["num_classes"], 10);
+    EXPECT_EQ(g["labels_dtype"], "int64");
+    data::DomainOptions d;
+    d.dataset = "uci-digits";
+    d.root = fixture().data;
+    d.split = split;
+    auto labels = data::make_domain(d)->labels();
+    for (int64_t i = 0; i < kRows; ++i) {
+      ASSERT_EQ(g["labels"][i].get<int64_t>(), labels[static_cast<size_t>(i)]);
+      ASSERT_EQ(g["index"][i].get<int64_t>(), i);
+    }
+    EXPECT_EQ(g["paths"].size(), static_cast<size_t>(kRows));
+    auto ref = reference(split, {"layer2", "layer3", "pooled"});
+    for (auto tap : {"layer2", "layer3", "pooled"}) {
+      std::string key = dom + "/" + split + "/" + tap;
+      auto& t = s["taps"][key];
+      EXPECT_EQ(t["dtype"], "float32") << key;
+      EXPECT_TRUE(t["compression"].is_null()) << key;
+      EXPECT_FALSE(t["chunks"].is_null()) << key;
+      EXPECT_EQ(t["attrs"]["rows_done"], kRows);
+      EXPECT_EQ(t["attrs"]["pool"], "avg");
+      EXPECT_EQ(t["attrs"]["tap"], tap);
+      auto x = npy(dir + "/dump/" + dom + "__" + split + "__" + tap + ".npy");
+      auto want = ref.at(tap).dim() == 4 ? ref.at(tap).mean({2, 3}) : ref.at(tap);
+      EXPECT_LT(maxdiff(x, want), 1e-4) << key;
+      // the reader API returns exactly what h5py sees
+      auto b = features::read_block(cache, dom, split, tap);
+      EXPECT_EQ(maxdiff(block_tensor(b), x), 0.0) << key;
+      EXPECT_EQ(b.num_classes, 10);
+      ASSERT_EQ(b.labels.size(), static_cast<size_t>(kRows));
+      EXPECT_EQ(b.labels[7], labels[7]);
+    }
+  }
+  auto entries = features::list_cache(cache);
+  ASSERT_EQ(entries.size(), 6u);
+  for (auto& e : entries) {
+    EXPECT_TRUE(e.complete());
+    EXPECT_EQ(e.dtype, "float32");
+    EXPECT_EQ(e.rows, kRows);
+  }
+  auto a = features::cache_attributes(cache);
+  EXPECT_EQ(a["backbone"], "resnet18");
+  EXPECT_EQ(a["num_classes"], 10);
+  // a second identical run resumes with nothing to do and leaves the content unchanged
+  auto before = block_tensor(features::read_block(cache, "target", "test", "layer3"));
+  auto r2 = run_cli(args(cache, {"--taps=layer2,layer3,pooled"}));
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_NE(r2.out.find("0 rows in"), std::string::npos) << r2.out;
+  EXPECT_EQ(maxdiff(block_tensor(features::read_block(cache, "target", "test", "layer3")), before), 0.0);
+}
+
+TEST(Features, Float16AvgMaxAndHeadTaps) {
+  auto dir = testutil::fresh_dir("features_f16");
+  auto cache = dir + "/c.h5";
+  auto r = run_cli(args(cache, {"--taps=layer3,logits", "--pool=avgmax", "--dtype=float16", "--target_splits=val"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = h5py_dump(cache, dir + "/dump");
+  auto& t = s["taps"]["source/train/layer3"];
+  EXPECT_EQ(t["dtype"], "float16");
+  EXPECT_EQ(t["attrs"]["dtype"], "float16");
+  EXPECT_EQ(t["attrs"]["pool"], "avgmax");
+  EXPECT_EQ(t["shape"][1], 512);  // [mean, max] of 256 channels
+  auto ref = reference("train", {"layer3"}).at("layer3");
+  auto want = torch::cat({ref.mean({2, 3}), ref.amax({2, 3})}, 1);
+  auto x = npy(dir + "/dump/source__train__layer3.npy");
+  // float16: relative step 2^-11 of the value
+  auto tol = (want.abs() * (1.0 / 1024) + 1e-4);
+  EXPECT_TRUE(((x - want).abs() <= tol).all().item<bool>()) << maxdiff(x, want);
+  EXPECT_EQ(maxdiff(block_tensor(features::read_block(cache, "source", "train", "layer3")), x), 0.0);
+  EXPECT_EQ(s["taps"]["source/train/logits"]["shape"][1], 10);
+  EXPECT_TRUE(s["groups"].contains("target/val"));
+}
+
+TEST(Features, ForwardTapsMatchClassifierForward) {
+  torch::manual_seed(3);
+  models::BackboneOptions bo;
+  bo.name = "resnet18";
+  bo.in_channels = 1;
+  models::HeadOptions ho;
+  ho.type = "bottleneck";
+  ho.bottleneck_dim = 16;
+  models::Classifier m(models::make_backbone(bo), ho, 5);
+  for (auto& kv : m->named_buffers())
+    if (kv.key().find("running_var") != std::string::npos) kv.value().uniform_(0.5, 2.0);
+  m->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({3, 1, 32, 32});
+  auto want = m->forward(x, {"layer1", "layer4"});
+  auto got = features::forward_taps(*m, x, {"layer1", "layer4", "features", "logits", "pooled"}, "avg");
+  EXPECT_EQ(maxdiff(got.at("layer1"), want.taps.at("layer1")), 0.0);
+  EXPECT_EQ(maxdiff(got.at("layer4"), want.taps.at("layer4")), 0.0);
+  EXPECT_EQ(maxdiff(got.at("features"), want.features), 0.0);
+  EXPECT_EQ(maxdiff(got.at("logits"), want.logits), 0.0);
+  EXPECT_EQ(got.at("pooled").size(1), 512);
+}
+
+TEST(Features, ResumeAfterSigkillEqualsUninterrupted) {
+  auto dir = testutil::fresh_dir("features_resume");
+  auto ref = dir + "/ref.h5", cut = dir + "/cut.h5";
+  ASSERT_EQ(run_cli(args(ref, {"--taps=layer3,pooled", "--dtype=float16"})).exit_code, 0);
+  // killed inside the 3rd write: data handed to HDF5, not yet flushed or counted
+  auto r = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--kill_in_write=3"}));
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+  auto entries = features::list_cache(cut);
+  ASSERT_EQ(entries.size(), 4u);
+  for (auto& e : entries) EXPECT_EQ(e.rows_done, e.domain == "source" ? 64 : 0) << e.domain << "/" << e.tap;
+  auto part = features::read_block(cut, "source", "train", "layer3");
+  auto full = features::read_block(ref, "source", "train", "layer3");
+  ASSERT_EQ(part.X.rows(), 64);
+  EXPECT_EQ(maxdiff(block_tensor(part), block_tensor(full).slice(0, 0, 64)), 0.0);
+  // random moments: every state the kill leaves opens and holds correct rows
+  for (const char* when : {"0.9", "1.4", "2.0"}) {
+    std::string cmd = std::string("timeout -s KILL ") + when + " " + SHIFTLAB_BIN;
+    for (auto& a : args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=8"})) cmd += " '" + a + "'";
+    std::string out;
+    testutil::run_shell(cmd, &out);
+    for (auto& e : features::list_cache(cut)) {
+      auto b = features::read_block(cut, e.domain, e.split, e.tap);
+      auto w = block_tensor(features::read_block(ref, e.domain, e.split, e.tap)).slice(0, 0, e.rows_done);
+      EXPECT_EQ(maxdiff(block_tensor(b), w), 0.0) << "after kill at " << when << " s: " << e.domain << "/" << e.tap;
+    }
+  }
+  auto fin = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=20"}));
+  ASSERT_EQ(fin.exit_code, 0) << fin.err;
+  for (auto& e : features::list_cache(ref)) {
+    auto a = features::read_block(ref, e.domain, e.split, e.tap);
+    auto b = features::read_block(cut, e.domain, e.split, e.tap);
+    ASSERT_EQ(b.X.rows(), kRows);
+    EXPECT_EQ(maxdiff(block_tensor(a), block_tensor(b)), 0.0) << e.domain << "/" << e.tap;
+    EXPECT_EQ(a.labels, b.labels);
+  }
+  // a new tap is added to the complete file (through a copy), the old ones untouched
+  auto add = run_cli(args(cut, {"--taps=layer2", "--dtype=float16"}));
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  EXPECT_EQ(features::list_cache(cut).size(), 6u);
+  EXPECT_EQ(maxdiff(block_tensor(features::read_block(cut, "target", "test", "pooled")),
+                    block_tensor(features::read_block(ref, "target", "test", "pooled"))),
+            0.0);
+}
+
+TEST(Features, ProvenanceMismatchRefused) {
+  auto dir = testutil::fresh_dir("features_prov");
+  auto cache = dir + "/c.h5";
+  ASSERT_EQ(run_cli(args(cache, {"--limit=40"})).exit_code, 0);
+  struct Case {
+    std::vector<std::string> extra;
+    std::string attr;
+  };
+  std::vector<Case> cases{{{"--model.weights=" + fixture().w2}, "weights_sha256"},
+                          {{"--data.target.transform=resize(28), pad(2), normalize(0.5, 0.5)"}, "transform"},
+                          {{"--dtype=float16"}, "dtype"},
+                          {{"--pool=avgmax"}, "pool"},
+                          {{"--model.small_stem=true"}, "model"}};
+  for (auto& c : cases) {
+    auto extra = c.extra;
+    extra.push_back("--limit=40");
+    auto r = run_cli(args(cache, extra));
+    EXPECT_EQ(r.exit_code, 2) << c.attr << ": " << r.err;
+    auto msg = one_line(r.err);
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << r.err;
+    EXPECT_NE(msg.find("different " + c.attr + " "), std::string::npos) << r.err;
+  }
+  // --overwrite replaces the file
+  auto r = run_cli(args(cache, {"--limit=40", "--model.weights=" + fixture().w2, "--overwrite=true"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(features::cache_attributes(cache)["weights_sha256"], core::sha256_file(fixture().w2));
+}
+
+TEST(Features, BadFilesGiveOneLineErrors) {
+  auto dir = testutil::fresh_dir("features_bad");
+  auto text = dir + "/notes.h5";
+  std::ofstream(text) << "not an HDF5 file\n";
+  try {
+    features::list_cache(text);
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an HDF5 file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+  auto other = dir + "/other.h5";
+  std::string out;
+  ASSERT_EQ(testutil::run_shell("/usr/bin/python3 -c \"import h5py; h5py.File('" + other + "', 'w')['x'] = [1, 2]\"", &out), 0)
+      << out;
+  EXPECT_THROW(
+      {
+        try {
+          features::read_block(other, "source", "train", "pooled");
+        } catch (const core::Error& e) {
+          EXPECT_NE(std::string(e.what()).find("not a shiftlab feature cache"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      core::Error);
+  EXPECT_THROW(features::list_cache(dir + "/missing.h5"), core::Error);
+  // the CLI refuses to write into a file that is not a cache
+  auto r = run_cli(args(text, {"--limit=10"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(one_line(r.err).find('\n'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not an HDF5 file"), std::string::npos) << r.err;
+  // a missing block is named, with the blocks that exist
+  auto cache = dir + "/c.h5";
+  ASSERT_EQ(run_cli(args(cache, {"--limit=10"})).exit_code, 0);
+  try {
+    features::read_block(cache, "target", "test", "layer9");
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("target/test/layer9"), std::string::npos) << m;
+    EXPECT_NE(m.find("source/train/pooled"), std::string::npos) << m;
+  }
+  // an unknown tap is a usage error naming it
+  auto u = run_cli(args(dir + "/u.h5", {"--taps=layer9"}));
+  EXPECT_EQ(u.exit_code, 2);
+  EXPECT_NE(u.err.find("layer9"), std::string::npos) << u.err;
+}

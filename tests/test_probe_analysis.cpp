@@ -1,0 +1,190 @@
+// Domain distances, transferability scores, t-SNE and the SVG writer.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "core/error.h"
+#include "probe/distance.h"
+#include "probe/knn.h"
+#include "probe/svg.h"
+#include "probe/transferability.h"
+#include "probe/tsne.h"
+#include "probe_test_util.h"
+
+using namespace shiftlab;
+using namespace shiftlab::probe;
+
+namespace {
+
+MatrixF gaussian(int n, int d, double shift, uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  MatrixF X(n, d);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) X(i, j) = static_cast<float>(nd(rng) * scale + (j == 0 ? shift : 0.0));
+  return X;
+}
+
+}  // namespace
+
+TEST(ProbeDistance, ADistanceNearZeroForOneDistributionAndTwoForSeparable) {
+  auto s = gaussian(400, 8, 0, 1), t = gaussian(400, 8, 0, 2);
+  ADistanceOptions o;
+  auto same = proxy_a_distance(s, t, o);
+  EXPECT_LT(same.a_distance, 0.3) << "error " << same.error;
+  EXPECT_GT(same.error, 0.4);
+  auto far = proxy_a_distance(s, gaussian(400, 8, 12, 3), o);
+  EXPECT_GT(far.a_distance, 1.95) << "error " << far.error;
+  auto mid = proxy_a_distance(s, gaussian(400, 8, 1.0, 4), o);
+  EXPECT_GT(mid.a_distance, same.a_distance);
+  EXPECT_LT(mid.a_distance, far.a_distance);
+}
+
+TEST(ProbeDistance, MmdMatchesDoubleLoop) {
+  auto s = gaussian(23, 5, 0, 5), t = gaussian(17, 5, 0.7, 6, 1.3);
+  for (bool unbiased : {false, true}) {
+    MmdOptions o;
+    o.unbiased = unbiased;
+    double got = mk_mmd2(s, t, o);
+    // direct formula
+    std::vector<Eigen::VectorXd> z;
+    for (int i = 0; i < s.rows(); ++i) z.push_back(s.row(i).transpose().cast<double>());
+    for (int i = 0; i < t.rows(); ++i) z.push_back(t.row(i).transpose().cast<double>());
+    const size_t n = z.size(), ns = 23;
+    double mean = 0;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j) mean += (z[i] - z[j]).squaredNorm();
+    mean /= static_cast<double>(n * n);
+    auto k = [&](size_t i, size_t j) {
+      double d = (z[i] - z[j]).squaredNorm(), v = 0;
+      for (double a : o.alphas) v += std::exp(-d / (2 * a * mean));
+      return v;
+    };
+    double ss = 0, tt = 0, st = 0;
+    const size_t nt = n - ns;
+    for (size_t i = 0; i < ns; ++i)
+      for (size_t j = 0; j < ns; ++j)
+        if (!unbiased || i != j) ss += k(i, j);
+    for (size_t i = ns; i < n; ++i)
+      for (size_t j = ns; j < n; ++j)
+        if (!unbiased || i != j) tt += k(i, j);
+    for (size_t i = 0; i < ns; ++i)
+      for (size_t j = ns; j < n; ++j) st += k(i, j);
+    double ref = unbiased ? ss / (ns * (ns - 1.0)) + tt / (nt * (nt - 1.0)) - 2 * st / (ns * nt)
+                          : ss / (ns * ns * 1.0) + tt / (nt * nt * 1.0) - 2 * st / (ns * nt);
+    EXPECT_NEAR(got, ref, 1e-10) << "unbiased " << unbiased;
+  }
+  EXPECT_GT(mk_mmd2(s, gaussian(17, 5, 5, 7), {}), mk_mmd2(s, t, {}));
+}
+
+TEST(ProbeDistance, CoralMatchesDoubleLoop) {
+  auto s = gaussian(30, 4, 0, 8), t = gaussian(25, 4, 0.5, 9, 2.0);
+  auto cov = [](const MatrixF& X) {
+    const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
+    Eigen::MatrixXd C = Eigen::MatrixXd::Zero(d, d);
+    Eigen::VectorXd mu = Eigen::VectorXd::Zero(d);
+    for (int i = 0; i < n; ++i)
+      for (int a = 0; a < d; ++a) mu(a) += X(i, a) / static_cast<double>(n);
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b) {
+        for (int i = 0; i < n; ++i) C(a, b) += (X(i, a) - mu(a)) * (X(i, b) - mu(b));
+        C(a, b) /= n - 1;
+      }
+    return C;
+  };
+  double ref = (cov(s) - cov(t)).squaredNorm() / (4.0 * 16);
+  EXPECT_NEAR(coral_distance(s, t), ref, 1e-9 * std::max(1.0, ref));
+  EXPECT_NEAR(coral_distance(s, s), 0.0, 1e-12);
+}
+
+TEST(ProbeTransferability, MatchesIndependentNumpyReference) {
+  if (!testutil::python_has({"numpy"})) GTEST_SKIP() << "/usr/bin/python3 with numpy needed";
+  auto dir = testutil::fresh_dir("probe_transfer");
+  auto err = testutil::probe_reference("transfer", dir);
+  ASSERT_TRUE(err.empty()) << err;
+  MatrixF F = testutil::npy_matrix(dir + "/F.npy").cast<float>(), Z = testutil::npy_matrix(dir + "/Z.npy").cast<float>();
+  auto y = testutil::npy_labels(dir + "/y.npy");
+  std::map<std::string, double> ref;
+  std::ifstream f(dir + "/ref.txt");
+  std::string k;
+  double v;
+  while (f >> k >> v) ref[k] = v;
+  ASSERT_EQ(ref.size(), 5u);
+  EXPECT_NEAR(logme(F, y), ref["logme"], 1e-7);
+  EXPECT_NEAR(leep(Z, y), ref["leep"], 1e-9);
+  EXPECT_NEAR(nce(Z, y), ref["nce"], 1e-9);
+  EXPECT_NEAR(h_score(F, y), ref["hscore"], 1e-7);
+  // N < D goes through the N×N Gram matrix
+  MatrixF Fw = testutil::npy_matrix(dir + "/Fw.npy").cast<float>();
+  EXPECT_NEAR(logme(Fw, testutil::npy_labels(dir + "/yw.npy")), ref["logme_wide"], 1e-7);
+}
+
+TEST(ProbeTransferability, LogMeRanksInformativeFeaturesHigher) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> nd;
+  const int n = 300, d = 16;
+  std::vector<int> y;
+  MatrixF good(n, d), bad(n, d);
+  for (int i = 0; i < n; ++i) {
+    y.push_back(i % 3);
+    for (int j = 0; j < d; ++j) {
+      bad(i, j) = nd(rng);
+      good(i, j) = nd(rng) + (j == y.back() ? 3.0f : 0.0f);
+    }
+  }
+  EXPECT_GT(logme(good, y), logme(bad, y));
+  EXPECT_GT(h_score(good, y), h_score(bad, y));
+}
+
+TEST(ProbeTsne, SeparatesTwoBlobsAndKlDecreases) {
+  MatrixF X(160, 10);
+  X.topRows(80) = gaussian(80, 10, 0, 11);
+  X.bottomRows(80) = gaussian(80, 10, 8, 12);
+  std::vector<int> y(160, 0);
+  std::fill(y.begin() + 80, y.end(), 1);
+  TsneOptions o;
+  o.perplexity = 20;
+  o.iterations = 400;
+  o.exaggeration_iters = 100;
+  auto r = tsne(X, o);
+  ASSERT_EQ(r.Y.rows(), 160);
+  ASSERT_GE(r.kl.size(), 3u);
+  EXPECT_LT(r.kl.back().second, r.kl.front().second);
+  // 2-D kNN accuracy (leave-one-out style: train on even rows, test on odd)
+  MatrixF tr(80, 2), te(80, 2);
+  std::vector<int> ytr, yte;
+  for (int i = 0; i < 160; ++i) {
+    (i % 2 ? te : tr).row(i / 2) = r.Y.row(i).cast<float>();
+    (i % 2 ? yte : ytr).push_back(y[static_cast<size_t>(i)]);
+  }
+  // cosine kNN is not what we want in 2-D: use Euclidean nearest neighbour directly
+  int ok = 0;
+  for (int i = 0; i < 80; ++i) {
+    Eigen::Index j;
+    (tr.rowwise() - te.row(i)).rowwise().squaredNorm().minCoeff(&j);
+    ok += ytr[static_cast<size_t>(j)] == yte[static_cast<size_t>(i)];
+  }
+  EXPECT_GE(ok, 79);
+}
+
+TEST(ProbeSvg, ChartsAreWellFormed) {
+  LineChart c;
+  c.title = "acc <by> layer & tap";
+  c.categories = {"layer1", "layer2", "pooled"};
+  c.series = {{"source", {50, 70, 90}, false}, {"target", {40, NAN, 60}, false}, {"A-distance", {1.9, 1.5, 1.2}, true}};
+  auto s = line_chart_svg(c);
+  EXPECT_NE(s.find("<svg"), std::string::npos);
+  EXPECT_NE(s.find("acc &lt;by&gt; layer &amp; tap"), std::string::npos);
+  EXPECT_EQ(s.find("nan"), std::string::npos);
+  EXPECT_EQ(std::count(s.begin(), s.end(), '<') , std::count(s.begin(), s.end(), '>'));
+  c.series[0].y.pop_back();
+  EXPECT_THROW(line_chart_svg(c), core::Error);
+  MatrixD Y(3, 2);
+  Y << 0, 0, 1, 1, 2, 0;
+  auto sc = scatter_svg("t", Y, {0, 1, 1}, {"source", "target"});
+  EXPECT_EQ(std::count(sc.begin(), sc.end(), 'c') > 0, true);
+  EXPECT_EQ(sc.find("<circle") != std::string::npos, true);
+  EXPECT_THROW(scatter_svg("t", Y, {0, 2, 1}, {"source", "target"}), core::Error);
+}
