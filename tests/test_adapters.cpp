@@ -346,7 +346,9 @@ TEST(Lora, ConvGradcheckAndResidualBottleneckGradcheck) {
   auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).stride(2).padding(1).bias(false));
   adapters::LoraOptions o;
   o.r = 2;
+  o.alpha = 3;
   auto l = std::make_shared<adapters::LoraConv2dImpl>(conv.ptr(), o);
+  EXPECT_DOUBLE_EQ(l->scale(), 1.5);
   l->to(torch::kDouble);
   {
     torch::NoGradGuard ng;
@@ -358,7 +360,7 @@ TEST(Lora, ConvGradcheckAndResidualBottleneckGradcheck) {
   EXPECT_GRADCHECK(res, 1e-6);
   // the conv LoRA equals a conv with the merged kernel W + s·(B A) (computed here independently)
   auto W = conv->weight.detach();
-  auto merged = W + 1.0 * torch::einsum("or,rikl->oikl", {l->lora_B.detach(), l->lora_A.detach()});
+  auto merged = W + l->scale() * torch::einsum("or,rikl->oikl", {l->lora_B.detach(), l->lora_A.detach()});
   auto ref = torch::conv2d(x, merged, {}, 2, 1);
   EXPECT_LT((l->forward(x) - ref).abs().max().item<double>(), 1e-12);
   // residual (parallel) and bottleneck adapters: finite differences w.r.t. the input
@@ -561,7 +563,10 @@ TEST(AdapterCli, TrainAdapterOnlyCheckpointsEvalExportMerge) {
   EXPECT_NE(log.find("trainable parameters: model "), std::string::npos);
   EXPECT_NE(log.find("; adapters "), std::string::npos);
   auto base_size = fs::file_size(base);
-  for (auto f : {"/best.pt", "/latest.pt"}) EXPECT_LT(fs::file_size(run + f) * 10, base_size) << f;
+  // the files hold adapters + head + BatchNorm statistics + DANN's discriminator (1.6 M parameters,
+  // most of the bytes) (+ its optimizer state in latest.pt), not the 11.2 M backbone parameters
+  EXPECT_LT(fs::file_size(run + "/best.pt") * 5, base_size);
+  EXPECT_LT(fs::file_size(run + "/latest.pt") * 3, base_size);
   auto ev = testutil::run_cli({"eval", "--run=" + run, "--run.threads=1", "--eval.workers=1"});
   ASSERT_EQ(ev.exit_code, 0) << ev.err;
   auto sum = nlohmann::json::parse(core::read_file(run + "/summary.json"));
