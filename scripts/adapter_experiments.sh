@@ -7,7 +7,7 @@
 #  3. a Markdown table: target-test accuracy (mean ± std over seeds) vs trainable parameters.
 # Runs are niced and single-threaded (shared CPU). Environment: ROOT (runs/adapters), SEEDS ("0 1 2"),
 # STEPS (downstream steps, 300), VARIANTS ("head residual bottleneck lora full"), THREADS (1),
-# PRETRAIN_STEPS (2000).
+# PRETRAIN_STEPS (250, as the config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${ROOT:-runs/adapters}
@@ -24,7 +24,7 @@ pre=$root/fashion_resnet18.safetensors
 if [ ! -f "$pre" ]; then
   echo "== pretrain ResNet-18 on Fashion-MNIST"
   nice -n 10 $bin train --config configs/pretrain/fashion_resnet18.ini --run.root="$root" --run.name=pretrain \
-    --run.threads=$threads --train.steps=${PRETRAIN_STEPS:-2000} --run.log_level=warn | tail -n 1
+    --run.threads=$threads --train.steps=${PRETRAIN_STEPS:-250} --run.log_level=warn | tail -n 1
   run=$(ls -d "$root"/pretrain/*/ | tail -n 1)
   $bin weights export "$run" "$pre"
 fi
