@@ -262,8 +262,8 @@ AdaptersReport apply_adapters(models::BackboneImpl& bb, const AdapterOptions& o)
   if (o.specs.empty()) return rep;
   bool supported = dynamic_cast<models::ResNetImpl*>(&bb) || dynamic_cast<models::VisionTransformerImpl*>(&bb);
   core::check_usage(supported, "model.adapters: adapters need a ResNet (resnet18..152) or ViT backbone, whose "
-                               "forward honours inserted modules; this backbone has ",
-                    bb.layer_groups().size(), " layer groups and is neither");
+                               "forward honours inserted modules; this backbone is a ",
+                    bb.name());
   for (auto& spec : o.specs) {
     auto r = adapter_registry().get(spec.kind).apply(bb, spec);
     core::log_debug("adapter ", spec.str(), ": ", join(r.modules));

@@ -6,13 +6,13 @@
 #     bottleneck and LoRA adapters (backbone frozen), full fine-tuning; seeds 0..2;
 #  3. a Markdown table: target-test accuracy (mean ± std over seeds) vs trainable parameters.
 # Runs are niced and single-threaded (shared CPU). Environment: ROOT (runs/adapters), SEEDS ("0 1 2"),
-# STEPS (downstream steps, 300), VARIANTS ("head residual bottleneck lora full"), THREADS (1),
+# STEPS (downstream steps, 200), VARIANTS ("head residual bottleneck lora full"), THREADS (1),
 # PRETRAIN_STEPS (250, as the config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${ROOT:-runs/adapters}
 seeds=${SEEDS:-"0 1 2"}
-steps=${STEPS:-300}
+steps=${STEPS:-200}
 threads=${THREADS:-1}
 variants=${VARIANTS:-"head residual bottleneck lora full"}
 bin=build/shiftlab
@@ -36,8 +36,8 @@ declare -A adapt=(
   [lora]="--model.freeze=backbone --model.adapters=lora(r=8,alpha=16)@layer3.*.conv*,layer4.*.conv*"
   [full]="--model.freeze=none"
 )
-for v in $variants; do
-  for s in $seeds; do
+for s in $seeds; do  # seed-major: a partial run still covers every variant
+  for v in $variants; do
     name="mnist_to_uci/$v/seed$s"
     if ls "$root/$name"/*/summary.json >/dev/null 2>&1 && grep -q '"completed"' "$root/$name"/*/summary.json; then
       echo "skip $name (done)"; continue

@@ -585,6 +585,10 @@ TEST(AdapterCli, TrainAdapterOnlyCheckpointsEvalExportMerge) {
   EXPECT_TRUE(w.count("layer3.adapter.up.weight"));
   EXPECT_FALSE(torch::equal(w["layer4.0.conv1.weight"], b["layer4.0.conv1.weight"]));
   EXPECT_TRUE(torch::equal(w["layer4.0.conv2.weight"], b["layer4.0.conv2.weight"]));
+  // --resume rebuilds from the base weights and loads latest.pt (trainable tensors + optimizer state)
+  auto res = testutil::run_cli({"train", "--resume", run, "--run.threads=1"});
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  EXPECT_NE(core::read_file(run + "/log.txt").find("resumed '"), std::string::npos);
   // other base weights: evaluation refuses the adapter-only checkpoint, naming both files
   b["layer1.0.conv1.weight"].mul_(-1);
   models::save_safetensors(base, b);
