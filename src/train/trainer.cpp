@@ -144,7 +144,7 @@ struct Trainer::State {
         if (auto* t = params.find(n)) adapter_n += t->numel();
     }
     core::log_info("trainable parameters: model ", train, " of ", total, " (",
-                   core::str(std::round(1000.0 * train / std::max<int64_t>(1, total)) / 10.0), " %",
+                   core::str(std::round(1e4 * train / std::max<int64_t>(1, total)) / 100.0), " %",
                    adapter_n ? core::str("; adapters ", adapter_n, ", ",
                                          std::round(1e4 * adapter_n / std::max<int64_t>(1, total)) / 100.0, " %")
                              : std::string(),
