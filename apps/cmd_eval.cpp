@@ -33,6 +33,8 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
   auto exp = train::build_experiment(cfg, device);
   std::string ck = run.file(cli.get_string("checkpoint") + ".pt");
   train::CheckpointParts parts{exp.model.ptr().get(), exp.method.get(), nullptr, {}};
+  parts.base_weights = cfg.get_string("model.weights");
+  parts.base_sha256 = exp.weights_sha256;
   auto meta = train::load_checkpoint(ck, parts, false);
   auto to = train::train_options_from(cfg);
   std::cout << "checkpoint " << ck << " (step " << meta.value("step", -1) << ")\n";

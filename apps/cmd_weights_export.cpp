@@ -3,12 +3,14 @@
 // classifier (model) load by name.
 #include <iostream>
 
+#include "adapters/lora.h"
 #include "apps/command.h"
 #include "apps/run_helpers.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/run_dir.h"
+#include "models/adapter_hook.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
 #include "train/checkpoint.h"
@@ -23,6 +25,9 @@ static core::Schema export_schema() {
   s.add_choice("part", "backbone", {"backbone", "model"},
                "backbone: the backbone alone, torchvision/timm names; model: backbone.* + bottleneck.* + head.*")
       .command_flag();
+  s.add_bool("merge_lora", false,
+             "fold LoRA adapters into the base weights first, so the file has the plain backbone's names")
+      .command_flag();
   return s;
 }
 
@@ -35,9 +40,20 @@ static int run_export(const core::Config& cli, const std::vector<std::string>&) 
   train::CheckpointParts none;
   auto meta = train::load_checkpoint(ck, none, false);
   core::check(meta.contains("num_classes"), "checkpoint '", ck, "' does not record its class count");
-  auto model = train::build_model(cfg, meta["num_classes"].get<int64_t>());
+  std::string base_sha;
+  auto model = train::build_model(cfg, meta["num_classes"].get<int64_t>(), &base_sha);
   train::CheckpointParts parts{model.ptr().get(), nullptr, nullptr, {}};
+  parts.base_weights = cfg.get_string("model.weights");
+  parts.base_sha256 = base_sha;
   train::load_checkpoint(ck, parts, false);
+  if (cli.get_bool("merge_lora")) {
+    auto n = adapters::merge_lora(*model->backbone());
+    std::cout << "merged " << n << " LoRA module" << (n == 1 ? "" : "s") << " into the base weights\n";
+  }
+  auto left = models::adapter_parameter_names(*model->backbone());
+  if (!left.empty())
+    core::log_warn("the export holds ", left.size(), " adapter tensors (e.g. '", *left.begin(),
+                   "'): only shiftlab with the same model.adapters loads it", cli.get_bool("merge_lora") ? "" : "; --merge_lora folds LoRA in");
   models::TensorMap tensors;
   if (cli.get_string("part") == "backbone") {
     tensors = models::state_dict(*model->backbone());
@@ -59,7 +75,8 @@ static int run_export(const core::Config& cli, const std::vector<std::string>&) 
 
 SHIFTLAB_COMMAND("weights export", "write a run's trained backbone (or whole model) to .safetensors", export_schema,
                  core::Positionals{"RUN_DIR OUT.safetensors", 2, 2},
-                 "Example:\n  shiftlab weights export runs/digits/20261124-120000-abc123 lenet_mnist.safetensors",
+                 "Example:\n  shiftlab weights export runs/digits/20261124-120000-abc123 lenet_mnist.safetensors\n"
+                 "With LoRA adapters: --merge_lora writes W + (alpha/r)·B·A under the backbone's own names.",
                  run_export);
 
 }  // namespace shiftlab::apps

@@ -3,6 +3,8 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 void declare_model_options(core::Schema& s) {
@@ -127,9 +129,12 @@ void ClassifierImpl::apply_freeze(const std::string& freeze, const std::string& 
     int64_t g = group_of(name);
     return g >= 0 && g < G - trainable;
   };
-  // parameters outside every layer group (inserted by an adapter) keep their requires_grad
+  // parameters outside every layer group, and those owned by adapter modules (models/adapter_hook.h,
+  // e.g. "layer3.0.conv1.lora_A"), keep their requires_grad
+  const auto adapter_params = adapter_parameter_names(*backbone_);
   for (auto& kv : backbone_->named_parameters(true))
-    if (group_of(kv.key()) >= 0) kv.value().set_requires_grad(!frozen_group(kv.key()));
+    if (group_of(kv.key()) >= 0 && !adapter_params.count(kv.key()))
+      kv.value().set_requires_grad(!frozen_group(kv.key()));
   for (auto& kv : bottleneck_ ? bottleneck_->parameters() : std::vector<torch::Tensor>{}) kv.set_requires_grad(true);
   for (auto& p : head_->parameters()) p.set_requires_grad(true);
   frozen_bn_.clear();

@@ -7,8 +7,9 @@
 // the head always trains). A frozen layer group's parameters get requires_grad = false and its
 // BatchNorm layers stay in eval mode. model.bn = frozen puts every backbone BatchNorm in eval mode
 // (running statistics never change) whatever the freeze mode; their affine weights still follow
-// model.freeze. Backbone parameters outside every layer group (e.g. inserted by an adapter) keep
-// their requires_grad. ClassifierImpl::train() re-applies both after every mode change.
+// model.freeze. Backbone parameters outside every layer group, and adapters' own parameters
+// (models/adapter_hook.h: lora_A/B, residual and bottleneck adapter weights) keep their
+// requires_grad. ClassifierImpl::train() re-applies both after every mode change.
 #pragma once
 
 #include <torch/nn/modules/container/sequential.h>

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "models/adapter_hook.h"
 
 namespace shiftlab::models {
 
@@ -72,8 +73,14 @@ std::vector<ParamGroup> make_param_groups(ClassifierImpl& model, const ParamGrou
   }
   const int64_t G = static_cast<int64_t>(groups.size());
   std::vector<std::vector<std::pair<std::string, torch::Tensor>>> members(G + 1);  // last: extra
+  std::set<std::string> adapter_params;  // full names; adapters' own parameters go to "extra"
+  for (auto& n : adapter_parameter_names(*model.backbone())) adapter_params.insert("backbone." + n);
   for (auto& kv : model.named_parameters(true)) {
     if (!kv.value().requires_grad()) continue;
+    if (adapter_params.count(kv.key())) {
+      members[G].push_back({kv.key(), kv.value()});
+      continue;
+    }
     int64_t best = G;
     size_t best_len = 0;
     for (int64_t g = 0; g < G; ++g)
@@ -84,7 +91,7 @@ std::vector<ParamGroup> make_param_groups(ClassifierImpl& model, const ParamGrou
   if (!members[G].empty()) {
     std::string list;
     for (auto& [n, t] : members[G]) list += (list.empty() ? "" : ", ") + n;
-    core::log_debug("parameters outside every layer group (group 'extra', head lr): ", list);
+    core::log_debug("adapter parameters and parameters outside every layer group (group 'extra', head lr): ", list);
   }
   for (int64_t g = 0; g <= G; ++g) {
     std::string name = g < G ? groups[g].name : "extra";

@@ -4,7 +4,8 @@
 //   lr(group) = lr × layer_decay^distance, distance = 0 for "head", 1 for the deepest backbone
 //   group, ... (layer-wise decay / discriminative learning rates); lr_overrides[name] replaces it.
 // Only trainable parameters (requires_grad) are included; empty groups are dropped. Trainable
-// backbone parameters outside every layer group (adapters) form a group "extra" at the head lr.
+// backbone parameters outside every layer group, and adapters' own parameters (those of
+// models::AdapterModule modules, e.g. "layer3.0.conv1.lora_A"), form a group "extra" at the head lr.
 #pragma once
 
 #include <map>

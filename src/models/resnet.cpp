@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 using torch::nn::BatchNorm2d;
@@ -37,14 +39,19 @@ ResBlockImpl::ResBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bo
 }
 
 torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
-  auto out = torch::relu(bn1_->forward(conv1_->forward(x)));
+  // convolutions are looked up by name so adapters can wrap them (see models/adapter_hook.h)
+  auto out = torch::relu(bn1_->forward(call_child(*this, "conv1", x)));
   if (bottleneck_) {
-    out = torch::relu(bn2_->forward(conv2_->forward(out)));
-    out = bn3_->forward(conv3_->forward(out));
+    out = torch::relu(bn2_->forward(call_child(*this, "conv2", out)));
+    out = bn3_->forward(call_child(*this, "conv3", out));
   } else {
-    out = bn2_->forward(conv2_->forward(out));
+    out = bn2_->forward(call_child(*this, "conv2", out));
   }
-  auto identity = downsample_ ? downsample_->forward(x) : x;
+  torch::Tensor identity = x;
+  if (downsample_) {
+    auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(downsample_->ptr(1).get());  // built as Conv2d, BatchNorm2d
+    identity = bn->forward(call_child(*this, "downsample.0", x));
+  }
   return torch::relu(out + identity);
 }
 
@@ -93,7 +100,7 @@ std::map<std::string, torch::Tensor> ResNetImpl::forward_features(torch::Tensor 
   if (!small_stem_) x = torch::max_pool2d(x, 3, 2, 1);
   if (want.count("stem")) out["stem"] = x;
   for (int s = 0; s < 4 && out.size() < want.size(); ++s) {
-    x = layers_[s]->forward(x);
+    x = run_post_adapter(*layers_[s], layers_[s]->forward(x));  // "layerK.adapter", if any
     std::string n = "layer" + std::to_string(s + 1);
     if (want.count(n)) out[n] = x;
   }

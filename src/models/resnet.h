@@ -5,6 +5,9 @@
 //     -> layer1 .. layer4 (strides 1,2,2,2)                      taps "layer1".."layer4"
 //     -> global average pool                                      "pooled"     N×(512·expansion)
 // small_stem: conv1 is 3×3 stride 1 padding 1 and there is no max-pool (for 28–32 px inputs).
+// Adapters (adapters/, models/adapter_hook.h): every conv (conv1, layerK.i.convJ, downsample.0) is
+// run by name through call_child, so a wrapper swapped in with replace_module is honoured, and a
+// child "adapter" of a stage (layerK.adapter) runs on that stage's output.
 #pragma once
 
 #include <torch/nn/modules/batchnorm.h>

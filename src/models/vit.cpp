@@ -7,6 +7,8 @@
 
 #include <set>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 using torch::nn::LayerNorm;
@@ -35,7 +37,10 @@ ViTAttentionImpl::ViTAttentionImpl(int64_t dim, int64_t heads, bool timm_names) 
 
 torch::Tensor ViTAttentionImpl::forward(torch::Tensor x) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), hd = D / heads_;
-  auto qkv = timm_ ? call_child(*this, "qkv", x) : torch::linear(x, in_proj_weight_, in_proj_bias_);
+  // torchvision: a child "in_proj" (a LoRA wrapper of the packed weight) replaces the plain product
+  auto qkv = timm_                        ? call_child(*this, "qkv", x)
+             : has_child(*this, "in_proj") ? call_child(*this, "in_proj", x)
+                                           : torch::linear(x, in_proj_weight_, in_proj_bias_);
   qkv = qkv.reshape({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});  // 3×B×h×T×hd
   auto q = qkv[0], k = qkv[1], v = qkv[2];
 #if TORCH_VERSION_MAJOR >= 2
@@ -66,10 +71,11 @@ torch::Tensor ViTBlockImpl::drop(torch::Tensor y) {
 }
 
 torch::Tensor ViTBlockImpl::forward(torch::Tensor x) {
-  x = x + drop(attn_->forward(norm1_->forward(x)));
+  // "attn.adapter" / "mlp.adapter" (bottleneck adapters), when present, run on each branch's output
+  x = x + drop(run_post_adapter(*attn_, attn_->forward(norm1_->forward(x))));
   auto h = call_child(*mlp_, timm_ ? "fc1" : "0", norm2_->forward(x));
   h = call_child(*mlp_, timm_ ? "fc2" : "3", torch::gelu(h));
-  return x + drop(h);
+  return x + drop(run_post_adapter(*mlp_, h));
 }
 
 VisionTransformerImpl::VisionTransformerImpl(const BackboneOptions& o, const ViTConfig& c)

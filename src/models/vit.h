@@ -13,6 +13,9 @@
 // Names, timm: patch_embed.proj, cls_token, pos_embed, blocks.i.{norm1, attn.qkv, attn.proj, norm2,
 //   mlp.fc1, mlp.fc2}, norm.  (qkv rows are [q; k; v] in both, heads contiguous within each.)
 // "mean" pooling averages the final-normed patch tokens (DINO's convention).
+// Adapters (models/adapter_hook.h): qkv / proj / out_proj / MLP Linears and the patch conv run by
+// name (call_child); a child "adapter" of a block's attention or MLP runs on that branch's output;
+// a torchvision attention runs its child "in_proj" (LoRA on in_proj_weight) when present.
 #pragma once
 
 #include <torch/nn/modules/normalization.h>

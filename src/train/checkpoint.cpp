@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <set>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -29,7 +30,23 @@ void save_checkpoint(const std::string& path, const CheckpointParts& p) {
   torch::serialize::OutputArchive ar;
   ar.write("format_version", torch::tensor({kCheckpointVersion}));
   ar.write("meta", json_tensor(p.meta));
-  if (p.model) {
+  if (p.model && p.trainable_only) {
+    // flat: tensors t0, t1, ... whose names (and the base reference) are in model_trainable_meta
+    torch::serialize::OutputArchive m;
+    nlohmann::json names = nlohmann::json::array();
+    for (auto& kv : p.model->named_parameters(true))
+      if (kv.value().requires_grad()) {
+        m.write("t" + std::to_string(names.size()), kv.value().detach());
+        names.push_back(kv.key());
+      }
+    for (auto& kv : p.model->named_buffers(true)) {
+      m.write("t" + std::to_string(names.size()), kv.value().detach(), /*is_buffer=*/true);
+      names.push_back(kv.key());
+    }
+    ar.write("model_trainable", m);
+    ar.write("model_trainable_meta",
+             json_tensor({{"names", names}, {"base_weights", p.base_weights}, {"base_sha256", p.base_sha256}}));
+  } else if (p.model) {
     torch::serialize::OutputArchive m;
     p.model->save(m);
     ar.write("model", m);
@@ -50,6 +67,43 @@ void save_checkpoint(const std::string& path, const CheckpointParts& p) {
     ar.write("rng_cpu", gen.get_state());
   }
   core::atomic_write_with(path, [&](const std::string& tmp) { ar.save_to(tmp); });
+}
+
+// The model section of a trainable-only checkpoint: check the base reference, then copy each
+// stored tensor by name; every trainable parameter of the model must be among them.
+static void load_trainable_only(const std::string& path, torch::serialize::InputArchive& ar, const nlohmann::json& tm,
+                                CheckpointParts& p) {
+  const std::string base = tm.value("base_weights", ""), sha = tm.value("base_sha256", "");
+  if (!sha.empty() && sha != p.base_sha256)
+    throw core::Error(core::str(
+        "checkpoint '", path, "' holds only the trainable tensors on top of the base weights '", base, "' (sha256 ",
+        sha.substr(0, 12), "...), but this model was built from ",
+        p.base_sha256.empty() ? std::string("no weights file")
+                              : core::str("'", p.base_weights, "' with sha256 ", p.base_sha256.substr(0, 12), "..."),
+        "; restore that file (model.weights) to load it"));
+  torch::serialize::InputArchive sub;
+  if (!ar.try_read("model_trainable", sub)) throw core::Error(core::str("checkpoint '", path, "' has no model state"));
+  auto params = p.model->named_parameters(true);
+  auto buffers = p.model->named_buffers(true);
+  std::set<std::string> stored;
+  const auto& names = tm.at("names");
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string name = names[i].get<std::string>();
+    torch::Tensor* dst = params.find(name);
+    if (!dst) dst = buffers.find(name);
+    if (!dst) throw core::Error(core::str("checkpoint '", path, "': tensor '", name, "' is not in this model"));
+    torch::Tensor t;
+    sub.read("t" + std::to_string(i), t);
+    if (!t.sizes().equals(dst->sizes()))
+      throw core::Error(core::str("checkpoint '", path, "': tensor '", name, "' has another shape than in this model"));
+    dst->copy_(t);
+    stored.insert(name);
+  }
+  for (auto& kv : params)
+    if (kv.value().requires_grad() && !stored.count(kv.key()))
+      throw core::Error(core::str("checkpoint '", path, "' holds only trainable tensors and lacks '", kv.key(),
+                                  "', which trains in this model (different model.freeze or model.adapters?)"));
 }
 
 nlohmann::json load_checkpoint(const std::string& path, CheckpointParts& p, bool restore_rng) {
@@ -76,7 +130,12 @@ nlohmann::json load_checkpoint(const std::string& path, CheckpointParts& p, bool
                                   e.what_without_backtrace()));
     }
   };
-  if (p.model) section("model", [&](auto& s) { p.model->load(s); });
+  torch::Tensor tmeta;
+  if (p.model && ar.try_read("model_trainable_meta", tmeta)) {
+    load_trainable_only(path, ar, tensor_json(tmeta), p);
+  } else if (p.model) {
+    section("model", [&](auto& s) { p.model->load(s); });
+  }
   if (p.method) section("method", [&](auto& s) { p.method->load(s); });
   if (p.optimizer) section("optimizer", [&](auto& s) { p.optimizer->load(s); });
   if (restore_rng) {

@@ -2,6 +2,10 @@
 // RNG state, loader positions and trainer bookkeeping (best metrics, phase) in one file, written
 // atomically (temp file, fsync, rename). latest.pt is replaced at every save; best.pt when the
 // selection criterion improves; step-N.pt files are kept up to train.keep.
+// Adapter-only checkpoints (train.save = trainable): the model section holds only the trainable
+// parameters and every buffer (BatchNorm statistics), plus a reference to the base weights
+// (model.weights path + SHA-256) that rebuild the rest; loading needs a model built from a file
+// with that SHA-256 (else an error naming both files).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -20,6 +24,12 @@ struct CheckpointParts {
   torch::nn::Module* method = nullptr;  ///< may be null
   torch::optim::Optimizer* optimizer = nullptr;  ///< may be null (best.pt for evaluation)
   nlohmann::json meta;  ///< step, iterator states, best metrics, ...
+  /// Save: store only the model's trainable parameters (+ all buffers) and the base reference.
+  bool trainable_only = false;
+  /// Save: model.weights the model was built from; load: the file the loading model was built from.
+  std::string base_weights = "";
+  /// SHA-256 of base_weights ("" = none). Load: must equal the stored one for a trainable-only file.
+  std::string base_sha256 = "";
 };
 
 /// Saves atomically; the CPU RNG state is stored too.

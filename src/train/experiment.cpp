@@ -1,5 +1,6 @@
 #include "train/experiment.h"
 
+#include "adapters/adapter.h"
 #include "adapters/input_conv.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -28,6 +29,10 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
   if (ic.bands == 0) ic.bands = backbone->in_channels();
   if (ic.bands != backbone->in_channels() || ic.mode == "learned_1x1" || !ic.rgb_bands.empty())
     front = adapters::adapt_input_conv(*backbone, backbone->in_conv_name(), ic);
+  // adapters (model.adapters) go in after the weights and the band adaptation, before freezing; their
+  // own parameters keep training whatever model.freeze says (models/adapter_hook.h)
+  auto ao = adapters::adapter_options_from(c);
+  if (!ao.specs.empty()) core::log_info(adapters::apply_adapters(*backbone, ao).summary());
   models::Classifier model(backbone, mo.head, num_classes);
   if (!front.is_empty()) model->set_input_adapter(front);
   model->apply_freeze(mo.freeze, mo.bn);

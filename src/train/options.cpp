@@ -1,5 +1,6 @@
 #include "train/options.h"
 
+#include "adapters/adapter.h"
 #include "adapters/input_conv.h"
 #include "core/runtime.h"
 #include "data/options.h"
@@ -27,6 +28,9 @@ void declare_train_options(core::Schema& s) {
             "two-phase recipe: first train the head alone (backbone frozen) for N steps, reload the best "
             "phase-1 checkpoint, then train with model.freeze for train.steps").range(0, 1e12);
   s.add_float("train.phase1_lr", 0, "head learning rate in phase 1; 0 = optim.lr").range(0, 100);
+  s.add_choice("train.save", "full", {"full", "trainable"},
+               "checkpoint contents: full model, or trainable tensors + buffers only (adapters, head; small files) "
+               "with a reference (path + SHA-256) to model.weights, which rebuilds the rest on load");
   s.add_int("train.fail_at_step", -1, "testing aid: kill the process with SIGKILL at this step (-1 = never)")
       .range(-1, 1e12)
       .command_flag();
@@ -60,6 +64,7 @@ TrainOptions train_options_from(const core::Config& c) {
   o.fail_at_step = c.get_int("train.fail_at_step");
   o.phase1_steps = c.get_int("train.phase1_steps");
   o.phase1_lr = c.get_float("train.phase1_lr");
+  o.save = c.get_string("train.save");
   return o;
 }
 
@@ -97,6 +102,7 @@ core::Schema experiment_schema() {
   data::declare_loader_options(s, "data.target");
   models::declare_model_options(s);
   adapters::declare_input_conv_options(s);
+  adapters::declare_adapter_options(s);
   losses::declare_method_options(s);
   models::declare_param_group_options(s);
   declare_schedule_options(s);

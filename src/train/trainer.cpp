@@ -12,6 +12,7 @@
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "data/loader.h"
+#include "models/adapter_hook.h"
 #include "models/classifier.h"
 #include "models/param_groups.h"
 #include "train/autocast.h"
@@ -136,9 +137,28 @@ struct Trainer::State {
     }
     int64_t method_n = 0;
     for (auto& p : mparams) method_n += p.numel();
+    int64_t adapter_n = 0;
+    {
+      auto params = e.model->backbone()->named_parameters(true);
+      for (auto& n : models::adapter_parameter_names(*e.model->backbone()))
+        if (auto* t = params.find(n)) adapter_n += t->numel();
+    }
     core::log_info("trainable parameters: model ", train, " of ", total, " (",
-                   core::str(std::round(1000.0 * train / std::max<int64_t>(1, total)) / 10.0), " %), method ",
-                   method_n);
+                   core::str(std::round(1e4 * train / std::max<int64_t>(1, total)) / 100.0), " %",
+                   adapter_n ? core::str("; adapters ", adapter_n, ", ",
+                                         std::round(1e4 * adapter_n / std::max<int64_t>(1, total)) / 100.0, " %")
+                             : std::string(),
+                   "), method ", method_n);
+    if (to.save == "trainable") {
+      // the frozen tensors must be rebuilt from model.weights when an adapter-only checkpoint loads
+      std::string frozen;
+      for (auto& kv : e.model->named_parameters(true))
+        if (!kv.value().requires_grad() && frozen.empty()) frozen = kv.key();
+      core::check_usage(frozen.empty() || (!e.weights_sha256.empty() && cfg.get_bool("model.strict")),
+                        "train.save = trainable: frozen tensors such as '", frozen,
+                        "' must come from model.weights (set model.weights with model.strict = true, or use "
+                        "train.save = full)");
+    }
     std::vector<torch::optim::OptimizerParamGroup> pgs;
     base_lrs.clear();
     trainable.clear();
@@ -209,12 +229,20 @@ struct Trainer::State {
     train_seconds = m.value("train_seconds", 0.0);
   }
 
+  // the weights file the model was built from (adapter-only checkpoints refer to it)
+  void base_reference(CheckpointParts& p) const {
+    p.base_weights = cfg.get_string("model.weights");
+    p.base_sha256 = e.weights_sha256;
+  }
+
   void save(const std::string& name, int64_t next_step, bool with_optimizer) {
     CheckpointParts p;
     p.model = e.model.ptr().get();
     p.method = e.method.get();
     p.optimizer = with_optimizer ? opt.get() : nullptr;
     p.meta = meta(next_step);
+    base_reference(p);
+    p.trainable_only = to.save == "trainable";
     save_checkpoint(ckpt(name), p);
   }
 
@@ -270,6 +298,7 @@ json Trainer::fit(bool resume) {
   s.build_optimizer(s.phase == 1);
   if (resume) {
     CheckpointParts p{e.model.ptr().get(), e.method.get(), s.opt.get(), {}};
+    s.base_reference(p);
     resumed_meta = load_checkpoint(s.ckpt("latest.pt"), p, true);
     s.restore_meta(resumed_meta);
     step = resumed_meta.at("step").get<int64_t>();
@@ -472,6 +501,7 @@ json Trainer::fit(bool resume) {
       // phase 2: reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer
       core::log_info("phase 1 done (best at step ", s.best_step, "); phase 2 with model.freeze = ", mo.freeze);
       CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
+      s.base_reference(p);
       load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
       e.model->apply_freeze(mo.freeze, mo.bn);
       s.phase = 2;
