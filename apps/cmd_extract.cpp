@@ -69,7 +69,8 @@ static int run_extract(const core::Config& cli, const std::vector<std::string>&)
     std::cout << (rep.interrupted ? "interrupted: " : "wrote ") << out << ": " << inputs.size() << " blocks x taps";
     for (auto& t : rep.taps) std::cout << " " << t.name << "[" << t.dim << "]";
     std::cout << " (" << eo.pool << ", " << eo.dtype << "), " << rep.rows << " rows in " << std::setprecision(2)
-              << rep.seconds << " s (" << std::setprecision(1) << rep.images_per_s << " images/s)";
+              << rep.seconds << " s (" << std::setprecision(1) << rep.images_per_s << " images/s; writing "
+              << std::setprecision(2) << rep.write_seconds << " s)";
     if (rep.rows_resumed > 0) std::cout << ", " << rep.rows_resumed << " rows resumed";
     std::cout << "\n";
   }

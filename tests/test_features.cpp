@@ -8,7 +8,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 
 #include "core/error.h"
@@ -130,6 +132,7 @@ std::map<std::string, torch::Tensor> reference(const std::string& split, const s
 double maxdiff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return 1e9;
+  if (a.numel() == 0) return 0;
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
@@ -263,10 +266,16 @@ TEST(Features, ForwardTapsMatchClassifierForward) {
 TEST(Features, ResumeAfterSigkillEqualsUninterrupted) {
   auto dir = testutil::fresh_dir("features_resume");
   auto ref = dir + "/ref.h5", cut = dir + "/cut.h5";
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
   ASSERT_EQ(run_cli(args(ref, {"--taps=layer3,pooled", "--dtype=float16"})).exit_code, 0);
+  auto t1 = clock::now();
   // killed inside the 3rd write: data handed to HDF5, not yet flushed or counted
   auto r = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--kill_in_write=3"}));
+  auto t2 = clock::now();
   ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+  // this machine's start-up time S (the killed run barely started) and full-run time T
+  const double T = std::chrono::duration<double>(t1 - t0).count(), S = std::chrono::duration<double>(t2 - t1).count();
   auto entries = features::list_cache(cut);
   ASSERT_EQ(entries.size(), 4u);
   for (auto& e : entries) EXPECT_EQ(e.rows_done, e.domain == "source" ? 64 : 0) << e.domain << "/" << e.tap;
@@ -274,18 +283,25 @@ TEST(Features, ResumeAfterSigkillEqualsUninterrupted) {
   auto full = features::read_block(ref, "source", "train", "layer3");
   ASSERT_EQ(part.X.rows(), 64);
   EXPECT_EQ(maxdiff(block_tensor(part), block_tensor(full).slice(0, 0, 64)), 0.0);
-  // random moments: every state the kill leaves opens and holds correct rows
-  for (const char* when : {"0.9", "1.4", "2.0"}) {
-    std::string cmd = std::string("timeout -s KILL ") + when + " " + SHIFTLAB_BIN;
+  // random moments, timed from S and T: every state a kill leaves opens and holds correct rows
+  int64_t last = 64, partial = 0;
+  for (double frac : {0.35, 0.6, 0.85}) {
+    double when = S + frac * std::max(0.0, T - S);
+    std::string cmd = "timeout -s KILL " + std::to_string(when) + " " + SHIFTLAB_BIN;
     for (auto& a : args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=8"})) cmd += " '" + a + "'";
     std::string out;
     testutil::run_shell(cmd, &out);
+    int64_t done = 0;
     for (auto& e : features::list_cache(cut)) {
+      done += e.rows_done;
       auto b = features::read_block(cut, e.domain, e.split, e.tap);
       auto w = block_tensor(features::read_block(ref, e.domain, e.split, e.tap)).slice(0, 0, e.rows_done);
-      EXPECT_EQ(maxdiff(block_tensor(b), w), 0.0) << "after kill at " << when << " s: " << e.domain << "/" << e.tap;
+      EXPECT_EQ(maxdiff(block_tensor(b), w), 0.0) << "after a kill at " << when << " s: " << e.domain << "/" << e.tap;
     }
+    partial += done > last && done < 4 * kRows;
+    last = done;
   }
+  std::cout << "[ info ] S " << S << " s, T " << T << " s; " << partial << " of 3 kills landed mid-extraction\n";
   auto fin = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=20"}));
   ASSERT_EQ(fin.exit_code, 0) << fin.err;
   for (auto& e : features::list_cache(ref)) {
@@ -308,24 +324,57 @@ TEST(Features, ProvenanceMismatchRefused) {
   auto dir = testutil::fresh_dir("features_prov");
   auto cache = dir + "/c.h5";
   ASSERT_EQ(run_cli(args(cache, {"--limit=40"})).exit_code, 0);
-  struct Case {
-    std::vector<std::string> extra;
-    std::string attr;
+  auto expect_refused = [](const std::string& err, const std::string& attr) {
+    auto msg = one_line(err);
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << err;
+    EXPECT_NE(msg.find("different " + attr + " "), std::string::npos) << err;
   };
-  std::vector<Case> cases{{{"--model.weights=" + fixture().w2}, "weights_sha256"},
-                          {{"--data.target.transform=resize(28), pad(2), normalize(0.5, 0.5)"}, "transform"},
-                          {{"--dtype=float16"}, "dtype"},
-                          {{"--pool=avgmax"}, "pool"},
-                          {{"--model.small_stem=true"}, "model"}};
-  for (auto& c : cases) {
-    auto extra = c.extra;
-    extra.push_back("--limit=40");
-    auto r = run_cli(args(cache, extra));
-    EXPECT_EQ(r.exit_code, 2) << c.attr << ": " << r.err;
-    auto msg = one_line(r.err);
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << r.err;
-    EXPECT_NE(msg.find("different " + c.attr + " "), std::string::npos) << r.err;
+  // through the command: other weights, other transform
+  for (auto& [extra, attr] : std::vector<std::pair<std::string, std::string>>{
+           {"--model.weights=" + fixture().w2, "weights_sha256"},
+           {"--data.target.transform=resize(28), pad(2), normalize(0.5, 0.5)", "transform"}}) {
+    auto r = run_cli(args(cache, {extra, "--limit=40"}));
+    EXPECT_EQ(r.exit_code, 2) << attr << ": " << r.err;
+    expect_refused(r.err, attr);
   }
+  // through the writer: the same layout and provenance reopen; any changed part is refused
+  features::CacheLayout layout;
+  layout.taps = {{"pooled", 512}};
+  features::CacheBlock b;
+  b.domain = "source";
+  b.split = "train";
+  b.transform = kTransform;
+  b.labels = features::read_block(cache, "source", "train", "pooled").labels;
+  b.index.resize(b.labels.size());
+  layout.blocks = {b};
+  auto attrs = features::cache_attributes(cache);
+  features::Provenance prov;
+  for (auto k : {"backbone", "model", "weights_sha256", "checkpoint_sha256"})
+    prov.compared.emplace_back(k, attrs[k].get<std::string>());
+  { features::CacheWriter ok(cache, layout, prov); EXPECT_EQ(ok.resume_row(0), 40); }
+  auto refused = [&](features::CacheLayout l, features::Provenance p, const std::string& attr) {
+    try {
+      features::CacheWriter w(cache, l, p);
+      ADD_FAILURE() << attr << ": not refused";
+    } catch (const core::UsageError& e) {
+      expect_refused(e.what(), attr);
+    }
+  };
+  auto l = layout;
+  l.dtype = "float16";
+  refused(l, prov, "dtype");
+  l = layout;
+  l.pool = "avgmax";
+  refused(l, prov, "pool");
+  l = layout;
+  l.taps[0].dim = 256;
+  refused(l, prov, "feature width");
+  auto p = prov;
+  p.compared[1].second += "model.small_stem = true\n";
+  refused(layout, p, "model");
+  p = prov;
+  p.compared[3].second = "abc";
+  refused(layout, p, "checkpoint_sha256");
   // --overwrite replaces the file
   auto r = run_cli(args(cache, {"--limit=40", "--model.weights=" + fixture().w2, "--overwrite=true"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;

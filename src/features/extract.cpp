@@ -289,7 +289,10 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rep.images_per_s = rep.seconds > 0 ? rep.rows / rep.seconds : 0;
   progress.finish();
-  if (w) w->close();
+  if (w) {
+    rep.write_seconds = w->write_seconds();
+    w->close();
+  }
   return rep;
 }
 

@@ -73,6 +73,7 @@ struct ExtractReport {
   int64_t rows_resumed = 0;  ///< rows already in the file (skipped)
   double seconds = 0;        ///< wall time of the extraction loop
   double images_per_s = 0;
+  double write_seconds = 0;  ///< of `seconds`, spent writing the cache
   bool interrupted = false;  ///< SIGINT/SIGTERM: stopped after a complete batch
   std::vector<CacheTap> taps;
 };

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 
@@ -93,6 +94,7 @@ struct CacheWriter::Impl {
   std::vector<std::vector<int64_t>> rows_done;     // [block][tap]
   Handle half;
   int64_t writes = 0, kill_at = -1;
+  double seconds = 0;
 
   /// Compares an existing file with this layout and provenance; true when blocks/taps are missing.
   bool check_existing(const Provenance& prov) {
@@ -273,6 +275,7 @@ int64_t CacheWriter::resume_row(size_t b) const {
 
 void CacheWriter::write(size_t bi, int64_t row0, const std::map<std::string, torch::Tensor>& features) {
   auto& im = *impl_;
+  const auto t0 = std::chrono::steady_clock::now();
   check(im.file.ok(), "feature cache '", im.path, "' is closed");
   check(bi < im.layout.blocks.size(), "write: no block ", bi);
   const auto& b = im.layout.blocks[bi];
@@ -318,6 +321,9 @@ void CacheWriter::write(size_t bi, int64_t row0, const std::map<std::string, tor
     im.rows_done[bi][t] = end;
   }
   check(H5Fflush(im.file, H5F_SCOPE_LOCAL) >= 0, "cannot flush '", im.path, "'");
+  im.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+double CacheWriter::write_seconds() const { return impl_->seconds; }
 
 }  // namespace shiftlab::features

@@ -76,6 +76,8 @@ class CacheWriter {
   /// Flushes and closes (also done by the destructor, which never throws).
   void close();
   const std::string& path() const;
+  /// Wall seconds spent inside write() so far (conversion, HDF5 writes, flushes).
+  double write_seconds() const;
 
   /// Testing aid: raise SIGKILL inside the write of call number `k` (1-based), after the rows
   /// went to HDF5 but before they are flushed and counted. -1 = never.
