@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "report/svg.h"
 
 namespace shiftlab::probe {
 
@@ -44,19 +45,7 @@ void header(std::ostringstream& os, int w, int h, const std::string& title) {
 
 }  // namespace
 
-std::string svg_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
+std::string svg_escape(const std::string& s) { return report::xml_escape(s); }
 
 std::string line_chart_svg(const LineChart& c) {
   core::check(!c.categories.empty(), "line chart '", c.title, "': no categories");
