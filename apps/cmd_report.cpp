@@ -32,19 +32,7 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
   std::string out = cli.get_string("out");
   if (out.empty() && cli.positional.size() == 1) out = cli.positional.front();
   if (!out.empty()) {
-    fs::create_directories(out);
-    core::atomic_write((fs::path(out) / "results.md").string(),
-                       "# Results\n\nTarget-test accuracy (%), mean ± std over seeds (std with n−1).\n\n" + md);
-    core::atomic_write((fs::path(out) / "results.csv").string(), report::csv_table(groups, keys));
-    size_t n = 0;
-    if (cli.get_bool("curves")) {
-      fs::create_directories(fs::path(out) / "curves");
-      for (auto& g : groups)
-        for (auto& [suffix, svg] : report::learning_curve_svgs(g)) {
-          core::atomic_write((fs::path(out) / "curves" / (report::slug(g.label()) + "_" + suffix + ".svg")).string(), svg);
-          ++n;
-        }
-    }
+    size_t n = report::write_results(out, groups, keys, "Results", cli.get_bool("curves"));
     std::cout << "\nwrote " << out << "/results.md, results.csv" << (n ? ", " + std::to_string(n) + " curves in curves/" : "")
               << "\n";
   }

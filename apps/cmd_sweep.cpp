@@ -159,13 +159,7 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
   auto runs = report::find_runs({(fs::path(dir) / "runs").string()});
   auto groups = report::group_runs(runs, keys);
   auto md = report::markdown_table(groups, keys);
-  core::atomic_write((fs::path(dir) / "results.md").string(),
-                     "# Sweep " + dir + "\n\nTarget-test accuracy (%), mean ± std over seeds (std with n−1).\n\n" + md);
-  core::atomic_write((fs::path(dir) / "results.csv").string(), report::csv_table(groups, keys));
-  fs::create_directories(fs::path(dir) / "curves");
-  for (auto& g : groups)
-    for (auto& [suffix, svg] : report::learning_curve_svgs(g))
-      core::atomic_write((fs::path(dir) / "curves" / (report::slug(g.label()) + "_" + suffix + ".svg")).string(), svg);
+  report::write_results(dir, groups, keys, "Sweep " + dir, true);
   std::cout << "\n" << md << "\nresults: " << dir << "/results.md, results.csv, curves/\n";
   if (left > 0)
     throw core::Error(core::str(left, " of ", jobs.size(), " runs did not complete (see ", state_path,

@@ -247,6 +247,24 @@ std::string slug(const std::string& s) {
   return o.empty() ? "run" : o;
 }
 
+size_t write_results(const std::string& out, const std::vector<Group>& groups, const std::vector<std::string>& keys,
+                     const std::string& title, bool curves) {
+  fs::create_directories(out);
+  core::atomic_write((fs::path(out) / "results.md").string(),
+                     "# " + title + "\n\nTarget-test accuracy (%), mean ± std over seeds (std with n−1).\n\n" +
+                         markdown_table(groups, keys));
+  core::atomic_write((fs::path(out) / "results.csv").string(), csv_table(groups, keys));
+  size_t n = 0;
+  if (!curves) return n;
+  fs::create_directories(fs::path(out) / "curves");
+  for (auto& g : groups)
+    for (auto& [suffix, svg] : learning_curve_svgs(g)) {
+      core::atomic_write((fs::path(out) / "curves" / (slug(g.label()) + "_" + suffix + ".svg")).string(), svg);
+      ++n;
+    }
+  return n;
+}
+
 std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group& g) {
   // Columns: accuracies logged at evaluations; loss terms and lambda at log steps.
   std::vector<Series> acc, loss, lam;

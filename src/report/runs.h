@@ -62,6 +62,11 @@ std::string csv_table(const std::vector<Group>& groups, const std::vector<std::s
 /// Returns {file suffix, SVG} pairs, e.g. {"acc", ...}, {"loss", ...}, {"lambda", ...}.
 std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group& g);
 
+/// Writes <out>/results.md (with `title`), results.csv and, when `curves`, curves/<group>_<kind>.svg
+/// (atomically, creating `out`). Returns the number of curve files written.
+size_t write_results(const std::string& out, const std::vector<Group>& groups, const std::vector<std::string>& keys,
+                     const std::string& title, bool curves);
+
 /// A file-name-safe slug of a group label ("method-dann__optim.lr-0.01").
 std::string slug(const std::string& s);
 
