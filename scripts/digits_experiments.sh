@@ -13,7 +13,7 @@ $bin data prepare mnist >/dev/null
 $bin data prepare uci-digits >/dev/null
 methods=${METHODS:-"source_only dann dan jan cdan coral mcc"}
 seeds=${SEEDS:-"0 1 2"}
-for dir in mnist_to_uci uci_to_mnist; do
+for dir in ${DIRS:-mnist_to_uci uci_to_mnist}; do
   for m in $methods; do
     for s in $seeds; do
       name="$dir/$m/seed$s"

@@ -1,5 +1,5 @@
 // Loader: every index once per epoch for any worker count, bit-identical batches whatever the
-// worker count, ForeverIterator exact resume, class-balanced sampling frequencies, errors.
+// worker count, ForeverIterator exact resume and preload, class-balanced sampling frequencies, errors.
 #include "data/loader.h"
 
 #include <set>
@@ -135,6 +135,24 @@ TEST(DataLoader, ForeverIteratorRestoreReproducesBatches) {
   o.seed = 6;
   data::ForeverIterator other(ds, o);
   EXPECT_THROW(other.restore(st), core::Error);
+}
+
+TEST(DataLoader, PreloadCyclesTheFirstBatches) {
+  auto ds = domain(toy(23, [](int64_t i) { return i % 2; }), "random_crop(10, padding=2), hflip");
+  data::LoaderOptions o;
+  o.batch_size = 5;
+  o.seed = 3;
+  data::ForeverIterator plain(ds, o);
+  auto first = plain.next(), second = plain.next(), third = plain.next();
+  o.preload = 2;
+  data::ForeverIterator pre(ds, o);
+  for (int k = 0; k < 6; ++k) {
+    auto b = pre.next();
+    const auto& want = k % 2 ? second : first;
+    EXPECT_TRUE(torch::equal(b.images, want.images)) << "batch " << k;
+    EXPECT_TRUE(torch::equal(b.indices, want.indices)) << "batch " << k;
+  }
+  EXPECT_FALSE(torch::equal(third.images, first.images));  // without preload the stream moves on
 }
 
 TEST(DataLoader, BalancedSamplerEqualisesClassFrequencies) {

@@ -208,8 +208,11 @@ Batch ForeverIterator::next() {
     loader_.start_epoch(epoch_);
     started_ = true;
   }
+  const auto k = static_cast<size_t>(loader_.options().preload);
+  if (k > 0 && preloaded_.size() == k) return preloaded_[cycle_++ % k];
   Batch b;
   while (!loader_.next(b)) loader_.start_epoch(++epoch_);
+  if (k > 0) preloaded_.push_back(b);
   return b;
 }
 

@@ -83,7 +83,9 @@ class Loader {
 
 /// Endless batches across epochs: when an epoch ends the next starts. state() records (epoch,
 /// batch position, seed, sizes); restore() on a fresh iterator built with the same dataset and
-/// options reproduces exactly the batches that followed.
+/// options reproduces exactly the batches that followed. With LoaderOptions::preload = K > 0 the
+/// first K batches are built once and then returned in a cycle (benchmarks: the compute-only
+/// ceiling, no data pipeline in the loop).
 class ForeverIterator {
  public:
   ForeverIterator(DatasetPtr ds, LoaderOptions o);
@@ -98,6 +100,8 @@ class ForeverIterator {
   Loader loader_;
   int64_t epoch_ = 0;
   bool started_ = false;
+  std::vector<Batch> preloaded_;
+  size_t cycle_ = 0;
 };
 
 }  // namespace shiftlab::data

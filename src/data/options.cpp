@@ -48,6 +48,9 @@ void declare_loader_options(core::Schema& s, const std::string& p, const LoaderO
   s.add_int(p + ".seed", static_cast<long long>(d.seed), "seed of the order and of the random transforms").range(0, 9.2e18);
   s.add_int(p + ".prefetch", d.prefetch, "batches prepared ahead").range(1, 1024);
   s.add_bool(p + ".pin_memory", d.pin_memory, "page-locked batches for fast host-to-GPU copies (CUDA only)");
+  s.add_int(p + ".preload", d.preload,
+            "benchmarks only: build this many batches once and cycle them (compute-only ceiling, 0 = off)")
+      .range(0, 1 << 20);
 }
 
 LoaderOptions loader_options_from(const core::Config& c, const std::string& p) {
@@ -60,6 +63,7 @@ LoaderOptions loader_options_from(const core::Config& c, const std::string& p) {
   o.seed = static_cast<uint64_t>(c.get_int(p + ".seed"));
   o.prefetch = static_cast<int>(c.get_int(p + ".prefetch"));
   o.pin_memory = c.get_bool(p + ".pin_memory");
+  o.preload = c.get_int(p + ".preload");
   return o;
 }
 

@@ -53,10 +53,11 @@ struct LoaderOptions {
   uint64_t seed = 0;        ///< order and augmentation seed
   int prefetch = 4;         ///< batches prepared ahead (bounded queue)
   bool pin_memory = false;  ///< page-locked batches (only when CUDA is available)
+  int64_t preload = 0;      ///< benchmarks: ForeverIterator builds this many batches once, then cycles them
 };
 
 /// Declares <prefix>.batch_size, .workers, .shuffle, .drop_last, .balanced, .seed, .prefetch,
-/// .pin_memory with LoaderOptions' defaults (or `defaults`).
+/// .pin_memory, .preload with LoaderOptions' defaults (or `defaults`).
 void declare_loader_options(core::Schema& s, const std::string& prefix, const LoaderOptions& defaults = {});
 LoaderOptions loader_options_from(const core::Config& c, const std::string& prefix);
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Training benchmarks, shiftlab vs Python PyTorch 1.13 (Debian's python3-torch, the same libtorch
+# build), measured side by side in one run (issue 9, items 1-3):
+#   1. digits: LeNet DANN MNIST -> UCI digits, 64 + 64 images a step, loaders with WORKERS workers
+#      (configs/digits/mnist_to_uci.ini; Python: DataLoader over the same .npy arrays);
+#   2. folder: ResNet-18 + bottleneck head at 224 on a JPEG folder (random-resized-crop + flip +
+#      ImageNet normalisation), source-only and DANN, end to end with the loaders;
+#   3. preloaded: the same model on batches built once and reused (shiftlab: data.*.preload), the
+#      compute-only ceiling; the end-to-end / ceiling ratio says how well the data pipeline hides.
+# Both sides: the same model, optimizer (SGD 0.9, wd 5e-4, annealed lr), batch sizes, transforms,
+# threads and step counts; WARMUP untimed steps, then STEPS timed ones.
+# Usage: bench/train_bench.sh [BUILD_DIR] [WHICH...]   WHICH: digits folder preloaded (default all)
+# Env: THREADS (intra-op threads, default = cores), WORKERS (2), STEPS / WARMUP per benchmark:
+#      DIGITS_STEPS (200) DIGITS_WARMUP (20) FOLDER_STEPS (6) FOLDER_WARMUP (2), METHODS (source_only dann)
+set -euo pipefail
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${1:-$SRC/build}"
+shift || true
+WHICH=("${@:-digits folder preloaded}")
+WHICH=(${WHICH[*]})
+BIN="$BUILD/shiftlab"
+PY=/usr/bin/python3
+WORK="$BUILD/bench-train"
+THREADS="${THREADS:-$(nproc)}"
+WORKERS="${WORKERS:-2}"
+METHODS="${METHODS:-source_only dann}"
+[ -x "$BIN" ] || { echo "no shiftlab binary at $BIN (build first)" >&2; exit 1; }
+mkdir -p "$WORK"
+export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1
+
+# images/s of a shiftlab run: metrics.csv rows with images_per_s after the warmup row(s);
+# each row covers log_every steps, so the overall rate is a harmonic mean weighted by images.
+shiftlab_rate() {  # RUN_DIR WARMUP IMAGES_PER_STEP LOG_EVERY
+  "$PY" - "$@" <<'EOF'
+import csv, glob, sys
+run, warm, ips, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = [r for r in csv.DictReader(open(glob.glob(run + "/*/metrics.csv")[0])) if r.get("images_per_s")]
+rows = [r for r in rows if int(r["step"]) > warm]
+t = sum(every * ips / float(r["images_per_s"]) for r in rows)
+print("%.2f" % (len(rows) * every * ips / t))
+EOF
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+declare -A RESULT
+
+run_shiftlab() {  # NAME WARMUP STEPS IMAGES_PER_STEP args...
+  local name="$1" warm="$2" steps="$3" ips="$4"; shift 4
+  rm -rf "$WORK/runs/$name"
+  "$BIN" train "$@" --train.steps=$((warm + steps)) --train.log_every="$warm" --train.eval_every=0 \
+    --run.threads="$THREADS" --run.root="$WORK/runs" --run.name="$name" --run.log_level=warn >/dev/null
+  shiftlab_rate "$WORK/runs/$name" "$warm" "$ips" "$warm"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $THREADS, loader workers $WORKERS"
+printf "%-34s %14s %14s %8s\n" "benchmark" "shiftlab img/s" "python img/s" "ratio"
+
+for which in "${WHICH[@]}"; do
+  case "$which" in
+  digits)
+    "$BIN" data prepare mnist --data.root="$WORK/data" >/dev/null
+    "$BIN" data prepare uci-digits --data.root="$WORK/data" >/dev/null
+    W="${DIGITS_WARMUP:-20}" S="${DIGITS_STEPS:-200}"
+    for m in $METHODS; do
+      ips=128; [ "$m" = source_only ] && ips=64
+      a=$(run_shiftlab "digits_$m" "$W" "$S" "$ips" --config "$SRC/configs/digits/mnist_to_uci.ini" --method="$m" \
+          --data.source.root="$WORK/data" --data.target.root="$WORK/data" \
+          --data.source.workers="$WORKERS" --data.target.workers="$WORKERS")
+      b=$("$PY" "$SRC/bench/train_bench.py" digits "$WORK/data" "$m" "$S" "$W" "$THREADS" "$WORKERS" | awk '/images_per_s/{print $2}')
+      printf "%-34s %14s %14s %7sx\n" "1. digits LeNet $m 64+64" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    ;;
+  folder|preloaded)
+    if [ ! -f "$WORK/jpeg/.done" ]; then
+      "$BIN" data prepare fashion-mnist --data.root="$WORK/data" >/dev/null
+      rm -rf "$WORK/jpeg"
+      "$PY" "$SRC/bench/loader_bench.py" make "$WORK/data/fashion-mnist/test_images.npy" "$WORK/jpeg" 2000
+      # TLlib list files: every image (training), 64 of them (the end-of-run evaluation)
+      (cd "$WORK/jpeg" && k=0 && for c in $(ls -d */ | sort); do
+         find "${c%/}" -name '*.jpg' | sort | sed "s/\$/ $k/"; k=$((k + 1)); done) > "$WORK/jpeg/all.txt"
+      awk 'NR % 32 == 0' "$WORK/jpeg/all.txt" > "$WORK/jpeg/eval.txt"
+      touch "$WORK/jpeg/.done"
+    fi
+    W="${FOLDER_WARMUP:-2}" S="${FOLDER_STEPS:-6}"
+    pre=0; [ "$which" = preloaded ] && pre=1
+    for m in $METHODS; do
+      ips=128; [ "$m" = source_only ] && ips=64
+      common=(--method="$m" --model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck
+        --optim.name=sgd --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing)
+      for d in source target; do
+        common+=(--data.$d.dataset=list_file --data.$d.root="$WORK/jpeg" --data.$d.split="$WORK/jpeg/all.txt"
+          --data.$d.transform="random_resized_crop(224), hflip, normalize(imagenet)"
+          --data.$d.eval_transform="resize(256), center_crop(224), normalize(imagenet)"
+          --data.$d.batch_size=64 --data.$d.workers="$WORKERS" --data.$d.preload="$pre")
+      done
+      common+=(--data.source.val_split="$WORK/jpeg/eval.txt" --data.target.test_split="$WORK/jpeg/eval.txt"
+        --data.target.labelled=false)
+      a=$(run_shiftlab "${which}_$m" "$W" "$S" "$ips" "${common[@]}")
+      b=$("$PY" "$SRC/bench/train_bench.py" "$which" "$WORK/jpeg" "$m" "$S" "$W" "$THREADS" "$WORKERS" | awk '/images_per_s/{print $2}')
+      RESULT["${which}_$m"]="$a"
+      RESULT["py_${which}_$m"]="$b"
+      printf "%-34s %14s %14s %7sx\n" "$([ $pre = 1 ] && echo 3. preloaded || echo 2. JPEG folder) ResNet-18 224 $m" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    ;;
+  *) echo "unknown benchmark '$which' (digits, folder, preloaded)" >&2; exit 2 ;;
+  esac
+done
+for m in $METHODS; do
+  if [ -n "${RESULT[folder_$m]:-}" ] && [ -n "${RESULT[preloaded_$m]:-}" ]; then
+    echo "end-to-end / compute-only ceiling, $m: shiftlab $(ratio "${RESULT[folder_$m]}" "${RESULT[preloaded_$m]}"), python $(ratio "${RESULT[py_folder_$m]}" "${RESULT[py_preloaded_$m]}")"
+  fi
+done
