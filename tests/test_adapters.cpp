@@ -10,6 +10,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/bottleneck.h"
+#include "adapters/input_conv.h"
 #include "adapters/lora.h"
 #include "adapters/residual.h"
 #include "core/fs.h"

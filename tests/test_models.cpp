@@ -11,6 +11,7 @@
 #include "models/classifier.h"
 #include "models/param_groups.h"
 #include "models/weights.h"
+#include "probe/advise.h"
 #include "support/testing.h"
 
 using namespace shiftlab;
@@ -238,6 +239,24 @@ TEST(Backbones, InfoRecordsNativeSizeAndNormalisation) {
   EXPECT_THROW(models::add_backbone_info("densenet121", custom), core::Error);  // duplicate
 }
 
+TEST(Backbones, AdviseCarriesTheNativeResolution) {
+  probe::Evidence e;
+  e.tap = "pooled";
+  e.num_classes = 10;
+  e.source_rows = 1000;
+  e.source_acc = 90;
+  e.backbone = "efficientnet_b3";
+  auto a = probe::advise(e);
+  EXPECT_EQ(a.image_size, 300);
+  EXPECT_EQ(a.train_transform, "random_resized_crop(300), hflip, normalize(imagenet)");
+  EXPECT_NE(a.reasons.back().find("300 px"), std::string::npos) << a.reasons.back();
+  EXPECT_EQ(a.to_json().at("image_size"), 300);
+  auto ini = probe::advice_ini(a, nlohmann::json::object(), {"test"});
+  EXPECT_NE(ini.find("resize(320), center_crop(300)"), std::string::npos) << ini;
+  e.backbone = "lenet";  // nothing recorded: no resolution advice
+  EXPECT_EQ(probe::advise(e).image_size, 0);
+}
+
 TEST(Backbones, HeadPrefixesKeepBackbonePartsOfTheClassifier) {
   // a full torchvision state dict (backbone + head) loads strictly; head keys are skipped, but
   // ConvNeXt's classifier.0 (LayerNorm2d) and MobileNetV3's classifier.0 (Linear) are loaded
@@ -262,8 +281,10 @@ TEST(Backbones, DenseNetUpgradesLegacyKeyNames) {
   auto bb = make("densenet121");
   models::TensorMap w = models::state_dict(*bb);
   // torchvision's published densenet121-a639ec97.pth says "norm.1" / "conv.2" inside dense layers
+  // and, saved before PyTorch 0.4.1, has no num_batches_tracked
   models::TensorMap legacy;
   for (auto& [k, v] : w) {
+    if (k.find("num_batches_tracked") != std::string::npos) continue;
     std::string n = k;
     for (auto part : {".norm1.", ".norm2.", ".conv1.", ".conv2."}) {
       auto at = n.find(part);
@@ -279,6 +300,9 @@ TEST(Backbones, DenseNetUpgradesLegacyKeyNames) {
   for (auto& kv : w) a.insert(kv.first);
   for (auto& kv : legacy) b.insert(kv.first);
   EXPECT_EQ(a, b);
+  EXPECT_EQ(legacy.at("features.norm5.num_batches_tracked").item<int64_t>(), 0);
+  auto r = models::load_state_dict(*bb, legacy, true, bb->head_prefixes());
+  EXPECT_TRUE(r.ok()) << r.summary();
 }
 
 TEST(Backbones, ViTTapsNamesAndPooling) {

@@ -39,9 +39,11 @@ class BackboneImpl : public torch::nn::Module {
   /// backbone keeps part of the original classifier narrows this (ConvNeXt "classifier.2.",
   /// MobileNetV3 "classifier.3.").
   virtual std::vector<std::string> head_prefixes() const { return {"fc.", "head.", "heads.", "classifier."}; }
-  /// Renames, in place, keys of older published weight files to this backbone's names (DenseNet:
-  /// "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight", as torchvision's own loader does).
-  virtual void upgrade_state_dict(std::map<std::string, torch::Tensor>& /*weights*/) const {}
+  /// Upgrades, in place, a weight file written by an older PyTorch / torchvision to this backbone's
+  /// names: every BatchNorm whose running_mean is present but num_batches_tracked absent (files
+  /// saved before PyTorch 0.4.1) gets num_batches_tracked = 0, as BatchNorm's own loader does;
+  /// families rename keys on top (DenseNet: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight").
+  virtual void upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const;
   /// True when forward runs its convolutions / Linears by name (call_child), so the adapters of
   /// adapters/ may replace them (ResNet, ViT, EfficientNet, MobileNetV3, DenseNet).
   virtual bool supports_adapters() const { return false; }

@@ -117,6 +117,16 @@ std::string shape_str(const torch::Tensor& t) {
   return s + "]";
 }
 
+void BackboneImpl::upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const {
+  const std::string tail = "num_batches_tracked";
+  for (auto& kv : named_buffers(true)) {
+    const auto& name = kv.key();
+    if (name.size() < tail.size() || name.compare(name.size() - tail.size(), tail.size(), tail) != 0) continue;
+    const std::string prefix = name.substr(0, name.size() - tail.size());
+    if (!weights.count(name) && weights.count(prefix + "running_mean")) weights[name] = torch::zeros({}, torch::kLong);
+  }
+}
+
 std::set<std::string> check_features_request(const BackboneImpl& bb, const std::string& family, const torch::Tensor& x,
                                              const std::vector<std::string>& taps) {
   core::check_usage(x.dim() == 4, family, " expects N×C×H×W inputs (got ", shape_str(x), ")");

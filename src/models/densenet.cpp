@@ -105,6 +105,7 @@ void DenseNetImpl::upgrade_state_dict(std::map<std::string, torch::Tensor>& weig
     weights.erase(from);
     weights[to] = t;
   }
+  BackboneImpl::upgrade_state_dict(weights);  // then the missing num_batches_tracked
 }
 
 static BackbonePtr make_densenet121(const BackboneOptions& o) {

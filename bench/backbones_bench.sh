@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Backbone forward throughput, shiftlab vs Python PyTorch 1.13 / torchvision 0.14, measured in the
+# same run, one backbone at a time (C++ then Python, so both see the same machine load): each at its
+# native resolution (shiftlab list backbones), batch 8, eval mode, no gradients, 2 intra-op threads,
+# median of ITERS timed batches after WARMUP. Prints both lines and a table with the ratio.
+# Usage: bench/backbones_bench.sh [BUILD_DIR] [NAME...]
+#   env: BATCH (8), THREADS (2), ITERS (5), WARMUP (1)
+#   builds BUILD_DIR's backbone_bench target (configured with -DSHIFTLAB_BENCH=ON) when missing.
+set -euo pipefail
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${1:-$SRC/build}"
+shift || true
+NAMES=("$@")
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(efficientnet_b0 efficientnet_b1 efficientnet_b2 efficientnet_b3 efficientnet_b4
+  convnext_tiny densenet121 mobilenet_v3_small mobilenet_v3_large resnet50)
+BATCH="${BATCH:-8}"; THREADS="${THREADS:-2}"; ITERS="${ITERS:-5}"; WARMUP="${WARMUP:-1}"
+PY=/usr/bin/python3
+BIN="$BUILD/backbone_bench"
+if [ ! -x "$BIN" ]; then
+  cmake -S "$SRC" -B "$BUILD" -DSHIFTLAB_BENCH=ON >/dev/null
+  cmake --build "$BUILD" --target backbone_bench >/dev/null
+fi
+export OMP_NUM_THREADS="$THREADS"
+echo "$(nproc) cores; batch $BATCH, $THREADS threads, median of $ITERS batches after $WARMUP warm-up; $($PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
+ROWS=()
+for n in "${NAMES[@]}"; do
+  c=$("$BIN" --batch="$BATCH" --threads="$THREADS" --iters="$ITERS" --warmup="$WARMUP" "$n")
+  echo "  shiftlab: $c"
+  size=$(echo "$c" | awk '{for (i = 1; i < NF; ++i) if ($i == "size") print $(i + 1)}')
+  p=$("$PY" "$SRC/bench/backbones_bench.py" "$n" "$size" "$BATCH" "$THREADS" "$ITERS" "$WARMUP" 2>/dev/null)
+  echo "  python:   $p"
+  ROWS+=("$c|$p")
+done
+field() { awk -v k="$2" '{for (i = 1; i < NF; ++i) if ($i == k) print $(i + 1)}' <<<"$1"; }
+echo
+echo "| backbone | params (shiftlab / torchvision) | input | shiftlab images/s | PyTorch images/s | ratio |"
+echo "|---|---|---|---|---|---|"
+for r in "${ROWS[@]}"; do
+  c="${r%%|*}"; p="${r#*|}"
+  a=$(field "$c" images_per_s); b=$(field "$p" images_per_s)
+  echo "| $(awk '{print $1}' <<<"$c") | $(field "$c" params) / $(field "$p" params) | $(field "$c" size) px | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a/b}')x |"
+done
