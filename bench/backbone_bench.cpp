@@ -1,7 +1,9 @@
 // Forward throughput of registered backbones: eval mode, no gradients, random input at each
 // backbone's native size (models::BackboneInfo::image_size, or --size), fixed batch and intra-op
 // threads. Prints one line per backbone:
-//   <name> params <P> size <S> batch <B> threads <T> ms_per_batch <median> images_per_s <rate>
+//   <name> params <P> size <S> batch <B> threads <T> ms_best <min> ms_median <median> cpu_ms <median>
+//   images_per_s <B / min> images_per_cpu_s <B / median CPU seconds (all threads)>
+// On a shared machine the best wall time and the process CPU time are the steadier numbers.
 // Usage: backbone_bench [--batch=8] [--threads=2] [--iters=5] [--warmup=1] [--size=0] NAME...
 // (bench/backbones_bench.sh runs it beside the torchvision equivalent, bench/backbones_bench.py.)
 #include <ATen/Parallel.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -54,17 +57,22 @@ int main(int argc, char** argv) {
       auto x = torch::randn({batch, 3, s, s});
       torch::NoGradGuard ng;
       for (int64_t i = 0; i < warmup; ++i) bb->forward(x);
-      std::vector<double> ms;
+      std::vector<double> ms, cpu;
       for (int64_t i = 0; i < iters; ++i) {
+        const std::clock_t c0 = std::clock();  // process CPU time, all threads
         auto t0 = std::chrono::steady_clock::now();
         auto y = bb->forward(x);
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        cpu.push_back(1000.0 * static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
       }
       std::sort(ms.begin(), ms.end());
-      const double med = ms[ms.size() / 2];
-      std::printf("%s params %lld size %lld batch %lld threads %lld ms_per_batch %.1f images_per_s %.2f\n", name.c_str(),
-                  static_cast<long long>(params), static_cast<long long>(s), static_cast<long long>(batch),
-                  static_cast<long long>(threads), med, 1000.0 * static_cast<double>(batch) / med);
+      std::sort(cpu.begin(), cpu.end());
+      const double best = ms.front(), med = ms[ms.size() / 2], cmed = cpu[cpu.size() / 2];
+      const double b = static_cast<double>(batch);
+      std::printf("%s params %lld size %lld batch %lld threads %lld ms_best %.1f ms_median %.1f cpu_ms %.1f images_per_s %.2f "
+                  "images_per_cpu_s %.2f\n",
+                  name.c_str(), static_cast<long long>(params), static_cast<long long>(s), static_cast<long long>(batch),
+                  static_cast<long long>(threads), best, med, cmed, 1000.0 * b / best, 1000.0 * b / cmed);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

@@ -3,7 +3,9 @@
 (classification head removed, as shiftlab's backbones), eval mode, torch.no_grad(), random input.
 
 usage: backbones_bench.py NAME SIZE [BATCH=8] [THREADS=2] [ITERS=5] [WARMUP=1]
-prints: <name> params <P> size <S> batch <B> threads <T> ms_per_batch <median> images_per_s <rate>
+prints the same line as bench/backbone_bench.cpp:
+  <name> params <P> size <S> batch <B> threads <T> ms_best <min> ms_median <median> cpu_ms <median>
+  images_per_s <B / min> images_per_cpu_s <B / median CPU seconds (all threads)>
 """
 import sys
 import time
@@ -40,14 +42,18 @@ def main():
     with torch.no_grad():
         for _ in range(warmup):
             m(x)
-        ms = []
+        ms, cpu = [], []
         for _ in range(iters):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             m(x)
             ms.append(1000 * (time.perf_counter() - t0))
-    med = sorted(ms)[len(ms) // 2]
-    print(f"{name} params {params} size {size} batch {batch} threads {threads} ms_per_batch {med:.1f} "
-          f"images_per_s {1000 * batch / med:.2f}", flush=True)
+            cpu.append(1000 * (time.process_time() - c0))
+    ms.sort()
+    cpu.sort()
+    best, med, cmed = ms[0], ms[len(ms) // 2], cpu[len(cpu) // 2]
+    print(f"{name} params {params} size {size} batch {batch} threads {threads} ms_best {best:.1f} ms_median {med:.1f} "
+          f"cpu_ms {cmed:.1f} images_per_s {1000 * batch / best:.2f} images_per_cpu_s {1000 * batch / cmed:.2f}",
+          flush=True)
 
 
 if __name__ == "__main__":

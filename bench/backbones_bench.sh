@@ -2,7 +2,9 @@
 # Backbone forward throughput, shiftlab vs Python PyTorch 1.13 / torchvision 0.14, measured in the
 # same run, one backbone at a time (C++ then Python, so both see the same machine load): each at its
 # native resolution (shiftlab list backbones), batch 8, eval mode, no gradients, 2 intra-op threads,
-# median of ITERS timed batches after WARMUP. Prints both lines and a table with the ratio.
+# ITERS timed batches after WARMUP. Prints both lines and a table: images/s from the best batch
+# (wall clock) and images per CPU-second from the median batch's process CPU time (steadier on a
+# shared machine), each with the shiftlab / PyTorch ratio.
 # Usage: bench/backbones_bench.sh [BUILD_DIR] [NAME...]
 #   env: BATCH (8), THREADS (2), ITERS (5), WARMUP (1)
 #   builds BUILD_DIR's backbone_bench target (configured with -DSHIFTLAB_BENCH=ON) when missing.
@@ -33,10 +35,12 @@ for n in "${NAMES[@]}"; do
 done
 field() { awk -v k="$2" '{for (i = 1; i < NF; ++i) if ($i == k) print $(i + 1)}' <<<"$1"; }
 echo
-echo "| backbone | params (shiftlab / torchvision) | input | shiftlab images/s | PyTorch images/s | ratio |"
-echo "|---|---|---|---|---|---|"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+echo "| backbone | params (shiftlab / torchvision) | input | shiftlab images/s | PyTorch images/s | ratio | shiftlab images/CPU-s | PyTorch images/CPU-s | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do
   c="${r%%|*}"; p="${r#*|}"
   a=$(field "$c" images_per_s); b=$(field "$p" images_per_s)
-  echo "| $(awk '{print $1}' <<<"$c") | $(field "$c" params) / $(field "$p" params) | $(field "$c" size) px | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a/b}')x |"
+  ac=$(field "$c" images_per_cpu_s); bc=$(field "$p" images_per_cpu_s)
+  echo "| $(awk '{print $1}' <<<"$c") | $(field "$c" params) / $(field "$p" params) | $(field "$c" size) px | $a | $b | $(ratio "$a" "$b")x | $ac | $bc | $(ratio "$ac" "$bc")x |"
 done

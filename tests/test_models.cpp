@@ -273,7 +273,9 @@ TEST(Backbones, HeadPrefixesKeepBackbonePartsOfTheClassifier) {
     auto r = models::load_state_dict(*dst, w, true, dst->head_prefixes());
     EXPECT_TRUE(r.ok()) << r.summary();
     EXPECT_EQ(r.skipped, std::vector<std::string>{head});
-    if (*kept) EXPECT_TRUE(torch::equal(models::state_dict(*dst).at(kept), w.at(kept)));
+    if (*kept) {
+      EXPECT_TRUE(torch::equal(models::state_dict(*dst).at(kept), w.at(kept)));
+    }
   }
 }
 
