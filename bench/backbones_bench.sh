@@ -6,7 +6,7 @@
 # (wall clock) and images per CPU-second from the median batch's process CPU time (steadier on a
 # shared machine), each with the shiftlab / PyTorch ratio.
 # Usage: bench/backbones_bench.sh [BUILD_DIR] [NAME...]
-#   env: BATCH (8), THREADS (2), ITERS (5), WARMUP (1)
+#   env: BATCH (8), THREADS (2), ITERS (5), WARMUP (1), ROUNDS (1: best of ROUNDS alternating runs per side)
 #   builds BUILD_DIR's backbone_bench target (configured with -DSHIFTLAB_BENCH=ON) when missing.
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,24 +23,26 @@ if [ ! -x "$BIN" ]; then
   cmake --build "$BUILD" --target backbone_bench >/dev/null
 fi
 export OMP_NUM_THREADS="$THREADS"
-echo "$(nproc) cores; batch $BATCH, $THREADS threads, median of $ITERS batches after $WARMUP warm-up; $($PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
+ROUNDS="${ROUNDS:-1}"
+echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); batch $BATCH, $THREADS threads, $ITERS timed batches after $WARMUP warm-up, best of $ROUNDS round(s) (C++ and Python alternating); $($PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
+field() { awk -v k="$2" '{for (i = 1; i < NF; ++i) if ($i == k) print $(i + 1)}' <<<"$1"; }
+max() { awk -v a="$1" -v b="$2" 'BEGIN{print (a + 0 > b + 0) ? a : b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 ROWS=()
 for n in "${NAMES[@]}"; do
-  c=$("$BIN" --batch="$BATCH" --threads="$THREADS" --iters="$ITERS" --warmup="$WARMUP" "$n")
-  echo "  shiftlab: $c"
-  size=$(echo "$c" | awk '{for (i = 1; i < NF; ++i) if ($i == "size") print $(i + 1)}')
-  p=$("$PY" "$SRC/bench/backbones_bench.py" "$n" "$size" "$BATCH" "$THREADS" "$ITERS" "$WARMUP" 2>/dev/null)
-  echo "  python:   $p"
-  ROWS+=("$c|$p")
+  a=0; b=0; ac=0; bc=0
+  for r in $(seq "$ROUNDS"); do
+    c=$("$BIN" --batch="$BATCH" --threads="$THREADS" --iters="$ITERS" --warmup="$WARMUP" "$n")
+    echo "  shiftlab: $c"
+    size=$(field "$c" size)
+    p=$("$PY" "$SRC/bench/backbones_bench.py" "$n" "$size" "$BATCH" "$THREADS" "$ITERS" "$WARMUP" 2>/dev/null)
+    echo "  python:   $p"
+    a=$(max "$a" "$(field "$c" images_per_s)"); ac=$(max "$ac" "$(field "$c" images_per_cpu_s)")
+    b=$(max "$b" "$(field "$p" images_per_s)"); bc=$(max "$bc" "$(field "$p" images_per_cpu_s)")
+  done
+  ROWS+=("| $n | $(field "$c" params) / $(field "$p" params) | $size px | $a | $b | $(ratio "$a" "$b")x | $ac | $bc | $(ratio "$ac" "$bc")x |")
 done
-field() { awk -v k="$2" '{for (i = 1; i < NF; ++i) if ($i == k) print $(i + 1)}' <<<"$1"; }
 echo
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "| backbone | params (shiftlab / torchvision) | input | shiftlab images/s | PyTorch images/s | ratio | shiftlab images/CPU-s | PyTorch images/CPU-s | ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for r in "${ROWS[@]}"; do
-  c="${r%%|*}"; p="${r#*|}"
-  a=$(field "$c" images_per_s); b=$(field "$p" images_per_s)
-  ac=$(field "$c" images_per_cpu_s); bc=$(field "$p" images_per_cpu_s)
-  echo "| $(awk '{print $1}' <<<"$c") | $(field "$c" params) / $(field "$p" params) | $(field "$c" size) px | $a | $b | $(ratio "$a" "$b")x | $ac | $bc | $(ratio "$ac" "$bc")x |"
-done
+printf '%s\n' "${ROWS[@]}"

@@ -13,7 +13,8 @@ timm's names), gives it seeded random weights with BatchNorm running statistics 
       float tensors are stored as int8 × 2^k (k per tensor); the Python model runs with exactly
       those values, so the C++ side reconstructs bit-identical float32 weights at 1/4 the size
   OUTDIR/<key>.io.pt       {"x": input, "eval.<tap>": ..., "train.<tap>": ..., "after_train.<buffer>": ...,
-                            "params": the backbone's parameter count (EfficientNet, MobileNetV3, DenseNet)}
+                            "params": the backbone's parameter count, "grad.<name>": train-mode gradients of
+                            sum(pooled ⊙ grad_r) (EfficientNet, MobileNetV3, DenseNet)}
 Files are plain dicts saved with torch.save, read in C++ with torch::pickle_load.
 """
 import math
@@ -344,10 +345,11 @@ def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def conv_family_io(m, x, stages, pooled, train_seed=None):
+def conv_family_io(m, x, stages, pooled, grads, train_seed=None):
     """stages: [(tap name, module)] run in order; pooled(h) -> the pooled features from the last stage output.
     Eval taps, train-mode pooled (batch statistics; stochastic depth drawn after torch.manual_seed(train_seed)),
-    and three BatchNorm buffers after that one train-mode forward."""
+    the gradients of sum(pooled ⊙ r) (r = io["grad_r"]) with respect to the parameters named in `grads`
+    (through the in-place activations), and three BatchNorm buffers after that one train-mode forward."""
     io = {"x": x, "params": torch.tensor(n_params(m), dtype=torch.int64)}
     bns = [n for n, mod in m.named_modules() if isinstance(mod, nn.BatchNorm2d)]
 
@@ -364,10 +366,17 @@ def conv_family_io(m, x, stages, pooled, train_seed=None):
         for k, v in run(x).items():
             io["eval." + k] = v
         assert torch.equal(io["eval.pooled"], m(x)), "the tap decomposition disagrees with the model's forward"
-        m.train()
-        if train_seed is not None:
-            torch.manual_seed(train_seed)
-        io["train.pooled"] = run(x)["pooled"]
+    m.train()
+    if train_seed is not None:
+        torch.manual_seed(train_seed)
+    out = run(x)["pooled"]
+    io["train.pooled"] = out.detach()
+    io["grad_r"] = torch.randn(out.shape, generator=torch.Generator().manual_seed(99))
+    m.zero_grad()
+    (out * io["grad_r"]).sum().backward()
+    params = dict(m.named_parameters())
+    for n in grads:
+        io["grad." + n] = params[n].grad.detach().clone()
     io[f"after_train.{bns[0]}.running_mean"] = m.get_submodule(bns[0]).running_mean
     io[f"after_train.{bns[-1]}.running_var"] = m.get_submodule(bns[-1]).running_var
     io[f"after_train.{bns[-1]}.num_batches_tracked"] = m.get_submodule(bns[-1]).num_batches_tracked
@@ -387,7 +396,8 @@ def build_efficientnet(outdir, arch, size, batch, full):
     if full:
         stages = [("stem", m.features[0])] + [(f"stage{k}", m.features[k]) for k in range(1, 8)] + \
                  [("last_conv", m.features[8])]
-        io = conv_family_io(m, x, stages, pool, train_seed=123)
+        io = conv_family_io(m, x, stages, pool, ["features.0.0.weight", "features.1.0.block.1.fc1.weight",
+                                                  "features.8.1.weight"], train_seed=123)
     else:  # parameter count and the eval-mode pooled features only
         with torch.no_grad():
             m.eval()
@@ -417,7 +427,7 @@ def build_mobilenet_v3(outdir, arch):
     names = ["stem", "stage1", "stage2", "stage3", "stage4"]
     stages = [(names[k], m.features[starts[k]:starts[k + 1]]) for k in range(5)] + [("last_conv", m.features[-1])]
     pool = lambda h: m.classifier[1](m.classifier[0](torch.flatten(m.avgpool(h), 1)))  # no Dropout (head)
-    io = conv_family_io(m, x, stages, pool)
+    io = conv_family_io(m, x, stages, pool, ["features.0.0.weight", "features.4.block.2.fc2.bias", "classifier.0.weight"])
     save(outdir, arch, packed, io)
 
 
@@ -438,7 +448,8 @@ def group_densenet(outdir):
     stages = [("stem", f[:4]), ("denseblock1", f.denseblock1), ("denseblock2", nn.Sequential(f.transition1, f.denseblock2)),
               ("denseblock3", nn.Sequential(f.transition2, f.denseblock3)),
               ("denseblock4", nn.Sequential(f.transition3, f.denseblock4)), ("norm5", nn.Sequential(f.norm5, nn.ReLU()))]
-    io = conv_family_io(m, x, stages, lambda h: torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+    io = conv_family_io(m, x, stages, lambda h: torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1),
+                        ["features.conv0.weight", "features.denseblock2.denselayer1.conv1.weight", "features.norm5.bias"])
     save(outdir, "densenet121", packed, io)
 
 

@@ -7,6 +7,7 @@
 // must match to max-abs ≤ 1e-5 (relative to max(1, |reference|) for the deep, large outputs), and
 // the parameter counts must equal torchvision's (counted in Python, head removed).
 #include <gtest/gtest.h>
+#include <ATen/Parallel.h>
 #include <torch/serialize.h>
 
 #include <fstream>
@@ -97,6 +98,8 @@ std::string generate(const std::string& group) {
 }
 
 constexpr double kTol = 1e-5;
+// gradients (sums over batch and positions): bit-equal with one thread; the margin is for other BLAS builds
+constexpr double kGradTol = 1e-4;
 
 void check_resnet(const std::string& dir, const std::string& key, const std::string& name, bool small_stem) {
   SCOPED_TRACE(key);
@@ -252,10 +255,17 @@ int64_t param_count(const torch::nn::Module& m) {
 
 /// Loads `key`'s weights into the backbone `o` and checks the parameter count, the eval-mode taps
 /// (every "eval.*" entry of the reference), and — when the reference has them — the train-mode
-/// pooled features (stochastic depth drawn after torch::manual_seed(train_seed), as in Python)
-/// and the BatchNorm buffers after that one train-mode forward.
+/// pooled features (stochastic depth drawn after torch::manual_seed(train_seed), as in Python), the
+/// gradients of sum(pooled ⊙ r) for three parameters, and the BatchNorm buffers after that forward.
 void check_conv_family(const std::string& dir, const std::string& key, BackboneOptions o, uint64_t train_seed = 0) {
   SCOPED_TRACE(key);
+  // one intra-op thread, as the reference: batch statistics and gradients then reduce in the same
+  // order (with 2 threads they differ by ~1e-5)
+  struct OneThread {
+    int before = at::get_num_threads();
+    OneThread() { at::set_num_threads(1); }
+    ~OneThread() { at::set_num_threads(before); }
+  } one_thread;
   auto bb = models::make_backbone(o);
   load_by_name(*bb, read_weights(dir + "/" + key + ".weights.pt"));
   auto io = read_tensors(dir + "/" + key + ".io.pt");
@@ -271,7 +281,21 @@ void check_conv_family(const std::string& dir, const std::string& key, BackboneO
   if (!io.count("train.pooled")) return;
   bb->train();
   torch::manual_seed(train_seed);
-  EXPECT_LE(scaled_err(bb->forward(x), io.at("train.pooled")), kTol) << "train-mode output";
+  {  // with gradients: sum(pooled ⊙ r) back through the in-place activations and residual adds
+    torch::AutoGradMode grad_on(true);
+    auto y = bb->forward(x);
+    EXPECT_LE(scaled_err(y.detach(), io.at("train.pooled")), kTol) << "train-mode output";
+    (y * io.at("grad_r")).sum().backward();
+    auto params = bb->named_parameters(true);
+    int grads = 0;
+    for (auto& [k, v] : io) {
+      if (k.rfind("grad.", 0) != 0) continue;
+      ASSERT_TRUE(params.find(k.substr(5))) << k;
+      EXPECT_LE(scaled_err(params[k.substr(5)].grad(), v), kGradTol) << k;
+      ++grads;
+    }
+    EXPECT_EQ(grads, 3);
+  }
   auto bufs = bb->named_buffers(true);
   int checked = 0;
   for (auto& [k, v] : io) {

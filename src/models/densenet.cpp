@@ -25,8 +25,9 @@ DenseLayerImpl::DenseLayerImpl(int64_t in, int64_t growth, int64_t bn_size) {
 }
 
 torch::Tensor DenseLayerImpl::forward(const std::vector<torch::Tensor>& previous) {
-  auto h = call_child(*this, "conv1", torch::relu(norm1_->forward(torch::cat(previous, 1))));
-  return call_child(*this, "conv2", torch::relu(norm2_->forward(h)));
+  // ReLUs in place on the fresh BatchNorm outputs, as torchvision's ReLU(inplace=True)
+  auto h = call_child(*this, "conv1", norm1_->forward(torch::cat(previous, 1)).relu_());
+  return call_child(*this, "conv2", norm2_->forward(h).relu_());
 }
 
 DenseNetImpl::DenseNetImpl(const BackboneOptions& o, int64_t growth, std::vector<int64_t> blocks, int64_t init_features) {
@@ -68,7 +69,7 @@ std::map<std::string, torch::Tensor> DenseNetImpl::forward_features(torch::Tenso
                                                                     const std::vector<std::string>& taps) {
   auto want = check_features_request(*this, "densenet", x, taps);
   std::map<std::string, torch::Tensor> out;
-  x = torch::max_pool2d(torch::relu(norm0_->forward(call_child(*features_, "conv0", x))), 3, 2, 1);
+  x = torch::max_pool2d(norm0_->forward(call_child(*features_, "conv0", x)).relu_(), 3, 2, 1);
   if (want.count("stem")) out["stem"] = x;
   for (size_t k = 0; k < blocks_.size() && out.size() < want.size(); ++k) {
     std::vector<torch::Tensor> feats{x};
@@ -78,12 +79,12 @@ std::map<std::string, torch::Tensor> DenseNetImpl::forward_features(torch::Tenso
     std::string n = "denseblock" + std::to_string(k + 1);
     if (want.count(n)) out[n] = x;
     if (k < transitions_.size()) {
-      auto h = call_child(*transitions_[k], "conv", torch::relu(transition_norms_[k]->forward(x)));
+      auto h = call_child(*transitions_[k], "conv", transition_norms_[k]->forward(x).relu_());
       x = torch::avg_pool2d(h, 2, 2);
     }
   }
   if (want.count("norm5") || want.count("pooled")) {
-    x = torch::relu(norm5_->forward(x));
+    x = norm5_->forward(x).relu_();
     if (want.count("norm5")) out["norm5"] = x;
     if (want.count("pooled")) out["pooled"] = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   }

@@ -8,14 +8,14 @@ namespace shiftlab::models {
 
 // ---------------------------------------------------------------- building blocks
 
-torch::Tensor activate(const torch::Tensor& x, Act a) {
+torch::Tensor activate_(torch::Tensor x, Act a) {
   switch (a) {
     case Act::kReLU:
-      return torch::relu(x);
+      return torch::relu_(x);
     case Act::kSiLU:
-      return torch::silu(x);
+      return torch::silu_(x);
     case Act::kHardSwish:
-      return torch::hardswish(x);
+      return torch::hardswish_(x);
     case Act::kNone:
       break;
   }
@@ -58,7 +58,8 @@ ConvBnActImpl::ConvBnActImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
 }
 
 torch::Tensor ConvBnActImpl::forward(torch::Tensor x) {
-  return activate(bn_->forward(call_child(*this, "0", x)), act_);  // the conv by name: adapters may wrap it
+  // the conv by name (adapters may wrap it); the activation in place on the fresh BatchNorm output
+  return activate_(bn_->forward(call_child(*this, "0", x)), act_);
 }
 
 SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeeze, bool hard) : hard_(hard) {
@@ -89,7 +90,7 @@ MBConvImpl::MBConvImpl(int64_t in, int64_t out, int64_t expand_ratio, int64_t ke
 torch::Tensor MBConvImpl::forward(torch::Tensor x) {
   auto y = block_->forward(x);
   if (!residual_) return y;
-  return stochastic_depth(y, drop_path_, is_training()) + x;
+  return stochastic_depth(y, drop_path_, is_training()).add_(x);  // a fresh tensor: add in place, as torchvision
 }
 
 // ---------------------------------------------------------------- EfficientNet

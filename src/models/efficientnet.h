@@ -38,8 +38,9 @@ namespace shiftlab::models {
 
 enum class Act { kNone, kReLU, kSiLU, kHardSwish };
 
-/// The activation `a` applied to x (not in place).
-torch::Tensor activate(const torch::Tensor& x, Act a);
+/// The activation `a` applied to x in place (as torchvision's inplace=True activations: no new
+/// buffer for the large feature maps); returns x.
+torch::Tensor activate_(torch::Tensor x, Act a);
 
 /// torchvision's _make_divisible(v, divisor): the nearest multiple of `divisor` ≥ divisor, rounded
 /// up by one step when rounding lost more than 10 %.

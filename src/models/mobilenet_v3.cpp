@@ -19,7 +19,7 @@ InvertedResidualImpl::InvertedResidualImpl(int64_t in, int64_t kernel, int64_t e
 
 torch::Tensor InvertedResidualImpl::forward(torch::Tensor x) {
   auto y = block_->forward(x);
-  return residual_ ? y + x : y;
+  return residual_ ? y.add_(x) : y;  // y is fresh: add in place, as torchvision
 }
 
 namespace {
