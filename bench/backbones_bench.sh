@@ -24,7 +24,7 @@ if [ ! -x "$BIN" ]; then
 fi
 export OMP_NUM_THREADS="$THREADS"
 ROUNDS="${ROUNDS:-1}"
-echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); batch $BATCH, $THREADS threads, $ITERS timed batches after $WARMUP warm-up, best of $ROUNDS round(s) (C++ and Python alternating); $($PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
+echo "$(getconf _NPROCESSORS_ONLN) cores, load $(cut -d' ' -f1-3 /proc/loadavg); batch $BATCH, $THREADS threads, $ITERS timed batches after $WARMUP warm-up, best of $ROUNDS round(s) (C++ and Python alternating); $($PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
 field() { awk -v k="$2" '{for (i = 1; i < NF; ++i) if ($i == k) print $(i + 1)}' <<<"$1"; }
 max() { awk -v a="$1" -v b="$2" 'BEGIN{print (a + 0 > b + 0) ? a : b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
