@@ -260,9 +260,9 @@ std::string AdaptersReport::summary() const {
 AdaptersReport apply_adapters(models::BackboneImpl& bb, const AdapterOptions& o) {
   AdaptersReport rep;
   if (o.specs.empty()) return rep;
-  bool supported = dynamic_cast<models::ResNetImpl*>(&bb) || dynamic_cast<models::VisionTransformerImpl*>(&bb);
-  core::check_usage(supported, "model.adapters: adapters need a ResNet (resnet18..152) or ViT backbone, whose "
-                               "forward honours inserted modules; this backbone is a ",
+  core::check_usage(bb.supports_adapters(),
+                    "model.adapters: adapters need a backbone whose forward honours inserted modules (ResNet, ViT, "
+                    "EfficientNet, MobileNetV3, DenseNet); this backbone is a ",
                     bb.name());
   for (auto& spec : o.specs) {
     auto r = adapter_registry().get(spec.kind).apply(bb, spec);

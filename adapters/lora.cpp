@@ -120,8 +120,9 @@ static AdapterResult apply_lora(models::BackboneImpl& bb, const AdapterSpec& spe
   const auto o = lora_options_from(spec);
   std::vector<AdapterTarget> cands;
   for (auto& t : plain_modules(bb)) {
-    if (dynamic_cast<torch::nn::LinearImpl*>(t.module.get()) || dynamic_cast<torch::nn::Conv2dImpl*>(t.module.get()))
-      cands.push_back(t);
+    auto* conv = dynamic_cast<torch::nn::Conv2dImpl*>(t.module.get());
+    if (dynamic_cast<torch::nn::LinearImpl*>(t.module.get()) || (conv && conv->options.groups() == 1))
+      cands.push_back(t);  // grouped (depthwise) convolutions are not candidates
     else if (is_packed_attention(*t.module) && !models::has_child(*t.module, "in_proj"))
       cands.push_back({t.name + ".in_proj", t.module});
   }

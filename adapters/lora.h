@@ -3,7 +3,8 @@
 //   Linear  W out×in:           A r×in,          B out×r;   parameters r·(in + out)
 //   Conv2d  W out×in×kh×kw:     A r×in×kh×kw (same stride / padding / dilation as W, groups 1),
 //                               then B as a 1×1 conv;   parameters r·(in·kh·kw + out)
-// merge(): W += s · B A (conv: reshaped to W's shape); the merged layer computes the same function
+// Candidates: every Linear and every Conv2d with groups = 1 (depthwise convs, e.g. EfficientNet's
+// and MobileNetV3's, are not). merge(): W += s · B A (conv: reshaped to W's shape); the merged layer computes the same function
 // without the low-rank branch (equal up to float rounding). Spec: lora(r=8,alpha=16,dropout=0)@...
 #pragma once
 

@@ -1,8 +1,10 @@
-// shiftlab list [KIND]: what the registries hold, each entry with a one-line description.
+// shiftlab list [KIND]: what the registries hold, each entry with a one-line description (backbones
+// also with their native input size and eval preprocessing, models::BackboneInfo).
 #include <iostream>
 
 #include "apps/command.h"
 #include "core/error.h"
+#include "models/backbones.h"
 
 namespace shiftlab::apps {
 
@@ -33,6 +35,9 @@ static int run_list(const core::Config& cfg, const std::vector<std::string>&) {
       if (e.name.size() < 22) std::cout << std::string(22 - e.name.size(), ' ');
       else std::cout << "  ";
       std::cout << e.doc << "\n";
+      // backbones: the input their default pretrained weights expect (models::BackboneInfo)
+      if (k == "backbones")
+        if (const auto* info = models::backbone_info(e.name)) std::cout << std::string(26, ' ') << info->summary() << "\n";
     }
     if (names.size() > 1) std::cout << "\n";
   }

@@ -2,7 +2,8 @@
 """Reference outputs for the backbone parity tests (tests/test_models_parity.cpp).
 
 usage: parity_reference.py OUTDIR GROUP [GROUP ...]
-GROUP: lenet | resnet_basic | resnet50 | resnet_deep | vit_b_16 | vit_small | convnext
+GROUP: lenet | resnet_basic | resnet50 | resnet_deep | vit_b_16 | vit_small | convnext | efficientnet |
+       mobilenet_v3 | densenet
 
 For each model of a group it builds the Python original (torchvision 0.14 classes, TLlib's
 LeNet as written in tllib/vision/models/digits.py, and a re-implementation of timm's ViT with
@@ -11,7 +12,9 @@ timm's names), gives it seeded random weights with BatchNorm running statistics 
   OUTDIR/<key>.weights.pt  {"q": {name: int8}, "scale": {name: float}, "raw": {name: tensor}}
       float tensors are stored as int8 × 2^k (k per tensor); the Python model runs with exactly
       those values, so the C++ side reconstructs bit-identical float32 weights at 1/4 the size
-  OUTDIR/<key>.io.pt       {"x": input, "eval.<tap>": ..., "train.<tap>": ..., "after_train.<buffer>": ...}
+  OUTDIR/<key>.io.pt       {"x": input, "eval.<tap>": ..., "train.<tap>": ..., "after_train.<buffer>": ...,
+                            "params": the backbone's parameter count, "grad.<name>": train-mode gradients of
+                            sum(pooled ⊙ grad_r) (EfficientNet, MobileNetV3, DenseNet)}
 Files are plain dicts saved with torch.save, read in C++ with torch::pickle_load.
 """
 import math
@@ -329,9 +332,131 @@ def group_convnext(outdir):
     save(outdir, "convnext_tiny", packed, io)
 
 
+# ------------------------------------------------------------------ EfficientNet, MobileNetV3, DenseNet
+def randomise_conv_biases_(model, g):
+    # torchvision zero-initialises the biases of the SE convs and Linears: make them count
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.bias is not None:
+                mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=g))
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def conv_family_io(m, x, stages, pooled, grads, train_seed=None):
+    """stages: [(tap name, module)] run in order; pooled(h) -> the pooled features from the last stage output.
+    Eval taps, train-mode pooled (batch statistics; stochastic depth drawn after torch.manual_seed(train_seed)),
+    the gradients of sum(pooled ⊙ r) (r = io["grad_r"]) with respect to the parameters named in `grads`
+    (through the in-place activations), and three BatchNorm buffers after that one train-mode forward."""
+    io = {"x": x, "params": torch.tensor(n_params(m), dtype=torch.int64)}
+    bns = [n for n, mod in m.named_modules() if isinstance(mod, nn.BatchNorm2d)]
+
+    def run(x):
+        h, out = x, {}
+        for name, mod in stages:
+            h = mod(h)
+            out[name] = h
+        out["pooled"] = pooled(h)
+        return out
+
+    with torch.no_grad():
+        m.eval()
+        for k, v in run(x).items():
+            io["eval." + k] = v
+        assert torch.equal(io["eval.pooled"], m(x)), "the tap decomposition disagrees with the model's forward"
+    m.train()
+    if train_seed is not None:
+        torch.manual_seed(train_seed)
+    out = run(x)["pooled"]
+    io["train.pooled"] = out.detach()
+    io["grad_r"] = torch.randn(out.shape, generator=torch.Generator().manual_seed(99))
+    m.zero_grad()
+    (out * io["grad_r"]).sum().backward()
+    params = dict(m.named_parameters())
+    for n in grads:
+        io["grad." + n] = params[n].grad.detach().clone()
+    io[f"after_train.{bns[0]}.running_mean"] = m.get_submodule(bns[0]).running_mean
+    io[f"after_train.{bns[-1]}.running_var"] = m.get_submodule(bns[-1]).running_var
+    io[f"after_train.{bns[-1]}.num_batches_tracked"] = m.get_submodule(bns[-1]).num_batches_tracked
+    return io
+
+
+def build_efficientnet(outdir, arch, size, batch, full):
+    torch.manual_seed(10)
+    g = torch.Generator().manual_seed(11)
+    m = getattr(torchvision.models, arch)(weights=None)  # stochastic_depth_prob 0.2 (torchvision's default)
+    m.classifier = nn.Identity()  # Dropout + Linear: the head
+    randomise_bn_(m, g)
+    randomise_conv_biases_(m, g)
+    packed = quantise_(m)
+    x = torch.randn(batch, 3, size, size, generator=g)
+    pool = lambda h: torch.flatten(m.avgpool(h), 1)
+    if full:
+        stages = [("stem", m.features[0])] + [(f"stage{k}", m.features[k]) for k in range(1, 8)] + \
+                 [("last_conv", m.features[8])]
+        io = conv_family_io(m, x, stages, pool, ["features.0.0.weight", "features.1.0.block.1.fc1.weight",
+                                                  "features.8.1.weight"], train_seed=123)
+    else:  # parameter count and the eval-mode pooled features only
+        with torch.no_grad():
+            m.eval()
+            io = {"x": x, "params": torch.tensor(n_params(m), dtype=torch.int64), "eval.pooled": m(x)}
+    save(outdir, arch, packed, io)
+
+
+def group_efficientnet(outdir):
+    build_efficientnet(outdir, "efficientnet_b0", 64, 2, True)
+    for b in range(1, 5):
+        build_efficientnet(outdir, f"efficientnet_b{b}", 32, 1, False)
+
+
+def build_mobilenet_v3(outdir, arch):
+    torch.manual_seed(12)
+    g = torch.Generator().manual_seed(13)
+    m = getattr(torchvision.models, arch)(weights=None)
+    m.classifier[3] = nn.Identity()  # the head; classifier.0 (+ hard-swish) stays in the backbone
+    randomise_bn_(m, g)
+    randomise_conv_biases_(m, g)
+    with torch.no_grad():  # torchvision's N(0, 0.01) classifier.0 would leave hard-swish near its origin
+        m.classifier[0].weight.normal_(0, 0.1, generator=g)
+    packed = quantise_(m)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    # stages start at the stride-2 blocks (torchvision marks them _is_cn)
+    starts = [0] + [i for i, f in enumerate(m.features) if getattr(f, "_is_cn", False)] + [len(m.features) - 1]
+    names = ["stem", "stage1", "stage2", "stage3", "stage4"]
+    stages = [(names[k], m.features[starts[k]:starts[k + 1]]) for k in range(5)] + [("last_conv", m.features[-1])]
+    pool = lambda h: m.classifier[1](m.classifier[0](torch.flatten(m.avgpool(h), 1)))  # no Dropout (head)
+    io = conv_family_io(m, x, stages, pool, ["features.0.0.weight", "features.4.block.2.fc2.bias", "classifier.0.weight"])
+    save(outdir, arch, packed, io)
+
+
+def group_mobilenet_v3(outdir):
+    build_mobilenet_v3(outdir, "mobilenet_v3_small")
+    build_mobilenet_v3(outdir, "mobilenet_v3_large")
+
+
+def group_densenet(outdir):
+    torch.manual_seed(14)
+    g = torch.Generator().manual_seed(15)
+    m = torchvision.models.densenet121(weights=None)
+    m.classifier = nn.Identity()
+    randomise_bn_(m, g)
+    packed = quantise_(m)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    f = m.features
+    stages = [("stem", f[:4]), ("denseblock1", f.denseblock1), ("denseblock2", nn.Sequential(f.transition1, f.denseblock2)),
+              ("denseblock3", nn.Sequential(f.transition2, f.denseblock3)),
+              ("denseblock4", nn.Sequential(f.transition3, f.denseblock4)), ("norm5", nn.Sequential(f.norm5, nn.ReLU()))]
+    io = conv_family_io(m, x, stages, lambda h: torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1),
+                        ["features.conv0.weight", "features.denseblock2.denselayer1.conv1.weight", "features.norm5.bias"])
+    save(outdir, "densenet121", packed, io)
+
+
 GROUPS = {"lenet": group_lenet, "resnet_basic": group_resnet_basic, "resnet50": group_resnet50,
           "resnet_deep": group_resnet_deep, "vit_b_16": group_vit_b_16, "vit_small": group_vit_small,
-          "convnext": group_convnext}
+          "convnext": group_convnext, "efficientnet": group_efficientnet, "mobilenet_v3": group_mobilenet_v3,
+          "densenet": group_densenet}
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or any(gname not in GROUPS for gname in sys.argv[2:]):

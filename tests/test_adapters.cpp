@@ -10,6 +10,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/bottleneck.h"
+#include "adapters/input_conv.h"
 #include "adapters/lora.h"
 #include "adapters/residual.h"
 #include "core/fs.h"
@@ -45,6 +46,14 @@ models::BackboneOptions tiny_vit(bool timm) {
   o.vit_depth = 2;
   o.vit_heads = 2;
   o.vit_mlp_dim = 64;
+  return o;
+}
+
+// no stochastic depth (EfficientNet's default is 0.2), so train-mode outputs are deterministic
+models::BackboneOptions named(const std::string& name) {
+  models::BackboneOptions o;
+  o.name = name;
+  o.drop_path = 0;
   return o;
 }
 
@@ -133,7 +142,13 @@ TEST(AdapterSpec, ErrorsNameTheCulprit) {
   lo.in_channels = 1;
   auto lenet = models::make_backbone(lo);
   auto e6 = msg_of([&] { adapters::apply_adapters(*lenet, specs("lora@8")); });
-  EXPECT_NE(e6.find("need a ResNet"), std::string::npos) << e6;
+  EXPECT_NE(e6.find("honours inserted modules"), std::string::npos) << e6;
+  // LoRA takes no grouped (depthwise) convolution: such a pattern matches no candidate
+  auto eff = models::make_backbone(named("efficientnet_b0"));
+  auto e7 = msg_of([&] { adapters::apply_adapters(*eff, specs("lora@features.1.0.block.0.0")); });
+  EXPECT_NE(e7.find("matches no module"), std::string::npos) << e7;
+  auto e8 = msg_of([&] { adapters::apply_adapters(*eff, specs("residual@features.1")); });
+  EXPECT_NE(e8.find("need a ResNet"), std::string::npos) << e8;
   // the option itself (INI ';' is not a comment)
   core::Schema s;
   adapters::declare_adapter_options(s);
@@ -180,6 +195,17 @@ TEST(Adapters, ExactIdentityAtInitAndAnEffectOnceTrained) {
         "encoder.layers.encoder_layer_1.self_attention.out_proj.lora_B"}},
       {"vit tv bottleneck blocks", tiny_vit(false), "bottleneck(dim=4)@encoder.layers.encoder_layer_0",
        {"encoder.layers.encoder_layer_0.self_attention.adapter.down.weight"}},
+      // LoRA on 1×1 convs (squeeze-excitation fc1 / fc2, projections, last conv), the stem, and Linears
+      {"efficientnet lora", named("efficientnet_b0"),
+       "lora(r=2)@features.*.*.block.*.fc*,features.*.*.block.3.0,features.8.0,features.0.0",
+       {"features.1.0.block.1.fc1.lora_A", "features.6.3.block.2.fc2.lora_B", "features.4.2.block.3.0.lora_A",
+        "features.8.0.lora_B", "features.0.0.lora_A"}},
+      {"mobilenet_v3 lora", named("mobilenet_v3_small"), "lora(r=2)@classifier.0,features.*.block.0.0,features.*.block.*.fc2",
+       {"classifier.0.lora_A", "features.2.block.0.0.lora_B", "features.1.block.1.fc2.lora_A"}},
+      {"densenet lora", named("densenet121"),
+       "lora(r=2)@features.denseblock4.*.conv1,features.denseblock1.denselayer2.conv2,features.transition3.conv",
+       {"features.denseblock4.denselayer16.conv1.lora_A", "features.denseblock1.denselayer2.conv2.lora_B",
+        "features.transition3.conv.lora_A"}},
   };
   torch::manual_seed(0);
   auto x = torch::randn({2, 3, 32, 32});
@@ -212,6 +238,29 @@ TEST(Adapters, ExactIdentityAtInitAndAnEffectOnceTrained) {
     randomise_adapters(*bb);
     auto y2 = bb->forward(x);
     EXPECT_GT((y2 - y0).abs().max().item<double>(), 1e-6);
+  }
+}
+
+TEST(Adapters, MultiBandInputConvOnEfficientNetMobileNetDenseNet) {
+  // zero_extra: bands 3, 2, 1 feed R, G, B; the extra bands are ignored at the start
+  torch::manual_seed(5);
+  auto x = torch::randn({2, 5, 32, 32});
+  auto rgb = x.index_select(1, torch::tensor({3, 2, 1}));
+  adapters::InputConvOptions ic;
+  ic.bands = 5;
+  ic.mode = "zero_extra";
+  ic.rgb_bands = {3, 2, 1};
+  for (auto name : {"efficientnet_b0", "mobilenet_v3_small", "densenet121"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(6);
+    auto bb = models::make_backbone(named(name));
+    bb->eval();
+    torch::NoGradGuard ng;
+    auto want = bb->forward(rgb);
+    auto front = adapters::adapt_input_conv(*bb, bb->in_conv_name(), ic);
+    EXPECT_EQ(bb->in_channels(), 5);
+    auto got = bb->forward(front.forward(x));
+    EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
   }
 }
 
@@ -397,6 +446,9 @@ TEST(Lora, MergeGivesTheSameOutputsAndThePlainNames) {
       {resnet("resnet18"), "lora(r=4,alpha=8)@conv1,layer1.*.conv*,layer2.0.downsample.0"},
       {tiny_vit(true), "lora(r=4,alpha=16)@blocks.*.attn.qkv,blocks.*.mlp.fc2,patch_embed.proj"},
       {tiny_vit(false), "lora(r=2)@encoder.layers.*.self_attention.in_proj,encoder.layers.*.mlp.0"},
+      {named("efficientnet_b0"), "lora(r=2)@features.*.*.block.*.fc1,features.8.0"},
+      {named("mobilenet_v3_large"), "lora(r=2)@classifier.0,features.1*.block.*.0"},
+      {named("densenet121"), "lora(r=2)@features.denseblock3.*.conv1,features.transition*.conv"},
   };
   torch::manual_seed(4);
   auto x = torch::randn({2, 3, 32, 32});

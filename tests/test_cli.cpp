@@ -77,6 +77,11 @@ TEST(Cli, UnknownOptionIsOneLineUsageError) {
 TEST(Cli, ListRegistries) {
   auto r = run_cli({"list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  // backbones with their native input (models::BackboneInfo)
+  auto bb = run_cli({"list", "backbones"});
+  EXPECT_EQ(bb.exit_code, 0) << bb.err;
+  for (auto s : {"efficientnet_b4", "densenet121", "mobilenet_v3_large", "380 px; eval: resize 384 bicubic, crop 380"})
+    EXPECT_NE(bb.out.find(s), std::string::npos) << s << "\n" << bb.out;
   auto bad = run_cli({"list", "backbonez"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("unknown registry 'backbonez'"), std::string::npos) << bad.err;

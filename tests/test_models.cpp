@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
 #include "models/backbones.h"
 #include "models/classifier.h"
 #include "models/param_groups.h"
+#include "models/weights.h"
+#include "probe/advise.h"
 #include "support/testing.h"
 
 using namespace shiftlab;
@@ -36,7 +39,9 @@ static BackboneOptions tiny_vit(const std::string& name = "vit_small_patch16_224
 TEST(Backbones, RegistryHoldsEveryFamilyAndRejectsUnknownNames) {
   auto names = models::backbone_registry().names();
   for (auto n : {"lenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_b_16",
-                 "vit_small_patch16_224", "vit_base_patch16_224", "convnext_tiny"})
+                 "vit_small_patch16_224", "vit_base_patch16_224", "convnext_tiny", "efficientnet_b0", "efficientnet_b1",
+                 "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "densenet121", "mobilenet_v3_small",
+                 "mobilenet_v3_large"})
     EXPECT_TRUE(models::backbone_registry().has(n)) << n;
   BackboneOptions o;
   o.name = "resnet19";
@@ -77,16 +82,27 @@ TEST(Backbones, ResNetTapShapesAndFeatureDims) {
 }
 
 TEST(Backbones, LayerGroupsCoverEveryParameterExactlyOnce) {
-  std::vector<models::BackbonePtr> bbs{make("lenet"), make("resnet18"), make("resnet50"),
-                                       models::make_backbone(tiny_vit()), models::make_backbone(tiny_vit("vit_b_16")),
-                                       make("convnext_tiny")};
+  std::vector<models::BackbonePtr> bbs{make("lenet"),
+                                       make("resnet18"),
+                                       make("resnet50"),
+                                       models::make_backbone(tiny_vit()),
+                                       models::make_backbone(tiny_vit("vit_b_16")),
+                                       make("convnext_tiny"),
+                                       make("efficientnet_b0"),
+                                       make("mobilenet_v3_small"),
+                                       make("mobilenet_v3_large"),
+                                       make("densenet121")};
   std::vector<std::vector<std::string>> expect{
       {"conv1", "conv2", "fc"},
       {"stem", "layer1", "layer2", "layer3", "layer4"},
       {"stem", "layer1", "layer2", "layer3", "layer4"},
       {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"},
       {"embed", "blocks.0", "blocks.1", "blocks.2", "norm"},
-      {"stem", "stage1", "stage2", "stage3", "stage4", "norm"}};
+      {"stem", "stage1", "stage2", "stage3", "stage4", "norm"},
+      {"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "last_conv"},
+      {"stem", "stage1", "stage2", "stage3", "stage4", "last_conv"},
+      {"stem", "stage1", "stage2", "stage3", "stage4", "last_conv"},
+      {"stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4"}};
   for (size_t i = 0; i < bbs.size(); ++i) {
     auto groups = bbs[i]->layer_groups();
     std::vector<std::string> names;
@@ -98,6 +114,197 @@ TEST(Backbones, LayerGroupsCoverEveryParameterExactlyOnce) {
       EXPECT_EQ(hits, 1) << kv.key();
     }
   }
+}
+
+using Shape = std::vector<int64_t>;
+
+TEST(Backbones, EfficientNetMobileNetDenseNetTapsNamesAndDims) {
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 3, 64, 64});
+  struct Case {
+    std::string name;
+    int64_t dim;
+    std::map<std::string, Shape> shapes;
+    std::vector<std::string> tensors;  // torchvision names that must exist
+  };
+  std::vector<Case> cases{
+      {"efficientnet_b0", 1280,
+       {{"stem", {2, 32, 32, 32}}, {"stage1", {2, 16, 32, 32}}, {"stage2", {2, 24, 16, 16}}, {"stage3", {2, 40, 8, 8}},
+        {"stage4", {2, 80, 4, 4}}, {"stage5", {2, 112, 4, 4}}, {"stage6", {2, 192, 2, 2}}, {"stage7", {2, 320, 2, 2}},
+        {"last_conv", {2, 1280, 2, 2}}, {"pooled", {2, 1280}}},
+       {"features.0.0.weight", "features.0.1.running_var", "features.1.0.block.1.fc1.bias",
+        "features.2.0.block.0.0.weight", "features.2.1.block.3.1.num_batches_tracked", "features.8.0.weight"}},
+      {"mobilenet_v3_small", 1024,
+       {{"stem", {2, 16, 32, 32}}, {"stage1", {2, 16, 16, 16}}, {"stage2", {2, 24, 8, 8}}, {"stage3", {2, 48, 4, 4}},
+        {"stage4", {2, 96, 2, 2}}, {"last_conv", {2, 576, 2, 2}}, {"pooled", {2, 1024}}},
+       {"features.1.block.1.fc2.weight", "features.4.block.0.0.weight", "features.12.1.bias", "classifier.0.weight"}},
+      {"mobilenet_v3_large", 1280,
+       {{"stem", {2, 16, 32, 32}}, {"stage1", {2, 24, 16, 16}}, {"stage2", {2, 40, 8, 8}}, {"stage3", {2, 112, 4, 4}},
+        {"stage4", {2, 160, 2, 2}}, {"last_conv", {2, 960, 2, 2}}, {"pooled", {2, 1280}}},
+       {"features.4.block.2.fc1.weight", "features.16.0.weight", "classifier.0.bias"}},
+      {"densenet121", 1024,
+       {{"stem", {2, 64, 16, 16}}, {"denseblock1", {2, 256, 16, 16}}, {"denseblock2", {2, 512, 8, 8}},
+        {"denseblock3", {2, 1024, 4, 4}}, {"denseblock4", {2, 1024, 2, 2}}, {"norm5", {2, 1024, 2, 2}},
+        {"pooled", {2, 1024}}},
+       {"features.conv0.weight", "features.denseblock3.denselayer24.conv2.weight",
+        "features.denseblock1.denselayer1.norm1.running_mean", "features.transition2.conv.weight", "features.norm5.bias"}},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto bb = make(c.name);
+    bb->eval();
+    EXPECT_EQ(bb->feature_dim(), c.dim);
+    EXPECT_EQ(bb->in_channels(), 3);
+    EXPECT_TRUE(bb->supports_adapters());
+    auto f = bb->forward_features(x, bb->tap_names());
+    EXPECT_EQ(f.size(), c.shapes.size());
+    for (auto& [tap, shape] : c.shapes) EXPECT_EQ(f.at(tap).sizes(), shape) << tap;
+    auto state = models::state_dict(*bb);
+    for (auto& n : c.tensors) EXPECT_TRUE(state.count(n)) << n;
+    EXPECT_TRUE(torch::equal(bb->forward(x), f.at("pooled")));
+    auto one = bb->forward_features(x, {"stem"});  // stops early, same values
+    EXPECT_EQ(one.size(), 1u);
+    EXPECT_TRUE(torch::equal(one.at("stem"), f.at("stem")));
+    EXPECT_THROW(bb->forward_features(x, {"layer9"}), core::UsageError);
+    EXPECT_THROW(bb->forward(torch::randn({1, 4, 32, 32})), core::UsageError);
+    EXPECT_THROW(bb->forward(torch::randn({3, 32, 32})), core::UsageError);
+  }
+  // 1 input band: the stem conv takes it
+  BackboneOptions o;
+  o.name = "densenet121";
+  o.in_channels = 1;
+  auto grey = models::make_backbone(o);
+  EXPECT_EQ(grey->in_channels(), 1);
+  EXPECT_EQ(grey->in_conv_name(), "features.conv0");
+}
+
+TEST(Backbones, EfficientNetWidthDepthAndStochasticDepth) {
+  // width / depth multipliers as torchvision (make_divisible(c·w, 8), ceil(n·d)): feature dims and block counts
+  std::map<std::string, std::pair<int64_t, size_t>> expect{{"efficientnet_b1", {1280, 23}},
+                                                           {"efficientnet_b2", {1408, 23}},
+                                                           {"efficientnet_b3", {1536, 26}},
+                                                           {"efficientnet_b4", {1792, 32}}};
+  for (auto& [name, e] : expect) {
+    auto bb = make(name);
+    EXPECT_EQ(bb->feature_dim(), e.first) << name;
+    std::set<std::string> blocks;
+    for (auto& kv : bb->named_parameters(true)) {
+      auto& k = kv.key();
+      if (k.find(".block.") != std::string::npos) blocks.insert(k.substr(0, k.find(".block.")));
+    }
+    EXPECT_EQ(blocks.size(), e.second) << name;
+  }
+  // stochastic depth (default 0.2): random in train mode, off in eval mode and with drop_path = 0
+  torch::NoGradGuard ng;
+  BackboneOptions o;
+  o.name = "efficientnet_b0";
+  auto bb = models::make_backbone(o);
+  auto x = torch::randn({8, 3, 32, 32});
+  bb->eval();
+  EXPECT_TRUE(torch::equal(bb->forward(x), bb->forward(x)));
+  bb->train();
+  torch::manual_seed(0);
+  auto a = bb->forward(x);
+  auto b = bb->forward(x);
+  EXPECT_FALSE(torch::allclose(a, b));
+  o.drop_path = 0;
+  auto det = models::make_backbone(o);
+  det->train();
+  EXPECT_TRUE(torch::equal(det->forward(x), det->forward(x)));  // batch statistics alone are deterministic
+  o.drop_path = 1.0;
+  EXPECT_THROW(models::make_backbone(o), core::UsageError);
+}
+
+TEST(Backbones, InfoRecordsNativeSizeAndNormalisation) {
+  std::map<std::string, int64_t> sizes{{"efficientnet_b0", 224}, {"efficientnet_b1", 240}, {"efficientnet_b2", 260},
+                                       {"efficientnet_b3", 300}, {"efficientnet_b4", 380}, {"densenet121", 224},
+                                       {"mobilenet_v3_small", 224}, {"mobilenet_v3_large", 224}, {"convnext_tiny", 224},
+                                       {"resnet50", 224}};
+  for (auto& [name, px] : sizes) {
+    const auto* info = models::backbone_info(name);
+    ASSERT_NE(info, nullptr) << name;
+    EXPECT_EQ(info->image_size, px) << name;
+    EXPECT_EQ(info->mean, (std::vector<double>{0.485, 0.456, 0.406}));
+    EXPECT_NE(info->summary().find(std::to_string(px) + " px"), std::string::npos) << info->summary();
+  }
+  EXPECT_EQ(models::backbone_info("efficientnet_b3")->eval_transform(), "resize(320), center_crop(300), normalize(imagenet)");
+  EXPECT_EQ(models::backbone_info("efficientnet_b4")->train_transform(), "random_resized_crop(380), hflip, normalize(imagenet)");
+  // torchvision's B2 weights were evaluated at 288 px, not the paper's 260
+  EXPECT_EQ(models::backbone_info("efficientnet_b2")->eval_crop(), 288);
+  EXPECT_EQ(models::backbone_info("no_such_backbone"), nullptr);
+  models::BackboneInfo custom;
+  custom.mean = {0.5};
+  custom.std = {0.25};
+  EXPECT_EQ(custom.eval_transform(), "resize(256), center_crop(224), normalize(mean=[0.5], std=[0.25])");
+  EXPECT_THROW(models::add_backbone_info("densenet121", custom), core::Error);  // duplicate
+}
+
+TEST(Backbones, AdviseCarriesTheNativeResolution) {
+  probe::Evidence e;
+  e.tap = "pooled";
+  e.num_classes = 10;
+  e.source_rows = 1000;
+  e.source_acc = 90;
+  e.backbone = "efficientnet_b3";
+  auto a = probe::advise(e);
+  EXPECT_EQ(a.image_size, 300);
+  EXPECT_EQ(a.train_transform, "random_resized_crop(300), hflip, normalize(imagenet)");
+  EXPECT_NE(a.reasons.back().find("300 px"), std::string::npos) << a.reasons.back();
+  EXPECT_EQ(a.to_json().at("image_size"), 300);
+  auto ini = probe::advice_ini(a, nlohmann::json::object(), {"test"});
+  EXPECT_NE(ini.find("resize(320), center_crop(300)"), std::string::npos) << ini;
+  e.backbone = "lenet";  // nothing recorded: no resolution advice
+  EXPECT_EQ(probe::advise(e).image_size, 0);
+}
+
+TEST(Backbones, HeadPrefixesKeepBackbonePartsOfTheClassifier) {
+  // a full torchvision state dict (backbone + head) loads strictly; head keys are skipped, but
+  // ConvNeXt's classifier.0 (LayerNorm2d) and MobileNetV3's classifier.0 (Linear) are loaded
+  for (auto [name, kept, head] : {std::tuple<const char*, const char*, const char*>{"convnext_tiny", "classifier.0.weight", "classifier.2.weight"},
+                                  {"mobilenet_v3_small", "classifier.0.weight", "classifier.3.weight"},
+                                  {"efficientnet_b0", "", "classifier.1.weight"},
+                                  {"densenet121", "", "classifier.weight"}}) {
+    SCOPED_TRACE(name);
+    auto src = make(name), dst = make(name);
+    models::TensorMap w;
+    for (auto& [k, v] : models::state_dict(*src))  // distinct from dst's values
+      w[k] = v.is_floating_point() ? v.detach().clone().uniform_() : v.detach().clone();
+    w[head] = torch::zeros({10, 4});
+    auto r = models::load_state_dict(*dst, w, true, dst->head_prefixes());
+    EXPECT_TRUE(r.ok()) << r.summary();
+    EXPECT_EQ(r.skipped, std::vector<std::string>{head});
+    if (*kept) {
+      EXPECT_TRUE(torch::equal(models::state_dict(*dst).at(kept), w.at(kept)));
+    }
+  }
+}
+
+TEST(Backbones, DenseNetUpgradesLegacyKeyNames) {
+  auto bb = make("densenet121");
+  models::TensorMap w = models::state_dict(*bb);
+  // torchvision's published densenet121-a639ec97.pth says "norm.1" / "conv.2" inside dense layers
+  // and, saved before PyTorch 0.4.1, has no num_batches_tracked
+  models::TensorMap legacy;
+  for (auto& [k, v] : w) {
+    if (k.find("num_batches_tracked") != std::string::npos) continue;
+    std::string n = k;
+    for (auto part : {".norm1.", ".norm2.", ".conv1.", ".conv2."}) {
+      auto at = n.find(part);
+      if (at != std::string::npos && n.find("denselayer") != std::string::npos)
+        n = n.substr(0, at + 5) + "." + n.substr(at + 5);
+    }
+    legacy[n] = v;
+  }
+  EXPECT_TRUE(legacy.count("features.denseblock2.denselayer3.norm.2.running_var"));
+  EXPECT_TRUE(legacy.count("features.transition1.norm.weight"));  // not a dense layer: unchanged
+  bb->upgrade_state_dict(legacy);
+  std::set<std::string> a, b;
+  for (auto& kv : w) a.insert(kv.first);
+  for (auto& kv : legacy) b.insert(kv.first);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(legacy.at("features.norm5.num_batches_tracked").item<int64_t>(), 0);
+  auto r = models::load_state_dict(*bb, legacy, true, bb->head_prefixes());
+  EXPECT_TRUE(r.ok()) << r.summary();
 }
 
 TEST(Backbones, ViTTapsNamesAndPooling) {

@@ -1,10 +1,13 @@
 // Backbone parity with the Python originals: scripts/parity_reference.py builds torchvision's
-// ResNet-18/34/50/101/152, ConvNeXt-Tiny and ViT-B/16 (and a small VisionTransformer), TLlib's LeNet and a
+// ResNet-18/34/50/101/152, ConvNeXt-Tiny, EfficientNet-B0…B4, MobileNetV3-Small/Large, DenseNet-121
+// and ViT-B/16 (and a small VisionTransformer), TLlib's LeNet and a
 // timm-named ViT re-implementation with seeded random weights (BatchNorm running statistics
 // randomised), and writes weights, inputs and outputs in eval and train mode. Here the weights
 // are loaded by name into our backbones — the key sets must be identical — and every output
-// must match to max-abs ≤ 1e-5 (relative to max(1, |reference|) for the deep, large outputs).
+// must match to max-abs ≤ 1e-5 (relative to max(1, |reference|) for the deep, large outputs), and
+// the parameter counts must equal torchvision's (counted in Python, head removed).
 #include <gtest/gtest.h>
+#include <ATen/Parallel.h>
 #include <torch/serialize.h>
 
 #include <fstream>
@@ -95,6 +98,8 @@ std::string generate(const std::string& group) {
 }
 
 constexpr double kTol = 1e-5;
+// gradients (sums over batch and positions): bit-equal with one thread; the margin is for other BLAS builds
+constexpr double kGradTol = 1e-4;
 
 void check_resnet(const std::string& dir, const std::string& key, const std::string& name, bool small_stem) {
   SCOPED_TRACE(key);
@@ -226,6 +231,7 @@ TEST(Parity, ConvNeXtTiny) {
   auto dir = generate("convnext");
   BackboneOptions o;
   o.name = "convnext_tiny";
+  o.drop_path = 0;  // as the reference (torchvision's default would be 0.1)
   auto bb = models::make_backbone(o);
   load_by_name(*bb, read_weights(dir + "/convnext_tiny.weights.pt"));
   auto io = read_tensors(dir + "/convnext_tiny.io.pt");
@@ -237,4 +243,105 @@ TEST(Parity, ConvNeXtTiny) {
     EXPECT_LE(scaled_err(f.at(t), io.at(std::string("eval.") + t)), kTol) << t;
   bb->train();  // no BatchNorm; stochastic depth is 0 here, so train mode equals eval mode
   EXPECT_LE(scaled_err(bb->forward(x), io.at("train.pooled")), kTol);
+}
+
+namespace {
+
+int64_t param_count(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (auto& p : m.parameters(true)) n += p.numel();
+  return n;
+}
+
+/// Loads `key`'s weights into the backbone `o` and checks the parameter count, the eval-mode taps
+/// (every "eval.*" entry of the reference), and — when the reference has them — the train-mode
+/// pooled features (stochastic depth drawn after torch::manual_seed(train_seed), as in Python), the
+/// gradients of sum(pooled ⊙ r) for three parameters, and the BatchNorm buffers after that forward.
+void check_conv_family(const std::string& dir, const std::string& key, BackboneOptions o, uint64_t train_seed = 0) {
+  SCOPED_TRACE(key);
+  // one intra-op thread, as the reference: batch statistics and gradients then reduce in the same
+  // order (with 2 threads they differ by ~1e-5)
+  struct OneThread {
+    int before = at::get_num_threads();
+    OneThread() { at::set_num_threads(1); }
+    ~OneThread() { at::set_num_threads(before); }
+  } one_thread;
+  auto bb = models::make_backbone(o);
+  load_by_name(*bb, read_weights(dir + "/" + key + ".weights.pt"));
+  auto io = read_tensors(dir + "/" + key + ".io.pt");
+  EXPECT_EQ(param_count(*bb), io.at("params").item<int64_t>()) << "parameter count vs torchvision";
+  auto x = io.at("x");
+  torch::NoGradGuard ng;
+  bb->eval();
+  std::vector<std::string> taps;
+  for (auto& [k, v] : io)
+    if (k.rfind("eval.", 0) == 0) taps.push_back(k.substr(5));
+  auto f = bb->forward_features(x, taps);
+  for (auto& t : taps) EXPECT_LE(scaled_err(f.at(t), io.at("eval." + t)), kTol) << "eval " << t;
+  if (!io.count("train.pooled")) return;
+  bb->train();
+  torch::manual_seed(train_seed);
+  {  // with gradients: sum(pooled ⊙ r) back through the in-place activations and residual adds
+    torch::AutoGradMode grad_on(true);
+    auto y = bb->forward(x);
+    EXPECT_LE(scaled_err(y.detach(), io.at("train.pooled")), kTol) << "train-mode output";
+    (y * io.at("grad_r")).sum().backward();
+    auto params = bb->named_parameters(true);
+    int grads = 0;
+    for (auto& [k, v] : io) {
+      if (k.rfind("grad.", 0) != 0) continue;
+      ASSERT_TRUE(params.find(k.substr(5))) << k;
+      EXPECT_LE(scaled_err(params[k.substr(5)].grad(), v), kGradTol) << k;
+      ++grads;
+    }
+    EXPECT_EQ(grads, 3);
+  }
+  auto bufs = bb->named_buffers(true);
+  int checked = 0;
+  for (auto& [k, v] : io) {
+    if (k.rfind("after_train.", 0) != 0) continue;
+    ASSERT_TRUE(bufs.find(k.substr(12))) << k;
+    EXPECT_LE(scaled_err(bufs[k.substr(12)].to(torch::kDouble), v.to(torch::kDouble)), kTol) << k;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);
+}
+
+}  // namespace
+
+TEST(Parity, EfficientNetB0ToB4) {
+  auto dir = generate("efficientnet");
+  BackboneOptions o;
+  o.name = "efficientnet_b0";  // drop_path unset: torchvision's 0.2, drawn in train mode as Python does
+  check_conv_family(dir, "efficientnet_b0", o, 123);
+  {  // the reference's train mode does drop a residual branch: without stochastic depth it differs
+    o.drop_path = 0;
+    auto bb = models::make_backbone(o);
+    load_by_name(*bb, read_weights(dir + "/efficientnet_b0.weights.pt"));
+    auto io = read_tensors(dir + "/efficientnet_b0.io.pt");
+    torch::NoGradGuard ng;
+    bb->train();
+    EXPECT_GT((bb->forward(io.at("x")) - io.at("train.pooled")).abs().max().item<double>(), 1e-3);
+  }
+  for (int b = 1; b <= 4; ++b) {  // B1…B4: parameter count and eval-mode pooled features at 32 px
+    o.name = "efficientnet_b" + std::to_string(b);
+    o.drop_path = -1;
+    check_conv_family(dir, o.name, o);
+  }
+}
+
+TEST(Parity, MobileNetV3SmallAndLarge) {
+  auto dir = generate("mobilenet_v3");
+  for (auto name : {"mobilenet_v3_small", "mobilenet_v3_large"}) {
+    BackboneOptions o;
+    o.name = name;
+    check_conv_family(dir, name, o);  // BatchNorm momentum 0.01, eps 1e-3: the buffers show it
+  }
+}
+
+TEST(Parity, DenseNet121) {
+  auto dir = generate("densenet");
+  BackboneOptions o;
+  o.name = "densenet121";
+  check_conv_family(dir, "densenet121", o);
 }

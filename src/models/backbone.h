@@ -34,6 +34,19 @@ class BackboneImpl : public torch::nn::Module {
   virtual std::string in_conv_name() const = 0;
   /// Input bands the stem currently expects.
   virtual int64_t in_channels() const = 0;
+  /// State-dict key prefixes of the original model's classification head, which is not part of
+  /// the backbone: skipped (on both sides) when a full model's weights are loaded. A family whose
+  /// backbone keeps part of the original classifier narrows this (ConvNeXt "classifier.2.",
+  /// MobileNetV3 "classifier.3.").
+  virtual std::vector<std::string> head_prefixes() const { return {"fc.", "head.", "heads.", "classifier."}; }
+  /// Upgrades, in place, a weight file written by an older PyTorch / torchvision to this backbone's
+  /// names: every BatchNorm whose running_mean is present but num_batches_tracked absent (files
+  /// saved before PyTorch 0.4.1) gets num_batches_tracked = 0, as BatchNorm's own loader does;
+  /// families rename keys on top (DenseNet: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight").
+  virtual void upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const;
+  /// True when forward runs its convolutions / Linears by name (call_child), so the adapters of
+  /// adapters/ may replace them (ResNet, ViT, EfficientNet, MobileNetV3, DenseNet).
+  virtual bool supports_adapters() const { return false; }
 };
 
 using BackbonePtr = std::shared_ptr<BackboneImpl>;

@@ -13,6 +13,58 @@ core::Registry<BackboneFactory>& backbone_registry() {
   return r;
 }
 
+double resolve_drop_path(const BackboneOptions& o, double family_default) {
+  core::check_usage(o.drop_path < 1, "model.drop_path must be < 1 (got ", o.drop_path, ")");
+  return o.drop_path < 0 ? family_default : o.drop_path;
+}
+
+// ---------------------------------------------------------------- BackboneInfo
+
+static std::map<std::string, BackboneInfo>& infos() {
+  static std::map<std::string, BackboneInfo> m;
+  return m;
+}
+
+bool add_backbone_info(const std::string& name, const BackboneInfo& info) {
+  if (!infos().emplace(name, info).second) throw core::Error(core::str("duplicate backbone info for '", name, "'"));
+  return true;
+}
+
+const BackboneInfo* backbone_info(const std::string& name) {
+  auto it = infos().find(name);
+  return it == infos().end() ? nullptr : &it->second;
+}
+
+static std::string num_list(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + core::str(v[i]);
+  return s + "]";
+}
+
+static std::string normalize_spec(const BackboneInfo& b) {
+  const BackboneInfo imagenet;
+  if (b.mean == imagenet.mean && b.std == imagenet.std) return "normalize(imagenet)";
+  return "normalize(mean=" + num_list(b.mean) + ", std=" + num_list(b.std) + ")";
+}
+
+std::string BackboneInfo::eval_transform() const {
+  return core::str("resize(", resize_size, "), center_crop(", eval_crop(), "), ", normalize_spec(*this));
+}
+
+std::string BackboneInfo::train_transform() const {
+  return core::str("random_resized_crop(", eval_crop(), "), hflip, ", normalize_spec(*this));
+}
+
+std::string BackboneInfo::summary() const {
+  std::string s = core::str(image_size, " px");
+  if (crop_size > 0 && crop_size != image_size) s += core::str(" (weights evaluated at ", crop_size, ")");
+  s += core::str("; eval: resize ", resize_size, " ", interpolation, ", crop ", eval_crop(), "; ",
+                 normalize_spec(*this).substr(10));
+  s.pop_back();  // "normalize(imagenet)" -> "imagenet"
+  if (!weights.empty()) s += "; " + weights;
+  return s;
+}
+
 BackbonePtr make_backbone(const BackboneOptions& o) {
   core::check_usage(o.in_channels >= 1, "model.in_channels must be >= 1 (got ", o.in_channels, ")");
   return backbone_registry().get(o.name)(o);
@@ -63,6 +115,32 @@ std::string shape_str(const torch::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
   return s + "]";
+}
+
+void BackboneImpl::upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const {
+  const std::string tail = "num_batches_tracked";
+  for (auto& kv : named_buffers(true)) {
+    const auto& name = kv.key();
+    if (name.size() < tail.size() || name.compare(name.size() - tail.size(), tail.size(), tail) != 0) continue;
+    const std::string prefix = name.substr(0, name.size() - tail.size());
+    if (!weights.count(name) && weights.count(prefix + "running_mean")) weights[name] = torch::zeros({}, torch::kLong);
+  }
+}
+
+std::set<std::string> check_features_request(const BackboneImpl& bb, const std::string& family, const torch::Tensor& x,
+                                             const std::vector<std::string>& taps) {
+  core::check_usage(x.dim() == 4, family, " expects N×C×H×W inputs (got ", shape_str(x), ")");
+  const int64_t c = bb.in_channels();
+  core::check_usage(x.size(1) == c, family, ": input has ", x.size(1), " channels but ", bb.in_conv_name(), " takes ", c);
+  auto names = bb.tap_names();
+  std::set<std::string> want(taps.begin(), taps.end());
+  for (auto& t : want) {
+    if (std::find(names.begin(), names.end(), t) != names.end()) continue;
+    std::string known;
+    for (auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw core::UsageError(core::str(family, " has no tap '", t, "' (taps: ", known, ")"));
+  }
+  return want;
 }
 
 bool in_group(const std::string& name, const LayerGroup& g) {

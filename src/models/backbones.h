@@ -6,6 +6,10 @@
 //   resnet18/34/50/101/152        torchvision (conv1, bn1, layer1.0.conv1, ..., downsample.0/1)
 //   vit_b_16                      torchvision (conv_proj, class_token, encoder.layers.encoder_layer_N...)
 //   vit_{tiny,small,base}_patch16_224  timm (patch_embed.proj, cls_token, pos_embed, blocks.N...)
+//   convnext_tiny                 torchvision (features.N..., classifier.0)
+//   efficientnet_b0..b4           torchvision (features.N.M.block.K..., see efficientnet.h)
+//   mobilenet_v3_small/large      torchvision (features.N.block.K..., classifier.0, see mobilenet_v3.h)
+//   densenet121                   torchvision (features.denseblockK.denselayerI.norm1..., see densenet.h)
 // Layer-group prefixes end in "." for modules (e.g. "layer1.") or are full tensor names
 // ("class_token"), so a plain starts-with test assigns every parameter to exactly one group.
 #pragma once
@@ -15,7 +19,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "core/options.h"
 #include "core/registry.h"
@@ -29,13 +35,50 @@ struct BackboneOptions {
   int64_t in_channels = 3;     ///< input bands the first conv / patch embedding takes
   bool small_stem = false;     ///< ResNet: 3×3 stride-1 conv1 and no max-pool (28–32 px inputs)
   int64_t image_size = 224;    ///< ViT: input side; the position embedding is sized to it
-  double drop_path = 0;        ///< ViT: stochastic depth rate of the last block (linear ramp)
+  /// Stochastic depth (ViT, ConvNeXt, EfficientNet): the rate the per-block linear ramp reaches;
+  /// < 0 = the architecture's torchvision default (EfficientNet 0.2, ConvNeXt 0.1, ViT 0).
+  double drop_path = -1;
   std::string pool = "token";  ///< ViT: "token" (class token) | "mean" (mean of patch tokens)
   // ViT architecture overrides for tests / custom sizes (0 = the named architecture's value).
   int64_t vit_dim = 0, vit_depth = 0, vit_heads = 0, vit_mlp_dim = 0, patch_size = 0;
 };
 
+/// The drop_path a family uses: o.drop_path, or `family_default` when it is < 0 (unset);
+/// UsageError naming model.drop_path when it is ≥ 1.
+double resolve_drop_path(const BackboneOptions& o, double family_default);
+
 using BackboneFactory = std::function<BackbonePtr(const BackboneOptions&)>;
+
+/// What a registered backbone expects of its input: the preprocessing of its default pretrained
+/// weights (torchvision's / timm's weights enum; ImageNet mean / std unless stated), so configs and
+/// `shiftlab advise` can pick the resolution. Recorded with SHIFTLAB_BACKBONE_INFO beside the
+/// registration line; `shiftlab list backbones` prints it.
+struct BackboneInfo {
+  int64_t image_size = 224;   ///< native input side in px (the eval crop; the paper's size for EfficientNet)
+  int64_t resize_size = 256;  ///< eval: shorter side resized to this, then center-cropped to the weights' crop
+  int64_t crop_size = 0;      ///< the pretrained weights' eval crop when it differs from image_size (0 = same)
+  std::string interpolation = "bilinear";  ///< of the weights' eval resize (shiftlab's resize is bilinear)
+  std::vector<double> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
+  std::string weights;        ///< where these numbers come from, e.g. "EfficientNet_B3_Weights.IMAGENET1K_V1"
+
+  /// The weights' eval crop (crop_size, or image_size).
+  int64_t eval_crop() const { return crop_size > 0 ? crop_size : image_size; }
+  /// "resize(320), center_crop(300), normalize(imagenet)" (mean / std written out when not ImageNet's)
+  std::string eval_transform() const;
+  /// "random_resized_crop(300), hflip, normalize(imagenet)"
+  std::string train_transform() const;
+  /// One line for `shiftlab list backbones`.
+  std::string summary() const;
+};
+
+/// Records `info` for the backbone `name` (a duplicate is an Error). Returns true (for the macro).
+bool add_backbone_info(const std::string& name, const BackboneInfo& info);
+/// The info recorded for `name`, or nullptr.
+const BackboneInfo* backbone_info(const std::string& name);
+
+#define SHIFTLAB_BACKBONE_INFO(name, ...)                                                     \
+  static const bool SHIFTLAB_CONCAT(shiftlab_backbone_info_, __COUNTER__) [[maybe_unused]] = \
+      ::shiftlab::models::add_backbone_info(name, __VA_ARGS__)
 
 /// The "backbones" registry.
 core::Registry<BackboneFactory>& backbone_registry();
@@ -64,6 +107,12 @@ int64_t input_channels_at(const torch::nn::Module& parent, const std::string& pa
 
 /// "[2, 3, 28, 28]" (c10::ArrayRef would make core::str ambiguous through ADL).
 std::string shape_str(const torch::Tensor& t);
+
+/// For convolutional backbones' forward_features: checks that x is N×C×H×W with C = in_channels()
+/// and that every requested tap is one of tap_names() (UsageErrors naming `family`), and returns
+/// the requested taps as a set.
+std::set<std::string> check_features_request(const BackboneImpl& bb, const std::string& family, const torch::Tensor& x,
+                                             const std::vector<std::string>& taps);
 
 /// True when parameter `name` belongs to a group with these prefixes (starts-with test).
 bool in_group(const std::string& name, const LayerGroup& g);

@@ -12,9 +12,15 @@ void declare_model_options(core::Schema& s) {
                         "backbone architecture (see `shiftlab list backbones`)");
   s.add_int("model.in_channels", 3, "input bands the backbone's first conv takes").range(1, 4096);
   s.add_bool("model.small_stem", false, "ResNet: 3x3 stride-1 conv1 and no max-pool (28-32 px inputs)");
-  s.add_int("model.image_size", 224, "ViT: input side in pixels (sizes the position embedding)").range(1, 8192);
+  s.add_int("model.image_size", 224,
+            "ViT: input side in pixels (sizes the position embedding); convolutional backbones take any size "
+            "(each one's native size and eval transform: `shiftlab list backbones`)")
+      .range(1, 8192);
   s.add_choice("model.pool", "token", {"token", "mean"}, "ViT pooling: class token or mean of patch tokens");
-  s.add_float("model.drop_path", 0.0, "ViT: stochastic depth rate of the last block").range(0, 0.99);
+  s.add_float("model.drop_path", -1.0,
+              "stochastic depth (ViT, ConvNeXt, EfficientNet; train mode only): rate reached by the deepest block; "
+              "-1 = torchvision's default for the architecture (EfficientNet 0.2, ConvNeXt 0.1, ViT 0)")
+      .range(-1, 0.99);
   s.add_choice("model.head", "linear", {"linear", "bottleneck"},
                "classifier head: linear, or bottleneck (Linear-BN-ReLU-Dropout) + linear");
   s.add_int("model.bottleneck_dim", 256, "bottleneck width (model.head = bottleneck)").range(1, 1 << 20);

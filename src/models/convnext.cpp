@@ -52,7 +52,7 @@ torch::Tensor CNBlockImpl::forward(torch::Tensor x) {
 
 ConvNeXtImpl::ConvNeXtImpl(const BackboneOptions& o, std::vector<int64_t> depths, std::vector<int64_t> dims)
     : dims_(dims) {
-  core::check_usage(o.drop_path >= 0 && o.drop_path < 1, "model.drop_path must be in [0, 1) (got ", o.drop_path, ")");
+  const double drop_path = resolve_drop_path(o, 0.1);  // torchvision's convnext_tiny default
   features_ = register_module("features", std::make_shared<torch::nn::Module>());
   stem_norm_ = LayerNorm2d(dims[0]);
   features_->register_module(
@@ -68,7 +68,7 @@ ConvNeXtImpl::ConvNeXtImpl(const BackboneOptions& o, std::vector<int64_t> depths
                                 trunc_init(torch::nn::Conv2d(torch::nn::Conv2dOptions(dims[s - 1], dims[s], 2).stride(2)))));
     torch::nn::Sequential stage;
     for (int64_t b = 0; b < depths[s]; ++b, ++id)
-      stage->push_back(CNBlock(dims[s], o.drop_path * static_cast<double>(id) / std::max<double>(1.0, total - 1.0)));
+      stage->push_back(CNBlock(dims[s], drop_path * static_cast<double>(id) / std::max<double>(1.0, total - 1.0)));
     features_->register_module(std::to_string(2 * s + 1), stage);
   }
   auto cls = register_module("classifier", std::make_shared<torch::nn::Module>());
@@ -115,5 +115,7 @@ static BackbonePtr make_convnext_tiny(const BackboneOptions& o) {
 }
 
 SHIFTLAB_REGISTER(backbone_registry(), "convnext_tiny", "ConvNeXt-Tiny (torchvision names), 768-d", make_convnext_tiny);
+SHIFTLAB_BACKBONE_INFO("convnext_tiny", {224, 236, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                         "ConvNeXt_Tiny_Weights.IMAGENET1K_V1"});
 
 }  // namespace shiftlab::models

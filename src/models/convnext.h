@@ -53,6 +53,8 @@ class ConvNeXtImpl : public BackboneImpl {
   std::vector<LayerGroup> layer_groups() const override;
   std::string in_conv_name() const override { return "features.0.0"; }
   int64_t in_channels() const override { return input_channels_at(*this, "features.0.0"); }
+  /// classifier.0 (the final LayerNorm2d) belongs to the backbone; classifier.2 is the head
+  std::vector<std::string> head_prefixes() const override { return {"classifier.2."}; }
 
  private:
   std::vector<int64_t> dims_;

@@ -120,5 +120,16 @@ SHIFTLAB_REGISTER(backbone_registry(), "resnet34", "ResNet-34 (torchvision names
 SHIFTLAB_REGISTER(backbone_registry(), "resnet50", "ResNet-50 (torchvision names), 2048-d", (make_resnet<3, 4, 6, 3, true>));
 SHIFTLAB_REGISTER(backbone_registry(), "resnet101", "ResNet-101 (torchvision names), 2048-d", (make_resnet<3, 4, 23, 3, true>));
 SHIFTLAB_REGISTER(backbone_registry(), "resnet152", "ResNet-152 (torchvision names), 2048-d", (make_resnet<3, 8, 36, 3, true>));
+// input: torchvision's DEFAULT weights (IMAGENET1K_V1 for 18/34, IMAGENET1K_V2 for 50/101/152)
+SHIFTLAB_BACKBONE_INFO("resnet18", {224, 256, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                    "ResNet18_Weights.IMAGENET1K_V1"});
+SHIFTLAB_BACKBONE_INFO("resnet34", {224, 256, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                    "ResNet34_Weights.IMAGENET1K_V1"});
+SHIFTLAB_BACKBONE_INFO("resnet50", {224, 232, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                    "ResNet50_Weights.IMAGENET1K_V2"});
+SHIFTLAB_BACKBONE_INFO("resnet101", {224, 232, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                     "ResNet101_Weights.IMAGENET1K_V2"});
+SHIFTLAB_BACKBONE_INFO("resnet152", {224, 232, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                     "ResNet152_Weights.IMAGENET1K_V2"});
 
 }  // namespace shiftlab::models

@@ -47,6 +47,7 @@ class ResNetImpl : public BackboneImpl {
   std::vector<LayerGroup> layer_groups() const override;
   std::string in_conv_name() const override { return "conv1"; }
   int64_t in_channels() const override { return input_channels_at(*this, "conv1"); }
+  bool supports_adapters() const override { return true; }
 
  private:
   bool small_stem_;

@@ -89,7 +89,7 @@ VisionTransformerImpl::VisionTransformerImpl(const BackboneOptions& o, const ViT
   mean_pool_ = o.pool == "mean";
   core::check_usage(image_size_ > 0 && image_size_ % cfg_.patch == 0, "model.image_size ", image_size_,
                     " is not a positive multiple of the patch size ", cfg_.patch);
-  core::check_usage(o.drop_path >= 0 && o.drop_path < 1, "model.drop_path must be in [0, 1) (got ", o.drop_path, ")");
+  const double drop_path = resolve_drop_path(o, 0.0);  // torchvision's ViT has no stochastic depth
   const int64_t D = cfg_.dim, S = 1 + (image_size_ / cfg_.patch) * (image_size_ / cfg_.patch);
   auto patch_conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in_channels, D, cfg_.patch).stride(cfg_.patch));
   std::shared_ptr<torch::nn::Module> blocks_parent, enc;
@@ -107,7 +107,7 @@ VisionTransformerImpl::VisionTransformerImpl(const BackboneOptions& o, const ViT
     blocks_parent = enc->register_module("layers", std::make_shared<torch::nn::Module>());
   }
   for (int64_t i = 0; i < cfg_.depth; ++i) {
-    double dp = cfg_.depth > 1 ? o.drop_path * static_cast<double>(i) / static_cast<double>(cfg_.depth - 1) : o.drop_path;
+    double dp = cfg_.depth > 1 ? drop_path * static_cast<double>(i) / static_cast<double>(cfg_.depth - 1) : drop_path;
     blocks_.push_back(blocks_parent->register_module(
         cfg_.timm_names ? std::to_string(i) : "encoder_layer_" + std::to_string(i), ViTBlock(cfg_, dp)));
   }
@@ -195,5 +195,12 @@ SHIFTLAB_REGISTER(backbone_registry(), "vit_small_patch16_224", "ViT-S/16 (timm 
                   (make_vit<true, 384, 12, 6, 1536>));
 SHIFTLAB_REGISTER(backbone_registry(), "vit_base_patch16_224", "ViT-B/16 (timm names, DINO), 768-d",
                   (make_vit<true, 768, 12, 12, 3072>));
+SHIFTLAB_BACKBONE_INFO("vit_b_16", {224, 256, 0, "bilinear", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                    "ViT_B_16_Weights.IMAGENET1K_V1"});
+// DINO's evaluation transform (facebookresearch/dino eval_linear.py); timm's own in21k weights use mean = std = 0.5
+SHIFTLAB_BACKBONE_INFO("vit_small_patch16_224", {224, 256, 0, "bicubic", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                                 "DINO ViT-S/16"});
+SHIFTLAB_BACKBONE_INFO("vit_base_patch16_224", {224, 256, 0, "bicubic", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225},
+                                                "DINO ViT-B/16"});
 
 }  // namespace shiftlab::models

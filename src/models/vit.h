@@ -69,6 +69,7 @@ class VisionTransformerImpl : public BackboneImpl {
   std::vector<LayerGroup> layer_groups() const override;
   std::string in_conv_name() const override { return cfg_.timm_names ? "patch_embed.proj" : "conv_proj"; }
   int64_t in_channels() const override { return input_channels_at(*this, in_conv_name()); }
+  bool supports_adapters() const override { return true; }
 
   /// N×T×D tokens -> N×D by this model's pooling (class token or mean of patch tokens).
   torch::Tensor pool_tokens(const torch::Tensor& tokens) const;

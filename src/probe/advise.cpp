@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/options.h"
+#include "models/backbones.h"
 #include "train/options.h"
 
 namespace shiftlab::probe {
@@ -27,9 +28,11 @@ std::string g(double v) {
 }  // namespace
 
 nlohmann::json Advice::to_json() const {
-  return {{"strategy", strategy}, {"probe_acc", probe_acc}, {"probe_acc_on", probe_acc_on},
-          {"freeze", freeze},     {"layer_decay", layer_decay}, {"use_da", use_da},
-          {"method", method},     {"reasons", reasons},         {"settings", settings}};
+  return {{"strategy", strategy},       {"probe_acc", probe_acc},   {"probe_acc_on", probe_acc_on},
+          {"freeze", freeze},           {"layer_decay", layer_decay}, {"use_da", use_da},
+          {"method", method},           {"reasons", reasons},         {"settings", settings},
+          {"image_size", image_size},   {"train_transform", train_transform},
+          {"eval_transform", eval_transform}};
 }
 
 Advice advise(const Evidence& e) {
@@ -116,6 +119,13 @@ Advice advise(const Evidence& e) {
     s["model.head"] = "bottleneck";
     a.reasons.push_back("frozen backbone + DA: a bottleneck head gives the alignment trainable features");
   }
+  if (const auto* info = e.backbone.empty() ? nullptr : models::backbone_info(e.backbone)) {
+    a.image_size = info->image_size;
+    a.train_transform = info->train_transform();
+    a.eval_transform = info->eval_transform();
+    a.reasons.push_back(core::str(e.backbone, " was pretrained at ", info->image_size, " px: feed it that resolution (train: ",
+                                  a.train_transform, "; eval: ", a.eval_transform, ")"));
+  }
   return a;
 }
 
@@ -147,6 +157,9 @@ std::string advice_ini(const Advice& a, const nlohmann::json& attrs, const std::
   for (auto& [k, v] : a.settings) cfg.set(k, v, "advise");  // must all be valid train keys
   std::ostringstream os;
   for (auto& h : header) os << "# " << h << "\n";
+  if (!a.train_transform.empty())
+    os << "# Native input " << a.image_size << " px; the pretrained weights' transforms: data.*.transform = "
+       << a.train_transform << ", data.*.eval_transform = " << a.eval_transform << "\n";
   os << "# Keys not listed keep their defaults (shiftlab train --help).\n";
   std::map<std::string, std::vector<std::string>> by;
   std::vector<std::string> order;

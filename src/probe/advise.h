@@ -13,7 +13,9 @@
 // Domain adaptation (target unlabelled only): A-distance < 0.5 -> source_only; 0.5–1 -> mcc
 // (light, no adversary); ≥ 1 or a source→target probe drop ≥ 15 points -> cdan+E. With a frozen
 // backbone a bottleneck head gives the alignment something to train. Labelled target: train on it
-// directly (no DA).
+// directly (no DA). A backbone with a recorded native input (models::BackboneInfo, e.g.
+// efficientnet_b3: 300 px) adds its size and pretrained transforms (Advice::image_size, a reason
+// line, and a comment in the INI); the data transforms themselves are left as the cache had them.
 #pragma once
 
 #include <map>
@@ -32,6 +34,7 @@ struct Evidence {
   bool target_labelled = false;
   std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
   std::optional<double> a_distance;
+  std::string backbone;  ///< registry name (the cache's "backbone" attribute); empty = unknown
 };
 
 struct Advice {
@@ -44,6 +47,10 @@ struct Advice {
   std::string method = "source_only";
   std::vector<std::string> reasons;              ///< one line each, in order
   std::map<std::string, std::string> settings;   ///< train-config keys → values
+  /// The backbone's native input (models::BackboneInfo; 0 / empty when unknown): the size and the
+  /// transforms of its pretrained weights, to fine-tune at the resolution it was trained at.
+  int64_t image_size = 0;
+  std::string train_transform, eval_transform;
   nlohmann::json to_json() const;
 };
 

@@ -17,8 +17,9 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
   const auto weights = c.get_string("model.weights");
   if (!weights.empty()) {
     auto w = models::load_weights_file(weights);
+    backbone->upgrade_state_dict(w);  // older published key names (DenseNet)
     // classification heads of the original model are never part of the backbone
-    auto report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), {"fc.", "head.", "heads.", "classifier."});
+    auto report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), backbone->head_prefixes());
     core::log_info("loaded weights '", weights, "': ", report.summary());
     if (weights_sha) *weights_sha = core::sha256_file(weights);
   }
