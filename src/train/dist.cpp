@@ -365,8 +365,8 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
                              torch::full({1}, static_cast<double>(x.numel() / std::max<int64_t>(C, 1)),
                                          xf.options().dtype(torch::kDouble))});
     comm->allreduce_sum(stats, "SyncBatchNorm statistics");
-    const double n = stats[2 * C].item<double>();
-    TORCH_CHECK(n > 1, "SyncBatchNorm: expected more than 1 value per channel over all ranks, got ", n);
+    // no host synchronisation: the count stays a (1-element) tensor on the device
+    auto n = stats.narrow(0, 2 * C, 1);
     auto mean = stats.narrow(0, 0, C) / n;
     auto var = (stats.narrow(0, C, C) / n - mean * mean).clamp_min(0);
     {
@@ -374,16 +374,15 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
       const double m = call->momentum;
       if (call->running_mean.defined())
         call->running_mean.mul_(1 - m).add_(mean.to(call->running_mean.scalar_type()), m);
-      if (call->running_var.defined())
-        call->running_var.mul_(1 - m).add_((var * (n / (n - 1))).to(call->running_var.scalar_type()), m);
+      if (call->running_var.defined())  // unbiased, as BatchNorm's running variance
+        call->running_var.mul_(1 - m).add_((var * n / (n - 1).clamp_min(1)).to(call->running_var.scalar_type()), m);
     }
     auto meanf = mean.to(torch::kFloat), invstd = (var + call->eps).rsqrt().to(torch::kFloat);
     auto xhat = (xf - meanf.view(shape)) * invstd.view(shape);
     auto y = xhat;
     if (weight.defined()) y = y * weight.to(torch::kFloat).view(shape);
     if (bias.defined()) y = y + bias.to(torch::kFloat).view(shape);
-    ctx->save_for_backward({xhat, weight, invstd});
-    ctx->saved_data["n"] = n;
+    ctx->save_for_backward({xhat, weight, invstd, n.to(torch::kFloat)});
     ctx->saved_data["comm"] = reinterpret_cast<int64_t>(comm);
     return y.to(x.scalar_type());
   }
@@ -391,8 +390,7 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto xhat = saved[0], weight = saved[1], invstd = saved[2];
-    const double n = ctx->saved_data["n"].toDouble();
+    auto xhat = saved[0], weight = saved[1], invstd = saved[2], n = saved[3];
     auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
     auto dy = grads[0].to(torch::kFloat);
     const int64_t C = xhat.size(1);
