@@ -359,11 +359,14 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
     for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[1] = C;
-    // per-channel sum and sum of squares (accumulated in double) and the count, summed over ranks
+    // per rank: count n_r, mean m_r and M2_r = sum (x - m_r)^2 (shifted: accurate even for a
+    // near-constant channel); summed over ranks as [n_r m_r, M2_r + n_r m_r^2, n_r] in double
     auto xf = x.to(torch::kFloat);
-    auto stats = torch::cat({xf.sum(dims, false, torch::kDouble), (xf * xf).sum(dims, false, torch::kDouble),
-                             torch::full({1}, static_cast<double>(x.numel() / std::max<int64_t>(C, 1)),
-                                         xf.options().dtype(torch::kDouble))});
+    const double nr = static_cast<double>(x.numel() / std::max<int64_t>(C, 1));
+    auto mr = xf.mean(dims);
+    auto m2 = (xf - mr.view(shape)).pow(2).sum(dims, false, torch::kDouble);
+    auto mrd = mr.to(torch::kDouble);
+    auto stats = torch::cat({mrd * nr, m2 + mrd * mrd * nr, torch::full({1}, nr, mrd.options())});
     comm->allreduce_sum(stats, "SyncBatchNorm statistics");
     // no host synchronisation: the count stays a (1-element) tensor on the device
     auto n = stats.narrow(0, 2 * C, 1);
