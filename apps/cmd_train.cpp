@@ -1,9 +1,6 @@
 // shiftlab train: one domain-adaptation experiment into a fresh run directory, or --resume one.
-#include <torch/cuda.h>
-
 #include <iomanip>
 #include <iostream>
-#include <thread>
 
 #include "apps/command.h"
 #include "apps/run_helpers.h"
@@ -50,21 +47,8 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
 
   // distributed: torchrun / shiftlab launch / srun environment -> one rank of a data-parallel job
   const auto dopt = train::dist_options_from(cfg);
-  const auto denv = train::dist_env_from(dopt.env);
-  std::unique_ptr<train::Communicator> comm;
   torch::Device device(torch::kCPU);
-  if (denv.active()) {
-    // the ranks on one machine share its cores; only rank 0 talks (unless asked for debug output)
-    if (rt.threads == 0)
-      rt.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / denv.local_world_size);
-    if (denv.rank != 0 && rt.log_level != "debug") rt.log_level = "warn";
-    device = core::setup_runtime(rt);
-    if (device.is_cuda() && (rt.device == "auto" || rt.device == "cuda"))  // one GPU per local rank
-      device = torch::Device(torch::kCUDA,
-                             static_cast<c10::DeviceIndex>(denv.local_rank % std::max<size_t>(1, torch::cuda::device_count())));
-    comm = train::Communicator::connect(denv, dopt, device);
-    comm->check_same(cfg.to_ini(), "configuration");
-  }
+  auto comm = setup_runtime_maybe_distributed(cfg, rt, device);
   const bool main = !comm || comm->is_main();
   if (!resume) {
     if (main) {
@@ -79,13 +63,12 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
   }
   if (main) run->open_log();
   try {
-    if (!comm) device = core::setup_runtime(rt);
     if (main) {
       auto env = core::environment_info(device);
       if (comm)
-        env["distributed"] = {{"world_size", denv.world_size}, {"backend", comm->backend()},
-                              {"source", denv.source}, {"master", core::str(denv.master_addr, ":", denv.master_port)},
-                              {"sync_bn", dopt.sync_bn}, {"bucket_mb", dopt.bucket_mb}, {"overlap", dopt.overlap}};
+        env["distributed"] = {{"world_size", comm->world_size()}, {"backend", comm->backend()},
+                              {"env", comm->env().describe()}, {"sync_bn", dopt.sync_bn},
+                              {"bucket_mb", dopt.bucket_mb}, {"overlap", dopt.overlap}};
       run->write_env(env);
     }
     core::log_info("run directory: ", run->path());

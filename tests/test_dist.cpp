@@ -6,6 +6,7 @@
 //     comparison can fail);
 //   * a rank that dies makes the other exit with an error at once, one that hangs at dist.timeout;
 //   * `shiftlab launch` stops the other ranks when one fails and exits non-zero;
+//   * `shiftlab extract` over 2 ranks writes the one-process cache;
 //   * exact resume of a 2-rank run (per-rank RNG states, LeNet's dropout), and resuming it with
 //     another world size is refused.
 #include <gtest/gtest.h>
@@ -26,6 +27,7 @@
 
 #include "core/fs.h"
 #include "data/datasets.h"
+#include "features/cache.h"
 #include "data/loader.h"
 #include "support/testing.h"
 #include "train/dist.h"
@@ -562,4 +564,34 @@ TEST(DistTrain, ResumeOfTwoRanksEqualsUninterrupted) {
   EXPECT_EQ(summary(run)["last"], summary(run_b)["last"]);
   auto [d, where] = max_diff(checkpoint_tensors(run + "/latest.pt"), checkpoint_tensors(run_b + "/latest.pt"));
   EXPECT_EQ(d, 0.0) << where;
+}
+
+TEST(DistExtract, TwoRanksWriteTheSameCacheAsOneProcess) {
+  auto dir = testutil::fresh_dir("dist_extract");
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"extract", out, "--run.threads=1", "--run.log_level=warn",
+                                    "--model.backbone=lenet", "--model.in_channels=1",
+                                    "--data.source.dataset=uci-digits", "--data.source.root=" + data_root(),
+                                    "--data.source.transform=resize(28), normalize(0.5, 0.5)",
+                                    "--data.target.dataset=uci-digits", "--data.target.root=" + data_root(),
+                                    "--data.target.transform=resize(28), normalize(0.5, 0.5)",
+                                    "--source_splits=train", "--target_splits=test,val", "--limit=101",  // odd: padding
+                                    "--taps=conv1,pooled,logits", "--batch_size=16", "--workers=1"};
+  };
+  auto one = run_cli(args(dir + "/one.h5"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = run_cli(launch(2, args(dir + "/two.h5")));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_FALSE(fs::exists(dir + "/two.h5.rank1")) << "only rank 0 writes";
+  auto blocks = features::list_cache(dir + "/two.h5");
+  ASSERT_EQ(blocks.size(), 9u);  // 3 blocks x 3 taps
+  for (auto& e : blocks) {
+    EXPECT_TRUE(e.complete()) << e.domain << "/" << e.split << "/" << e.tap;
+    EXPECT_EQ(e.rows, 101);
+    auto a = features::read_block(dir + "/one.h5", e.domain, e.split, e.tap);
+    auto b = features::read_block(dir + "/two.h5", e.domain, e.split, e.tap);
+    ASSERT_EQ(a.X.rows(), b.X.rows());
+    EXPECT_LT((a.X - b.X).cwiseAbs().maxCoeff(), 1e-5) << e.domain << "/" << e.split << "/" << e.tap;
+    EXPECT_EQ(a.labels, b.labels);
+  }
 }

@@ -278,6 +278,7 @@ int Communicator::rank() const { return impl_->env.rank; }
 int Communicator::world_size() const { return impl_->env.world_size; }
 const std::string& Communicator::backend() const { return impl_->backend; }
 const DistOptions& Communicator::options() const { return impl_->o; }
+const DistEnv& Communicator::env() const { return impl_->env; }
 const torch::Device& Communicator::device() const { return impl_->device; }
 void Communicator::abandon() { impl_->abandoned = true; }
 
@@ -598,6 +599,8 @@ int Communicator::rank() const { return 0; }
 int Communicator::world_size() const { return 1; }
 const std::string& Communicator::backend() const { return kNone; }
 const DistOptions& Communicator::options() const { return kNoOptions; }
+static const DistEnv kNoEnv;
+const DistEnv& Communicator::env() const { return kNoEnv; }
 const torch::Device& Communicator::device() const { return kCpu; }
 void Communicator::abandon() {}
 void Communicator::allreduce_sum(torch::Tensor&, const std::string&) {}

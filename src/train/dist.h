@@ -106,6 +106,7 @@ class Communicator {
   bool is_main() const { return rank() == 0; }
   const std::string& backend() const;
   const DistOptions& options() const;
+  const DistEnv& env() const;
   /// The device collectives run on (CPU for Gloo, the rank's GPU for NCCL).
   const torch::Device& device() const;
 
