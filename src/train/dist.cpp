@@ -6,6 +6,8 @@
 
 #include <torch/version.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -232,6 +234,9 @@ std::unique_ptr<Communicator> Communicator::connect(const DistEnv& env, const Di
     ::setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
     ::setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", 0);
   }
+  // a peer that died leaves sockets whose writes raise SIGPIPE (Gloo writes without
+  // MSG_NOSIGNAL): ignore it, as Python does, so the write fails and becomes an error message
+  ::signal(SIGPIPE, SIG_IGN);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
   const std::string where = str(env.master_addr, ":", env.master_port);
   try {
