@@ -169,7 +169,9 @@ static int run_launch(const core::Config& cfg, const std::vector<std::string>& a
         if (!ok && first_failure < 0) {
           first_failure = static_cast<int>(i);
           fail_time = std::chrono::steady_clock::now();
-          if (alive > 0) {
+          // after a forwarded SIGINT/SIGTERM every rank is stopping on its own (rank 0 may still be
+          // writing its checkpoint): wait for them instead of stopping them
+          if (alive > 0 && forwarded == 0) {
             std::cerr << "shiftlab launch: rank " << k.rank << " (pid " << k.pid << ") " << describe_status(status)
                       << "; stopping the other " << alive << " rank(s)\n";
             for (auto& o : kids)
@@ -179,7 +181,7 @@ static int run_launch(const core::Config& cfg, const std::vector<std::string>& a
       }
       continue;
     }
-    if (first_failure >= 0 && !killed &&
+    if (first_failure >= 0 && !killed && forwarded == 0 &&
         std::chrono::steady_clock::now() - fail_time > std::chrono::duration<double>(grace)) {
       for (auto& o : kids)
         if (!o.done) ::kill(o.pid, SIGKILL);

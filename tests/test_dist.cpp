@@ -545,7 +545,8 @@ TEST(DistTrain, ResumeOfTwoRanksEqualsUninterrupted) {
   // LeNet's dropout draws from each rank's own RNG: exact resume needs every rank's RNG state
   auto base = [&](const std::string& runs) {
     auto a = train_args(runs, "dann", 4, "lenet");
-    for (auto s : {"--train.steps=6", "--train.eval_every=2"}) a.push_back(s);
+    // log_every 3, checkpoints every 2: the checkpoint carries a partial loss average (acc)
+    for (auto s : {"--train.steps=6", "--train.eval_every=2", "--train.log_every=3"}) a.push_back(s);
     return a;
   };
   auto runs_a = testutil::fresh_dir("dist_resume_a");

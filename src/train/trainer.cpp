@@ -257,7 +257,8 @@ struct Trainer::State {
     last_eval = m.value("last_eval", json::object());
     evals_since_best = m.value("evals_since_best", int64_t{0});
     acc.clear();
-    for (auto& [k, v] : m.value("acc", json::object()).items())
+    const json acc_saved = m.value("acc", json::object());  // iterating the temporary itself would dangle
+    for (auto& [k, v] : acc_saved.items())
       acc[k] = torch::tensor(v.get<double>(), torch::kDouble).to(e.device);
     acc_n = m.value("acc_n", int64_t{0});
     images = m.value("images", 0.0);
@@ -461,8 +462,12 @@ json Trainer::fit(bool resume) {
           s.metrics.flush();
           s.run.write_summary(summary);
         }
+        if (dist) s.comm->barrier("barrier after the interrupt checkpoint");  // rank 0 has written it
         throw core::Error(core::str("interrupted by signal ", core::stop_signal(), " at step ", step,
-                                    "; resume with: shiftlab train --resume ", s.run.path()));
+                                    "; resume with: ",
+                                    dist ? core::str("shiftlab launch -n ", s.world, " -- train --resume ")
+                                         : std::string("shiftlab train --resume "),
+                                    s.run.path()));
       }
       if (step == to.fail_at_step && (to.fail_rank < 0 || (dist && s.comm->rank() == to.fail_rank)))
         ::kill(::getpid(), SIGKILL);
