@@ -203,7 +203,8 @@ SHIFTLAB_COMMAND("launch", "start N local ranks of a distributed job: shiftlab l
                  "Examples:\n"
                  "  shiftlab launch -n 2 -- train --config configs/digits/mnist_to_uci.ini --method=dann\n"
                  "  # two machines, 4 ranks each (run on both, node_rank 0 and 1):\n"
-                 "  shiftlab launch -n 4 --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 -- train ...",
+                 "  shiftlab launch -n 4 --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \\\n"
+                 "      -- train ...",
                  run_launch);
 
 }  // namespace shiftlab::apps

@@ -52,7 +52,8 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
   const bool main = !comm || comm->is_main();
   if (!resume) {
     if (main) {
-      run = std::make_unique<core::RunDir>(core::RunDir::create(cfg.get_string("run.root"), cfg.get_string("run.name")));
+      run = std::make_unique<core::RunDir>(
+          core::RunDir::create(cfg.get_string("run.root"), cfg.get_string("run.name")));
       run->write_config(cfg, "train");
       run->write_command(argv);
     }

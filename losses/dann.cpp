@@ -30,7 +30,9 @@ DomainDiscriminatorImpl::DomainDiscriminatorImpl(int64_t in_features, int64_t hi
 }
 
 // run_sequential: the BatchNorm layers honour dist.sync_bn (statistics over every rank's batch)
-torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) { return models::run_sequential(*layers, x).squeeze(1); }
+torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) {
+  return models::run_sequential(*layers, x).squeeze(1);
+}
 
 torch::Tensor domain_bce(const torch::Tensor& d_s, const torch::Tensor& d_t, const torch::Tensor& w_s,
                          const torch::Tensor& w_t) {

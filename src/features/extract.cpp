@@ -286,7 +286,10 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
         // count × n × D -> rows in order: batch k of rank r holds rows r + count·(k·n + j)
         const int64_t rows = std::min<int64_t>(n * ranks.count, blk.rows() - row);
         for (auto& kv : f)
-          kv.second = ranks.allgather(kv.second.contiguous()).transpose(0, 1).reshape({n * ranks.count, -1}).narrow(0, 0, rows);
+          kv.second = ranks.allgather(kv.second.contiguous())
+                          .transpose(0, 1)
+                          .reshape({n * ranks.count, -1})
+                          .narrow(0, 0, rows);
         n = rows;
       }
       if (w) {

@@ -1,5 +1,6 @@
 // Training checkpoints (format version 1): model, DA-method modules, optimizer state, step,
-// RNG state (of every rank in distributed training), loader positions and trainer bookkeeping (best metrics, phase) in one file, written
+// RNG state (of every rank in distributed training), loader positions and trainer bookkeeping
+// (best metrics, phase) in one file, written
 // atomically (temp file, fsync, rename). latest.pt is replaced at every save; best.pt when the
 // selection criterion improves; step-N.pt files are kept up to train.keep.
 // Adapter-only checkpoints (train.save = trainable): the model section holds only the trainable

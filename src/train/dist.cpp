@@ -73,7 +73,8 @@ DistEnv dist_env_from(const std::string& mode, const EnvLookup& lookup) {
   constexpr int kMax = 1 << 20;
   if ((mode == "auto" && torchrun) || mode == "env") {
     if (!torchrun) return e;
-    core::check_usage(has("RANK") && has("WORLD_SIZE"), "distributed environment: ", has("RANK") ? "RANK" : "WORLD_SIZE",
+    core::check_usage(has("RANK") && has("WORLD_SIZE"), "distributed environment: ",
+                      has("RANK") ? "RANK" : "WORLD_SIZE",
                       " is set but ", has("RANK") ? "WORLD_SIZE" : "RANK", " is not (set both, or neither)");
     e.source = "env";
     e.world_size = env_int(get, "WORLD_SIZE", 1, kMax, 1);

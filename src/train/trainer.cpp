@@ -208,7 +208,8 @@ struct Trainer::State {
   // Every parameter and buffer of the model and the method, in a fixed order.
   std::vector<torch::Tensor> state_tensors() const {
     std::vector<torch::Tensor> v;
-    for (auto* m : {static_cast<torch::nn::Module*>(e.model.ptr().get()), static_cast<torch::nn::Module*>(e.method.get())}) {
+    for (auto* m :
+         {static_cast<torch::nn::Module*>(e.model.ptr().get()), static_cast<torch::nn::Module*>(e.method.get())}) {
       for (auto& p : m->parameters(true)) v.push_back(p);
       for (auto& b : m->buffers(true)) v.push_back(b);
     }
@@ -296,7 +297,8 @@ struct Trainer::State {
     a[0] = static_cast<double>(local.n);
     a[1] = local.entropy * static_cast<double>(local.n);
     for (size_t i = 0; i < k; ++i)
-      for (size_t j = 0; j < k; ++j) a[static_cast<int64_t>(2 + i * k + j)] = static_cast<double>(local.confusion[i][j]);
+      for (size_t j = 0; j < k; ++j)
+        a[static_cast<int64_t>(2 + i * k + j)] = static_cast<double>(local.confusion[i][j]);
     comm->allreduce_sum(t, what);
     std::vector<std::vector<int64_t>> conf(k, std::vector<int64_t>(k));
     for (size_t i = 0; i < k; ++i)
