@@ -41,7 +41,16 @@ static int run_extract(const core::Config& cli, const std::vector<std::string>&)
     holder = std::make_unique<core::Config>(cli);
   }
   const core::Config& cfg = *holder;
-  auto device = core::setup_runtime(core::runtime_options_from(cfg));
+  torch::Device device(torch::kCPU);
+  // under `shiftlab launch` / torchrun / srun: every rank computes its share, rank 0 writes
+  auto comm = setup_runtime_maybe_distributed(cfg, core::runtime_options_from(cfg), device);
+  features::ExtractRanks ranks;
+  if (comm) {
+    ranks.rank = comm->rank();
+    ranks.count = comm->world_size();
+    ranks.allgather = [&](const torch::Tensor& t) { return comm->allgather(t, "feature gather"); };
+    ranks.allreduce_sum = [&](torch::Tensor& t) { comm->allreduce_sum(t, "extraction all-reduce"); };
+  }
   auto inputs = features::extract_inputs(cfg, eo);
   int64_t num_classes = 0;
   for (auto& in : inputs) num_classes = std::max(num_classes, in.ds->num_classes());
@@ -60,7 +69,17 @@ static int run_extract(const core::Config& cli, const std::vector<std::string>&)
     core::log_info("checkpoint ", ck, " (step ", meta.value("step", -1), ")");
   }
   auto prov = features::make_provenance(cfg, num_classes, weights_sha, ck, ck_sha);
-  auto rep = features::extract(*model, inputs, eo, prov, out, device);
+  features::ExtractReport rep;
+  try {
+    rep = features::extract(*model, inputs, eo, prov, out, device, ranks);
+  } catch (...) {
+    if (comm) comm->abandon();
+    throw;
+  }
+  if (comm && !comm->is_main()) {
+    if (rep.interrupted) throw core::Error(core::str("interrupted by signal ", core::stop_signal()));
+    return 0;
+  }
   std::cout << std::fixed << std::setprecision(1);
   if (eo.forward_only) {
     std::cout << "forward only: " << rep.rows << " images in " << std::setprecision(2) << rep.seconds << " s, "
@@ -101,6 +120,9 @@ SHIFTLAB_COMMAND(
     "written; rerunning the same command continues there. A rerun whose backbone, model, weights or\n"
     "checkpoint SHA-256, transform, pool or dtype differ is refused (--overwrite replaces the file).\n"
     "New taps or splits are added to an existing file through a copy.\n"
+    "\n"
+    "Distributed: `shiftlab launch -n N -- extract ...` (or torchrun / srun) shards every block over the\n"
+    "ranks; rank 0 gathers the features and writes the one file, identical to a one-process extraction.\n"
     "\n"
     "Examples:\n"
     "  shiftlab extract --config configs/digits/mnist_to_uci.ini --taps=conv1,conv2,pooled digits.h5\n"

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/run_dir.h"
 #include "core/runtime.h"
+#include "train/dist.h"
 #include "train/experiment.h"
 #include "train/options.h"
 #include "train/trainer.h"
@@ -36,28 +37,58 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
     run = std::make_unique<core::RunDir>(core::RunDir::open(resume_dir));
     cfg_holder = std::make_unique<core::Config>(
         config_of_run(*run, cli, {"run.threads", "run.log_level", "run.device", "eval.workers", "data.source.workers",
-                                  "data.target.workers"}));
+                                  "data.target.workers", "dist.env", "dist.backend", "dist.timeout",
+                                  "dist.bucket_mb", "dist.overlap"}));
   } else {
     cfg_holder = std::make_unique<core::Config>(cli);
   }
   const core::Config& cfg = *cfg_holder;
   auto rt = core::runtime_options_from(cfg);
+
+  // distributed: torchrun / shiftlab launch / srun environment -> one rank of a data-parallel job
+  const auto dopt = train::dist_options_from(cfg);
+  torch::Device device(torch::kCPU);
+  auto comm = setup_runtime_maybe_distributed(cfg, rt, device);
+  const bool main = !comm || comm->is_main();
   if (!resume) {
-    run = std::make_unique<core::RunDir>(core::RunDir::create(cfg.get_string("run.root"), cfg.get_string("run.name")));
-    run->write_config(cfg, "train");
-    run->write_command(argv);
+    if (main) {
+      run = std::make_unique<core::RunDir>(
+          core::RunDir::create(cfg.get_string("run.root"), cfg.get_string("run.name")));
+      run->write_config(cfg, "train");
+      run->write_command(argv);
+    }
+    if (comm) {
+      auto path = comm->share(main ? run->path() : std::string(), "run directory");
+      if (!main) run = std::make_unique<core::RunDir>(core::RunDir::attach(path));
+    }
   }
-  run->open_log();
+  if (main) run->open_log();
   try {
-    auto device = core::setup_runtime(rt);
-    run->write_env(core::environment_info(device));
+    if (main) {
+      auto env = core::environment_info(device);
+      if (comm)
+        env["distributed"] = {{"world_size", comm->world_size()}, {"backend", comm->backend()},
+                              {"env", comm->env().describe()}, {"sync_bn", dopt.sync_bn},
+                              {"bucket_mb", dopt.bucket_mb}, {"overlap", dopt.overlap}};
+      run->write_env(env);
+    }
     core::log_info("run directory: ", run->path());
     auto exp = train::build_experiment(cfg, device);
+    if (comm) {
+      // dropout masks differ between ranks (initial weights come from rank 0 anyway)
+      if (comm->rank() > 0) core::seed_everything(rt.seed * 1000003 + static_cast<uint64_t>(comm->rank()));
+      if (dopt.sync_bn) comm->enable_sync_batch_norm();
+      core::log_info("distributed data parallel: ", comm->world_size(), " ranks (", comm->backend(),
+                     "), global batch ", exp.source_loader.batch_size * comm->world_size(), " source + ",
+                     exp.target_loader.batch_size * comm->world_size(), " target",
+                     dopt.sync_bn ? ", SyncBatchNorm" : "");
+    }
     core::log_info("source: ", exp.source->describe());
     core::log_info("target: ", exp.target->describe());
     core::log_info("method: ", exp.method->describe());
-    train::Trainer trainer(exp, cfg, *run);
+    train::Trainer trainer(exp, cfg, *run, comm.get());
     auto sum = trainer.fit(resume);
+    if (!main) return 0;
     std::cout << "run: " << run->path() << "\n"
               << "method " << sum["method"].get<std::string>() << ": target-test accuracy "
               << pct(sum["selected"].value("target_test_acc", nlohmann::json())) << " (selected by "
@@ -67,11 +98,14 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
               << "; last " << pct(sum["last"].value("target_test_acc", nlohmann::json())) << "\n";
     return 0;
   } catch (const std::exception& e) {
-    auto s = run->read_summary();
-    if (s.value("status", "") != "interrupted") {
-      s["status"] = "failed";
-      if (!s.contains("error")) s["error"] = e.what();
-      run->write_summary(s);
+    if (comm) comm->abandon();  // peers may be gone: exit without the orderly shutdown
+    if (main) {
+      auto s = run->read_summary();
+      if (s.value("status", "") != "interrupted") {
+        s["status"] = "failed";
+        if (!s.contains("error")) s["error"] = e.what();
+        run->write_summary(s);
+      }
     }
     throw;
   }
@@ -80,7 +114,10 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
 SHIFTLAB_COMMAND("train", "train on labelled source + unlabelled target data (any DA method), or --resume a run",
                  train_schema, core::Positionals{"", 0, 0},
                  "Example:\n  shiftlab train --config configs/digits/mnist_to_uci_dann.ini --run.seed=1\n"
-                 "Methods combine with weights: --method='dann + 0.1*entropy'. See `shiftlab list methods`.",
+                 "Methods combine with weights: --method='dann + 0.1*entropy'. See `shiftlab list methods`.\n"
+                 "Distributed data parallel: run one process per rank under `shiftlab launch -n N -- train ...`,\n"
+                 "torchrun or srun (RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT or SLURM_* variables); per-rank batch\n"
+                 "sizes, rank 0 writes the run directory; see the dist.* options and README (Distributed).",
                  run_train);
 
 }  // namespace shiftlab::apps

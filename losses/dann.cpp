@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "losses/grl.h"
 #include "losses/util.h"
+#include "models/backbones.h"
 
 namespace shiftlab::losses {
 
@@ -28,7 +29,10 @@ DomainDiscriminatorImpl::DomainDiscriminatorImpl(int64_t in_features, int64_t hi
   layers = register_module("layers", seq);
 }
 
-torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) { return layers->forward(x).squeeze(1); }
+// run_sequential: the BatchNorm layers honour dist.sync_bn (statistics over every rank's batch)
+torch::Tensor DomainDiscriminatorImpl::forward(const torch::Tensor& x) {
+  return models::run_sequential(*layers, x).squeeze(1);
+}
 
 torch::Tensor domain_bce(const torch::Tensor& d_s, const torch::Tensor& d_t, const torch::Tensor& w_s,
                          const torch::Tensor& w_t) {

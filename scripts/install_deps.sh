@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache
-  libtorch-dev
+  libtorch-dev libgloo-dev
   libhdf5-dev
   libeigen3-dev liblbfgspp-dev
   libboost-program-options-dev

@@ -153,7 +153,7 @@ std::string Schema::help() const {
     os << "\n" << (sec.empty() ? std::string("general") : sec) << " options:\n";
     for (auto& k : by[sec]) {
       const auto& s = specs_.at(k);
-      std::string left = "  --" + k;
+      std::string left = s.short_name ? core::str("  -", s.short_name, ", --", k) : "  --" + k;
       if (s.type != OptType::Bool || !s.cli_only) left += "=<" + type_desc(s) + ">";
       os << left;
       if (left.size() < 40) os << std::string(40 - left.size(), ' ');
@@ -316,10 +316,11 @@ static po::options_description describe(const Schema& schema, bool for_file) {
   for (auto& k : schema.keys()) {
     const auto& s = schema.spec(k);
     if (for_file && s.cli_only) continue;
+    const std::string name = !for_file && s.short_name ? k + "," + s.short_name : k;
     if (s.type == OptType::Bool && !for_file)
-      desc.add_options()(k.c_str(), po::value<std::string>()->implicit_value("true"), "");
+      desc.add_options()(name.c_str(), po::value<std::string>()->implicit_value("true"), "");
     else
-      desc.add_options()(k.c_str(), po::value<std::string>(), "");
+      desc.add_options()(name.c_str(), po::value<std::string>(), "");
   }
   return desc;
 }

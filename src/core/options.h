@@ -31,6 +31,7 @@ struct OptionSpec {
   std::vector<std::string> choices;                         ///< for Choice
   std::function<std::vector<std::string>()> dynamic_choices;  ///< e.g. a registry's names
   bool cli_only = false;  ///< a command flag (e.g. resume), not written to config.resolved.ini
+  char short_name = 0;    ///< one-letter command-line alias (-n 2), 0 = none
 
   OptionSpec& range(double lo, double hi) {
     min = lo;
@@ -39,6 +40,11 @@ struct OptionSpec {
   }
   OptionSpec& command_flag() {
     cli_only = true;
+    return *this;
+  }
+  /// A one-letter alias on the command line ("-n 2" for "--nproc=2").
+  OptionSpec& alias(char c) {
+    short_name = c;
     return *this;
   }
   std::vector<std::string> all_choices() const;

@@ -24,6 +24,9 @@ class RunDir {
   static RunDir create(const std::string& root, const std::string& experiment);
   /// Opens an existing run directory (for --resume, eval, report).
   static RunDir open(const std::string& path);
+  /// A handle on a directory another process writes (the other ranks of a distributed run name
+  /// rank 0's directory with it); nothing is checked, and nothing must be written through it.
+  static RunDir attach(const std::string& path) { return RunDir(path); }
 
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const;

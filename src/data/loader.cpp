@@ -46,10 +46,25 @@ std::vector<int64_t> epoch_order(const Dataset& ds, const LoaderOptions& o, int6
   return order;
 }
 
+std::vector<int64_t> shard_order(const std::vector<int64_t>& order, const LoaderOptions& o) {
+  const int64_t w = o.shard_count, r = o.shard_rank;
+  check(w >= 1 && r >= 0 && r < w, "bad loader shard ", r, " of ", w);
+  if (w == 1) return order;
+  const int64_t n = static_cast<int64_t>(order.size());
+  int64_t total = n;  // positions [0, total) of the (wrapped) order are dealt out
+  if (o.shard_even) total = o.drop_last ? n / w * w : (n + w - 1) / w * w;
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(total / w + 1));
+  for (int64_t p = r; p < total && n > 0; p += w) out.push_back(order[static_cast<size_t>(p % n)]);
+  return out;
+}
+
 Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), o_(o) {
   check(ds_ != nullptr, "Loader: no dataset");
   core::check_usage(o_.batch_size >= 1, "batch_size must be >= 1, got ", o_.batch_size);
   core::check_usage(o_.workers >= 0, "workers must be >= 0, got ", o_.workers);
+  check(o_.shard_count >= 1 && o_.shard_rank >= 0 && o_.shard_rank < o_.shard_count, "bad loader shard ",
+        o_.shard_rank, " of ", o_.shard_count);
   if (o_.prefetch < 1) o_.prefetch = 1;
   if (o_.pin_memory && !core::cuda_available()) o_.pin_memory = false;
   for (int i = 0; i < o_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
@@ -65,12 +80,17 @@ Loader::~Loader() {
 }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = static_cast<int64_t>(ds_->size()), bs = o_.batch_size;
+  int64_t n = static_cast<int64_t>(ds_->size());
+  const int64_t w = o_.shard_count, bs = o_.batch_size;
+  if (w > 1) {  // this shard's size (shard_order)
+    const int64_t total = !o_.shard_even ? n : o_.drop_last ? n / w * w : (n + w - 1) / w * w;
+    n = total / w + (o_.shard_rank < total % w ? 1 : 0);
+  }
   return o_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
-  auto order = epoch_order(*ds_, o_, epoch);
+  auto order = shard_order(epoch_order(*ds_, o_, epoch), o_);
   std::lock_guard<std::mutex> lk(mu_);
   order_ = std::make_shared<const std::vector<int64_t>>(std::move(order));
   epoch_ = epoch;
@@ -224,7 +244,8 @@ nlohmann::json ForeverIterator::state() const {
           {"batch_size", o.batch_size},
           {"dataset_size", loader_.dataset().size()},
           {"balanced", o.balanced},
-          {"shuffle", o.shuffle}};
+          {"shuffle", o.shuffle},
+          {"shards", o.shard_count}};
 }
 
 void ForeverIterator::restore(const nlohmann::json& s) {
@@ -235,6 +256,8 @@ void ForeverIterator::restore(const nlohmann::json& s) {
                 "iterator state does not match this loader (seed ", s.at("seed"), " vs ", o.seed, ", batch size ",
                 s.at("batch_size"), " vs ", o.batch_size, ", dataset size ", s.at("dataset_size"), " vs ",
                 loader_.dataset().size(), ")");
+    core::check(s.value("shards", int64_t{1}) == o.shard_count, "iterator state was saved with ",
+                s.value("shards", int64_t{1}), " data shards (processes), this loader has ", o.shard_count);
     epoch_ = s.at("epoch").get<int64_t>();
     loader_.start_epoch(epoch_, s.at("batch").get<int64_t>());
     started_ = true;

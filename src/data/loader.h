@@ -2,7 +2,8 @@
 // ForeverDataIterator) with exact save/restore of its position.
 //
 // Order of epoch e: identity, or a permutation drawn from Rng(mix(seed, e)) (shuffle), or N draws
-// with replacement with probability ∝ 1 / count(label) (balanced). Item i of epoch e is
+// with replacement with probability ∝ 1 / count(label) (balanced); in distributed training each
+// process then takes its strided shard of that order (shard_order). Item i of epoch e is
 // transformed with seed mix(seed, e, i), so a batch is bit-identical whatever the number of
 // workers and whichever thread decodes it.
 #pragma once
@@ -35,6 +36,12 @@ struct Batch {
 
 /// Sample order of one epoch (see the file comment).
 std::vector<int64_t> epoch_order(const Dataset& ds, const LoaderOptions& o, int64_t epoch);
+/// Positions shard_rank, shard_rank + shard_count, ... of `order` (see LoaderOptions::shard_*).
+/// The shards of one order are disjoint; without padding their union is the whole order (minus
+/// the last size mod shard_count items when even && drop_last). Batch k of every shard with
+/// batch size b together holds exactly batch k of the unsharded order with batch size
+/// b * shard_count, so a data-parallel run sees the same global batches as one process.
+std::vector<int64_t> shard_order(const std::vector<int64_t>& order, const LoaderOptions& o);
 /// The per-item transform seed used by the loader.
 uint64_t item_seed(uint64_t seed, int64_t epoch, int64_t index);
 

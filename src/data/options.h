@@ -54,6 +54,14 @@ struct LoaderOptions {
   int prefetch = 4;         ///< batches prepared ahead (bounded queue)
   bool pin_memory = false;  ///< page-locked batches (only when CUDA is available)
   int64_t preload = 0;      ///< benchmarks: ForeverIterator builds this many batches once, then cycles them
+  // Distributed training (set by the trainer, not config keys): every process draws the same
+  // epoch order and takes positions shard_rank, shard_rank + shard_count, ... of it.
+  int64_t shard_rank = 0;   ///< this process's shard
+  int64_t shard_count = 1;  ///< number of shards (processes); 1 = the whole order
+  /// true: every shard gets the same number of items (the order is truncated to a multiple of
+  /// shard_count with drop_last, else padded by wrapping around); false: shard sizes differ by at
+  /// most one and every item is in exactly one shard (evaluation).
+  bool shard_even = true;
 };
 
 /// Declares <prefix>.batch_size, .workers, .shuffle, .drop_last, .balanced, .seed, .prefetch,

@@ -187,7 +187,9 @@ class RangeDataset : public data::Dataset {
 }  // namespace
 
 ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractInput>& inputs, const ExtractOptions& o,
-                      const Provenance& prov, const std::string& out, const torch::Device& device) {
+                      const Provenance& prov, const std::string& out, const torch::Device& device,
+                      const ExtractRanks& ranks) {
+  const bool dist = ranks.count > 1;
   check_usage(!inputs.empty(), "nothing to extract (no domains / splits)");
   torch::NoGradGuard no_grad;
   model.eval();
@@ -235,7 +237,7 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
     layout.blocks.push_back(std::move(b));
   }
   std::unique_ptr<CacheWriter> w;
-  if (!o.forward_only) {
+  if (!o.forward_only && ranks.rank == 0) {  // rank 0 alone writes
     w = std::make_unique<CacheWriter>(out, layout, prov, o.overwrite);
     w->set_kill_in_write(o.kill_in_write);
   }
@@ -243,6 +245,13 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
   int64_t todo = 0;
   for (size_t b = 0; b < layout.blocks.size(); ++b) {
     start[b] = w ? w->resume_row(b) : 0;
+  }
+  if (dist) {  // the other ranks learn where the file stops from rank 0
+    auto t = torch::tensor(start, torch::kDouble);
+    ranks.allreduce_sum(t);
+    for (size_t b = 0; b < start.size(); ++b) start[b] = static_cast<int64_t>(t[static_cast<int64_t>(b)].item<double>());
+  }
+  for (size_t b = 0; b < layout.blocks.size(); ++b) {
     rep.rows_resumed += start[b];
     todo += layout.blocks[b].rows() - start[b];
   }
@@ -262,6 +271,9 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
     lo.shuffle = false;
     lo.drop_last = false;
     lo.pin_memory = device.is_cuda();
+    lo.shard_rank = ranks.rank;
+    lo.shard_count = ranks.count;
+    lo.shard_even = true;  // padded: equal batches on every rank; rank 0 drops the padding
     data::Loader loader(range, lo);
     loader.start_epoch(0);
     data::Batch batch;
@@ -269,7 +281,17 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
     while (loader.next(batch)) {
       auto x = batch.images.to(device, device.is_cuda());
       auto f = forward_taps(model, x, o.taps, o.pool);
-      const int64_t n = x.size(0);
+      int64_t n = x.size(0);
+      if (dist) {
+        // count × n × D -> rows in order: batch k of rank r holds rows r + count·(k·n + j)
+        const int64_t rows = std::min<int64_t>(n * ranks.count, blk.rows() - row);
+        for (auto& kv : f)
+          kv.second = ranks.allgather(kv.second.contiguous())
+                          .transpose(0, 1)
+                          .reshape({n * ranks.count, -1})
+                          .narrow(0, 0, rows);
+        n = rows;
+      }
       if (w) {
         w->write(b, row, f);
       } else {
@@ -280,7 +302,13 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
       row += n;
       rep.rows += n;
       progress.update(rep.rows);
-      if (core::stop_requested()) {
+      bool stop = core::stop_requested();
+      if (dist) {  // the ranks stop together
+        auto t = torch::full({1}, stop ? 1.0 : 0.0, torch::kDouble);
+        ranks.allreduce_sum(t);
+        stop = t.item<double>() > 0;
+      }
+      if (stop) {
         rep.interrupted = true;
         break;
       }

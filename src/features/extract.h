@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -78,8 +79,21 @@ struct ExtractReport {
   std::vector<CacheTap> taps;
 };
 
+/// Distributed extraction (`shiftlab launch -n N -- extract ...`): rank `rank` of `count` computes
+/// rows rank, rank + count, ... of every block (data::shard_order, padded so every rank has the
+/// same batches); rank 0 gathers each batch from all ranks and alone writes the file, in row
+/// order, so the file equals a one-process extraction (resume included). apps/cmd_extract.cpp
+/// wires the collectives to train::Communicator.
+struct ExtractRanks {
+  int rank = 0;
+  int count = 1;
+  std::function<torch::Tensor(const torch::Tensor&)> allgather;  ///< count × t, every rank's t
+  std::function<void(torch::Tensor&)> allreduce_sum;            ///< in place
+};
+
 /// Extracts every input into `out` (or, forward_only, runs the same loop and writes nothing).
 ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractInput>& inputs, const ExtractOptions& o,
-                      const Provenance& prov, const std::string& out, const torch::Device& device);
+                      const Provenance& prov, const std::string& out, const torch::Device& device,
+                      const ExtractRanks& ranks = {});
 
 }  // namespace shiftlab::features

@@ -4,6 +4,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <mutex>
+
 #include "models/vit.h"
 
 namespace shiftlab::models {
@@ -70,6 +72,60 @@ BackbonePtr make_backbone(const BackboneOptions& o) {
   return backbone_registry().get(o.name)(o);
 }
 
+// ---------------------------------------------------------------- BatchNorm sync hook
+
+namespace {
+std::mutex g_bn_mu;
+std::shared_ptr<const BatchNormSync> g_bn_sync;  // replaced, never mutated
+
+std::shared_ptr<const BatchNormSync> bn_sync() {
+  std::lock_guard<std::mutex> lk(g_bn_mu);
+  return g_bn_sync;
+}
+
+template <typename BN>
+torch::Tensor batch_norm_impl(BN& bn, const torch::Tensor& x) {
+  if (!bn.is_training() || !bn.options.track_running_stats() || !torch::GradMode::is_enabled()) return bn.forward(x);
+  auto hook = bn_sync();
+  if (!hook) return bn.forward(x);
+  // the bookkeeping of BatchNormImplBase::forward, then the synchronised normalisation
+  BatchNormCall c;
+  c.momentum = bn.options.momentum().value_or(0.0);
+  if (bn.num_batches_tracked.defined()) {
+    torch::NoGradGuard ng;
+    bn.num_batches_tracked += 1;
+    if (!bn.options.momentum()) c.momentum = 1.0 / bn.num_batches_tracked.template item<double>();
+  }
+  c.x = x;
+  c.weight = bn.weight;
+  c.bias = bn.bias;
+  c.running_mean = bn.running_mean;
+  c.running_var = bn.running_var;
+  c.eps = bn.options.eps();
+  return (*hook)(c);
+}
+}  // namespace
+
+void set_batch_norm_sync(BatchNormSync fn) {
+  std::lock_guard<std::mutex> lk(g_bn_mu);
+  g_bn_sync = fn ? std::make_shared<const BatchNormSync>(std::move(fn)) : nullptr;
+}
+
+bool batch_norm_sync_installed() { return bn_sync() != nullptr; }
+
+torch::Tensor batch_norm(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x) { return batch_norm_impl(bn, x); }
+torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) { return batch_norm_impl(bn, x); }
+
+torch::Tensor run_sequential(torch::nn::SequentialImpl& seq, torch::Tensor x) {
+  for (auto& m : seq) {
+    auto* p = m.ptr().get();
+    if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(p)) x = batch_norm(*b1, x);
+    else if (auto* b2 = dynamic_cast<torch::nn::BatchNorm2dImpl*>(p)) x = batch_norm(*b2, x);
+    else x = m.forward(x);
+  }
+  return x;
+}
+
 torch::Tensor pool_tap(const BackboneImpl& bb, const torch::Tensor& t) {
   if (t.dim() == 4) return t.mean({2, 3});
   if (t.dim() == 2) return t;
@@ -96,7 +152,7 @@ torch::Tensor call_child(torch::nn::Module& parent, const std::string& path, tor
     start = dot + 1;
   }
   if (auto* c = dynamic_cast<torch::nn::Conv2dImpl*>(m)) return c->forward(x);
-  if (auto* s = dynamic_cast<torch::nn::SequentialImpl*>(m)) return s->forward(x);
+  if (auto* s = dynamic_cast<torch::nn::SequentialImpl*>(m)) return run_sequential(*s, x);
   if (auto* u = dynamic_cast<UnaryModuleImpl*>(m)) return u->forward(x);
   if (auto* l = dynamic_cast<torch::nn::LinearImpl*>(m)) return l->forward(x);
   throw core::Error(core::str("submodule '", path, "' (", m->name(),

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -96,6 +98,30 @@ class UnaryModuleImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
 };
+
+/// One BatchNorm call handed to the sync hook: input N×C×..., affine weight and bias (undefined
+/// when affine = false), running statistics (updated in place), the exponential-average factor
+/// (momentum, or 1/num_batches_tracked for a cumulative average) and eps.
+struct BatchNormCall {
+  torch::Tensor x, weight, bias, running_mean, running_var;
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+using BatchNormSync = std::function<torch::Tensor(const BatchNormCall&)>;
+
+/// Installs the process-wide BatchNorm hook (distributed SyncBatchNorm, train/dist.h) or removes
+/// it (empty function). Process-wide like the process group it talks to.
+void set_batch_norm_sync(BatchNormSync fn);
+bool batch_norm_sync_installed();
+
+/// BatchNorm forward: through the sync hook when one is installed and the layer is in training
+/// mode, tracks running statistics and gradients are being recorded (a training step); otherwise
+/// (evaluation, AdaBN re-estimation under no-grad, frozen BN) exactly the module's own forward.
+/// Backbones and heads call their BatchNorm layers through these so `dist.sync_bn` reaches them.
+torch::Tensor batch_norm(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x);
+torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x);
+/// Sequential::forward, with its BatchNorm1d/2d layers run through batch_norm().
+torch::Tensor run_sequential(torch::nn::SequentialImpl& seq, torch::Tensor x);
 
 /// Runs the descendant `path` ("conv1", "patch_embed.proj") of `parent`, looked up by name at
 /// each call so a replaced module is honoured: Conv2d, Linear, Sequential or UnaryModuleImpl.

@@ -93,7 +93,7 @@ ClassifierImpl::Output ClassifierImpl::forward(torch::Tensor x, const std::vecto
   Output out;
   auto f = feats.at("pooled");
   if (bottleneck_)
-    f = bottleneck_->forward(f);
+    f = run_sequential(*bottleneck_, f);  // its BatchNorm1d honours dist.sync_bn
   else if (dropout_ > 0)
     f = torch::dropout(f, dropout_, is_training());
   out.features = f;

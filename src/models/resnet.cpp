@@ -40,17 +40,17 @@ ResBlockImpl::ResBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bo
 
 torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
   // convolutions are looked up by name so adapters can wrap them (see models/adapter_hook.h)
-  auto out = torch::relu(bn1_->forward(call_child(*this, "conv1", x)));
+  auto out = torch::relu(batch_norm(*bn1_, call_child(*this, "conv1", x)));
   if (bottleneck_) {
-    out = torch::relu(bn2_->forward(call_child(*this, "conv2", out)));
-    out = bn3_->forward(call_child(*this, "conv3", out));
+    out = torch::relu(batch_norm(*bn2_, call_child(*this, "conv2", out)));
+    out = batch_norm(*bn3_, call_child(*this, "conv3", out));
   } else {
-    out = bn2_->forward(call_child(*this, "conv2", out));
+    out = batch_norm(*bn2_, call_child(*this, "conv2", out));
   }
   torch::Tensor identity = x;
   if (downsample_) {
     auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(downsample_->ptr(1).get());  // built as Conv2d, BatchNorm2d
-    identity = bn->forward(call_child(*this, "downsample.0", x));
+    identity = batch_norm(*bn, call_child(*this, "downsample.0", x));
   }
   return torch::relu(out + identity);
 }
@@ -96,7 +96,7 @@ std::map<std::string, torch::Tensor> ResNetImpl::forward_features(torch::Tensor 
     core::check_usage(std::find(names.begin(), names.end(), t) != names.end(), "resnet has no tap '", t,
                       "' (taps: stem, layer1..layer4, pooled)");
   std::map<std::string, torch::Tensor> out;
-  x = torch::relu(bn1_->forward(call_child(*this, "conv1", x)));
+  x = torch::relu(batch_norm(*bn1_, call_child(*this, "conv1", x)));
   if (!small_stem_) x = torch::max_pool2d(x, 3, 2, 1);
   if (want.count("stem")) out["stem"] = x;
   for (int s = 0; s < 4 && out.size() < want.size(); ++s) {

@@ -26,6 +26,12 @@ static nlohmann::json tensor_json(const torch::Tensor& t) {
   return nlohmann::json::parse(s);
 }
 
+torch::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
 void save_checkpoint(const std::string& path, const CheckpointParts& p) {
   torch::serialize::OutputArchive ar;
   ar.write("format_version", torch::tensor({kCheckpointVersion}));
@@ -61,11 +67,8 @@ void save_checkpoint(const std::string& path, const CheckpointParts& p) {
     p.optimizer->save(o);
     ar.write("optimizer", o);
   }
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    ar.write("rng_cpu", gen.get_state());
-  }
+  ar.write("rng_cpu", cpu_rng_state());
+  if (p.rank_rng_states.defined()) ar.write("rng_cpu_ranks", p.rank_rng_states.to(torch::kCPU));
   core::atomic_write_with(path, [&](const std::string& tmp) { ar.save_to(tmp); });
 }
 
@@ -139,8 +142,16 @@ nlohmann::json load_checkpoint(const std::string& path, CheckpointParts& p, bool
   if (p.method) section("method", [&](auto& s) { p.method->load(s); });
   if (p.optimizer) section("optimizer", [&](auto& s) { p.optimizer->load(s); });
   if (restore_rng) {
-    torch::Tensor st;
-    if (ar.try_read("rng_cpu", st)) {
+    torch::Tensor st, ranks;
+    if (p.rank >= 0 && ar.try_read("rng_cpu_ranks", ranks)) {
+      if (p.rank >= ranks.size(0))
+        throw core::Error(core::str("checkpoint '", path, "' holds the RNG states of ", ranks.size(0),
+                                    " ranks; this is rank ", p.rank));
+      st = ranks[p.rank].clone();
+    } else if (!ar.try_read("rng_cpu", st)) {
+      st = torch::Tensor();
+    }
+    if (st.defined()) {
       auto gen = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(st);

@@ -1,5 +1,6 @@
 // Training checkpoints (format version 1): model, DA-method modules, optimizer state, step,
-// RNG state, loader positions and trainer bookkeeping (best metrics, phase) in one file, written
+// RNG state (of every rank in distributed training), loader positions and trainer bookkeeping
+// (best metrics, phase) in one file, written
 // atomically (temp file, fsync, rename). latest.pt is replaced at every save; best.pt when the
 // selection criterion improves; step-N.pt files are kept up to train.keep.
 // Adapter-only checkpoints (train.save = trainable): the model section holds only the trainable
@@ -30,7 +31,15 @@ struct CheckpointParts {
   std::string base_weights = "";
   /// SHA-256 of base_weights ("" = none). Load: must equal the stored one for a trainable-only file.
   std::string base_sha256 = "";
+  /// Save (distributed): every rank's CPU RNG state, W×S (cpu_rng_state() gathered); undefined = none.
+  torch::Tensor rank_rng_states = {};
+  /// Load (distributed): this process's rank, whose row of the saved rank RNG states it restores
+  /// (-1: one process, the plain CPU RNG state).
+  int rank = -1;
 };
+
+/// The default CPU generator's state (a byte tensor).
+torch::Tensor cpu_rng_state();
 
 /// Saves atomically; the CPU RNG state is stored too.
 void save_checkpoint(const std::string& path, const CheckpointParts& parts);

@@ -19,24 +19,18 @@ nlohmann::json EvalResult::to_json(bool with_matrix) const {
   return j;
 }
 
-EvalResult summarize(const torch::Tensor& logits_in, const torch::Tensor& labels_in, int64_t k) {
-  auto logits = logits_in.to(torch::kCPU, torch::kFloat);
-  auto labels = labels_in.to(torch::kCPU, torch::kLong);
+EvalResult result_from_counts(std::vector<std::vector<int64_t>> confusion, int64_t n, double entropy_sum) {
   EvalResult r;
-  r.n = logits.size(0);
-  auto logp = torch::log_softmax(logits, 1);
-  r.entropy = r.n ? -(logp.exp() * logp).sum(1).mean().item<double>() : 0.0;
-  auto pred = logits.argmax(1);
-  r.confusion.assign(static_cast<size_t>(k), std::vector<int64_t>(static_cast<size_t>(k), 0));
-  auto pa = pred.accessor<int64_t, 1>();
-  auto la = labels.accessor<int64_t, 1>();
+  const int64_t k = static_cast<int64_t>(confusion.size());
+  r.n = n;
+  r.entropy = n ? entropy_sum / static_cast<double>(n) : 0.0;
+  r.confusion = std::move(confusion);
   int64_t correct = 0;
-  for (int64_t i = 0; i < r.n; ++i) {
-    if (la[i] < 0 || la[i] >= k) continue;
-    ++r.n_labelled;
-    r.confusion[la[i]][pa[i]]++;
-    correct += la[i] == pa[i];
-  }
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t p = 0; p < k; ++p) {
+      r.n_labelled += r.confusion[c][p];
+      if (c == p) correct += r.confusion[c][p];
+    }
   r.accuracy = r.n_labelled ? 100.0 * correct / r.n_labelled : std::nan("");
   double sum = 0;
   int present = 0;
@@ -54,8 +48,23 @@ EvalResult summarize(const torch::Tensor& logits_in, const torch::Tensor& labels
   return r;
 }
 
+EvalResult summarize(const torch::Tensor& logits_in, const torch::Tensor& labels_in, int64_t k) {
+  auto logits = logits_in.to(torch::kCPU, torch::kFloat);
+  auto labels = labels_in.to(torch::kCPU, torch::kLong);
+  const int64_t n = logits.size(0);
+  auto logp = torch::log_softmax(logits, 1);
+  const double entropy_sum = n ? -(logp.exp() * logp).sum(1).sum().item<double>() : 0.0;
+  auto pred = logits.argmax(1);
+  std::vector<std::vector<int64_t>> confusion(static_cast<size_t>(k), std::vector<int64_t>(static_cast<size_t>(k), 0));
+  auto pa = pred.accessor<int64_t, 1>();
+  auto la = labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n; ++i)
+    if (la[i] >= 0 && la[i] < k) confusion[la[i]][pa[i]]++;
+  return result_from_counts(std::move(confusion), n, entropy_sum);
+}
+
 EvalResult evaluate(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
-                    const torch::Device& device, int64_t num_classes) {
+                    const torch::Device& device, int64_t num_classes, int64_t shard_rank, int64_t shard_count) {
   torch::NoGradGuard ng;
   bool was_training = model.is_training();
   model.eval();
@@ -65,6 +74,9 @@ EvalResult evaluate(models::ClassifierImpl& model, const data::DatasetPtr& ds, i
   lo.shuffle = false;
   lo.drop_last = false;
   lo.pin_memory = device.is_cuda();
+  lo.shard_rank = shard_rank;
+  lo.shard_count = shard_count;
+  lo.shard_even = false;  // every item exactly once over the shards
   data::Loader loader(ds, lo);
   loader.start_epoch(0);
   std::vector<torch::Tensor> logits, labels;

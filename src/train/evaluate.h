@@ -25,9 +25,17 @@ struct EvalResult {
   nlohmann::json to_json(bool with_matrix = false) const;
 };
 
-/// Runs the model in eval mode without gradients over `ds` (in order).
+/// Runs the model in eval mode without gradients over `ds` (in order), or over its shard
+/// `shard_rank` of `shard_count` (items shard_rank, shard_rank + shard_count, ...; distributed
+/// evaluation, combined with combine_results).
 EvalResult evaluate(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size,
-                    int workers, const torch::Device& device, int64_t num_classes);
+                    int workers, const torch::Device& device, int64_t num_classes, int64_t shard_rank = 0,
+                    int64_t shard_count = 1);
+
+/// Every metric from the confusion matrix ([true][pred], K×K), the number of samples (labelled or
+/// not) and the sum of their prediction entropies: how the results of disjoint shards combine
+/// (sum the three, then call this).
+EvalResult result_from_counts(std::vector<std::vector<int64_t>> confusion, int64_t n, double entropy_sum);
 
 /// Per-sample predictions and probabilities (for tests and tools).
 EvalResult summarize(const torch::Tensor& logits, const torch::Tensor& labels, int64_t num_classes);

@@ -7,6 +7,7 @@
 #include "losses/methods.h"
 #include "models/classifier.h"
 #include "models/param_groups.h"
+#include "train/dist.h"
 #include "train/schedule.h"
 
 namespace shiftlab::train {
@@ -33,6 +34,9 @@ void declare_train_options(core::Schema& s) {
                "with a reference (path + SHA-256) to model.weights, which rebuilds the rest on load");
   s.add_int("train.fail_at_step", -1, "testing aid: kill the process with SIGKILL at this step (-1 = never)")
       .range(-1, 1e12)
+      .command_flag();
+  s.add_int("train.fail_rank", -1, "testing aid: with train.fail_at_step, only this rank of a distributed job dies")
+      .range(-1, 1e6)
       .command_flag();
   s.add_int("eval.batch_size", 256, "evaluation batch size").range(1, 1e6);
   s.add_int("eval.workers", 2, "evaluation loader threads").range(0, 256);
@@ -62,6 +66,7 @@ TrainOptions train_options_from(const core::Config& c) {
   o.eval_batch_size = c.get_int("eval.batch_size");
   o.eval_workers = static_cast<int>(c.get_int("eval.workers"));
   o.fail_at_step = c.get_int("train.fail_at_step");
+  o.fail_rank = c.get_int("train.fail_rank");
   o.phase1_steps = c.get_int("train.phase1_steps");
   o.phase1_lr = c.get_float("train.phase1_lr");
   o.save = c.get_string("train.save");
@@ -107,6 +112,7 @@ core::Schema experiment_schema() {
   models::declare_param_group_options(s);
   declare_schedule_options(s);
   declare_train_options(s);
+  declare_dist_options(s);
   return s;
 }
 

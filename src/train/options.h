@@ -32,6 +32,7 @@ struct TrainOptions {
   int64_t eval_batch_size = 256;
   int eval_workers = 2;
   int64_t fail_at_step = -1;       ///< testing aid: abort (SIGKILL-like) at this step
+  int64_t fail_rank = -1;          ///< testing aid: only this rank of a distributed job aborts (-1 = every)
   int64_t phase1_steps = 0;        ///< two-phase recipe: head-only steps before phase 2
   double phase1_lr = 0;            ///< head lr in phase 1 (0: optim.lr)
   std::string save = "full";       ///< checkpoints: full | trainable (trainable tensors + base weights reference)

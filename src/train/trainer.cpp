@@ -17,6 +17,7 @@
 #include "models/param_groups.h"
 #include "train/autocast.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/evaluate.h"
 
 namespace shiftlab::train {
@@ -62,12 +63,12 @@ void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, 
 
 EvalResult evaluate_adapted(models::ClassifierImpl& model, const data::DatasetPtr& ds, const data::DatasetPtr& adapt_on,
                             bool adabn, int64_t batch_size, int workers, const torch::Device& device,
-                            int64_t num_classes) {
-  if (!adabn) return evaluate(model, ds, batch_size, workers, device, num_classes);
+                            int64_t num_classes, int64_t shard_rank, int64_t shard_count) {
+  if (!adabn) return evaluate(model, ds, batch_size, workers, device, num_classes, shard_rank, shard_count);
   std::map<std::string, torch::Tensor> saved;
   for (auto& b : model.named_buffers()) saved[b.key()] = b.value().clone();
   adabn_recompute(model, adapt_on, batch_size, workers, device);
-  auto r = evaluate(model, ds, batch_size, workers, device, num_classes);
+  auto r = evaluate(model, ds, batch_size, workers, device, num_classes, shard_rank, shard_count);
   torch::NoGradGuard ng;
   for (auto& b : model.named_buffers()) b.value().copy_(saved.at(b.key()));
   return r;
@@ -79,6 +80,11 @@ struct Trainer::State {
   Experiment& e;
   const core::Config& cfg;
   const core::RunDir& run;
+  Communicator* comm = nullptr;  // null: one process
+  bool main = true;              // rank 0 (or one process): the only writer
+  int world = 1;
+  std::unique_ptr<GradReducer> reducer;
+  bool stop_all = false;         // a stop request reached some rank (agreed through the step all-reduce)
   TrainOptions to;
   OptimOptions oo;
   ScheduleOptions so;
@@ -102,8 +108,12 @@ struct Trainer::State {
   int64_t acc_n = 0;
   double images = 0, train_seconds = 0;
 
-  State(Experiment& e_, const core::Config& c, const core::RunDir& r)
-      : e(e_), cfg(c), run(r), metrics(r.path()) {
+  State(Experiment& e_, const core::Config& c, const core::RunDir& r, Communicator* cm)
+      : e(e_), cfg(c), run(r), comm(cm), metrics(r.path()) {
+    if (comm) {
+      main = comm->is_main();
+      world = comm->world_size();
+    }
     to = train_options_from(c);
     oo = optim_options_from(c);
     so = schedule_options_from(c);
@@ -185,12 +195,38 @@ struct Trainer::State {
       opt = std::make_unique<torch::optim::Adam>(pgs, torch::optim::AdamOptions(pgo.lr));
     else
       opt = std::make_unique<torch::optim::AdamW>(pgs, torch::optim::AdamWOptions(pgo.lr));
+    if (comm) {
+      // every trainable tensor (backbone, head, the method's discriminator, ...) is averaged
+      reducer.reset();
+      std::vector<torch::Tensor> with_grad;
+      for (auto& p : trainable)
+        if (p.requires_grad()) with_grad.push_back(p);
+      reducer = std::make_unique<GradReducer>(*comm, with_grad, comm->options().bucket_mb, comm->options().overlap);
+    }
+  }
+
+  // Every parameter and buffer of the model and the method, in a fixed order.
+  std::vector<torch::Tensor> state_tensors() const {
+    std::vector<torch::Tensor> v;
+    for (auto* m :
+         {static_cast<torch::nn::Module*>(e.model.ptr().get()), static_cast<torch::nn::Module*>(e.method.get())}) {
+      for (auto& p : m->parameters(true)) v.push_back(p);
+      for (auto& b : m->buffers(true)) v.push_back(b);
+    }
+    return v;
+  }
+  std::vector<torch::Tensor> buffers() const {
+    std::vector<torch::Tensor> v;
+    for (auto& b : e.model->buffers(true)) v.push_back(b);
+    for (auto& b : e.method->buffers(true)) v.push_back(b);
+    return v;
   }
 
   json meta(int64_t next_step) const {
     json m;
     m["step"] = next_step;
     m["phase"] = phase;
+    m["world_size"] = world;
     m["num_classes"] = e.num_classes;
     m["source_iter"] = src_it->state();
     if (tgt_it) m["target_iter"] = tgt_it->state();
@@ -222,7 +258,8 @@ struct Trainer::State {
     last_eval = m.value("last_eval", json::object());
     evals_since_best = m.value("evals_since_best", int64_t{0});
     acc.clear();
-    for (auto& [k, v] : m.value("acc", json::object()).items())
+    const json acc_saved = m.value("acc", json::object());  // iterating the temporary itself would dangle
+    for (auto& [k, v] : acc_saved.items())
       acc[k] = torch::tensor(v.get<double>(), torch::kDouble).to(e.device);
     acc_n = m.value("acc_n", int64_t{0});
     images = m.value("images", 0.0);
@@ -235,8 +272,13 @@ struct Trainer::State {
     p.base_sha256 = e.weights_sha256;
   }
 
+  // Every rank calls this at the same points (it gathers the ranks' RNG states); rank 0 writes.
   void save(const std::string& name, int64_t next_step, bool with_optimizer) {
+    torch::Tensor rng_states;
+    if (comm) rng_states = comm->allgather(cpu_rng_state(), "RNG state gather for checkpoint " + name);
+    if (!main) return;
     CheckpointParts p;
+    p.rank_rng_states = rng_states;
     p.model = e.model.ptr().get();
     p.method = e.method.get();
     p.optimizer = with_optimizer ? opt.get() : nullptr;
@@ -246,10 +288,35 @@ struct Trainer::State {
     save_checkpoint(ckpt(name), p);
   }
 
+  // Sums the disjoint shards' counts over the ranks (distributed evaluation).
+  EvalResult combine(const EvalResult& local, const std::string& what) {
+    if (!comm) return local;
+    const size_t k = local.confusion.size();
+    auto t = torch::zeros({static_cast<int64_t>(2 + k * k)}, torch::kDouble);
+    auto a = t.accessor<double, 1>();
+    a[0] = static_cast<double>(local.n);
+    a[1] = local.entropy * static_cast<double>(local.n);
+    for (size_t i = 0; i < k; ++i)
+      for (size_t j = 0; j < k; ++j)
+        a[static_cast<int64_t>(2 + i * k + j)] = static_cast<double>(local.confusion[i][j]);
+    comm->allreduce_sum(t, what);
+    std::vector<std::vector<int64_t>> conf(k, std::vector<int64_t>(k));
+    for (size_t i = 0; i < k; ++i)
+      for (size_t j = 0; j < k; ++j) conf[i][j] = std::llround(a[static_cast<int64_t>(2 + i * k + j)]);
+    return result_from_counts(std::move(conf), std::llround(a[0]), a[1]);
+  }
+
   json evaluate_now(int64_t step) {
-    auto sv = evaluate(*e.model, e.source_val, to.eval_batch_size, to.eval_workers, e.device, e.num_classes);
-    auto tt = evaluate_adapted(*e.model, e.target_test, e.target, e.method->adabn(), to.eval_batch_size,
-                               to.eval_workers, e.device, e.num_classes);
+    const int64_t rank = comm ? comm->rank() : 0;
+    // every rank evaluates rank 0's model (without dist.sync_bn the BatchNorm running statistics
+    // drift apart, as in DDP without broadcast_buffers) on its shard of the evaluation sets
+    if (comm) comm->broadcast(buffers(), core::str("buffer broadcast before the evaluation at step ", step));
+    auto sv = combine(evaluate(*e.model, e.source_val, to.eval_batch_size, to.eval_workers, e.device, e.num_classes,
+                               rank, world),
+                      core::str("source-val evaluation at step ", step));
+    auto tt = combine(evaluate_adapted(*e.model, e.target_test, e.target, e.method->adabn(), to.eval_batch_size,
+                                       to.eval_workers, e.device, e.num_classes, rank, world),
+                      core::str("target-test evaluation at step ", step));
     json r;
     r["step"] = step;
     r["phase"] = phase;
@@ -263,8 +330,8 @@ struct Trainer::State {
   }
 };
 
-Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run)
-    : s_(std::make_unique<State>(exp, cfg, run)) {}
+Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run, Communicator* comm)
+    : s_(std::make_unique<State>(exp, cfg, run, comm)) {}
 Trainer::~Trainer() = default;
 
 static std::string fmt(double v, int prec = 2) {
@@ -278,6 +345,13 @@ json Trainer::fit(bool resume) {
   auto& e = s.e;
   const auto& to = s.to;
   bool uses_target = e.method->uses_target();
+  const bool dist = s.comm != nullptr;
+  if (dist)  // each rank takes its strided shard of the common epoch order (data::shard_order)
+    for (auto* lo : {&e.source_loader, &e.target_loader}) {
+      lo->shard_rank = s.comm->rank();
+      lo->shard_count = s.world;
+      lo->shard_even = true;
+    }
   s.src_it = std::make_unique<data::ForeverIterator>(e.source, e.source_loader);
   if (uses_target) s.tgt_it = std::make_unique<data::ForeverIterator>(e.target, e.target_loader);
 
@@ -290,6 +364,13 @@ json Trainer::fit(bool resume) {
     CheckpointParts peek;
     resumed_meta = load_checkpoint(s.ckpt("latest.pt"), peek, false);
     s.phase = resumed_meta.value("phase", 2);
+    const int saved_world = resumed_meta.value("world_size", 1);
+    core::check_usage(saved_world == s.world, "run '", s.run.path(), "' was trained by ", saved_world,
+                      " process(es) and resumes only with as many (data shards, batches and RNG states are per "
+                      "rank); this is ", s.world, ": ",
+                      saved_world > 1 ? core::str("shiftlab launch -n ", saved_world, " -- train --resume DIR, or ",
+                                                  saved_world, " ranks under torchrun/srun")
+                                      : std::string("shiftlab train --resume DIR, in one process"));
   } else {
     s.phase = has_phase1 ? 1 : 2;
   }
@@ -299,17 +380,21 @@ json Trainer::fit(bool resume) {
   if (resume) {
     CheckpointParts p{e.model.ptr().get(), e.method.get(), s.opt.get(), {}};
     s.base_reference(p);
+    p.rank = dist ? s.comm->rank() : -1;  // every rank reads the file (a shared file system)
     resumed_meta = load_checkpoint(s.ckpt("latest.pt"), p, true);
     s.restore_meta(resumed_meta);
     step = resumed_meta.at("step").get<int64_t>();
     core::log_info("resumed '", s.run.path(), "' at step ", step, " (phase ", s.phase, ")");
-    s.metrics.resume_from(step);
+    if (s.main) s.metrics.resume_from(step);
   }
+  // identical starting point on every rank: rank 0's parameters and buffers
+  if (dist) s.comm->broadcast(s.state_tensors(), "initial parameter broadcast");
 
   auto summary = json::object();
   summary["status"] = "running";
   summary["command"] = "train";
-  s.run.write_summary(summary);
+  if (dist) summary["world_size"] = s.world;
+  if (s.main) s.run.write_summary(summary);
 
   while (true) {
     int64_t total = s.phase == 1 ? to.phase1_steps : to.steps;
@@ -344,8 +429,10 @@ json Trainer::fit(bool resume) {
       row.erase("target_test_per_class");
       row.erase("target_test_confusion");
       row["selected"] = improved;
-      s.metrics.log(row);
-      s.metrics.flush();
+      if (s.main) {
+        s.metrics.log(row);
+        s.metrics.flush();
+      }
       core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", step + 1, ": source-val ",
                      fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(tacc), " %",
                      improved ? " (best so far by " + to.select + ")" : "");
@@ -355,6 +442,7 @@ json Trainer::fit(bool resume) {
       s.save("latest.pt", step + 1, true);
       if (to.keep > 0) {
         s.save(core::str("step-", step + 1, ".pt"), step + 1, false);
+        if (!s.main) return;
         // drop the oldest beyond keep
         std::vector<std::pair<int64_t, fs::path>> steps;
         for (auto& de : fs::directory_iterator(s.run.path())) {
@@ -366,16 +454,25 @@ json Trainer::fit(bool resume) {
       }
     };
     for (; step < total; ++step) {
-      if (core::stop_requested()) {
+      // distributed: the ranks stop together, at the step after the one whose all-reduce carried
+      // the request (a signal reaches the ranks at different moments)
+      if (dist ? s.stop_all : core::stop_requested()) {
         s.save("latest.pt", step, true);
         summary["status"] = "interrupted";
         summary["step"] = step;
-        s.metrics.flush();
-        s.run.write_summary(summary);
+        if (s.main) {
+          s.metrics.flush();
+          s.run.write_summary(summary);
+        }
+        if (dist) s.comm->barrier("barrier after the interrupt checkpoint");  // rank 0 has written it
         throw core::Error(core::str("interrupted by signal ", core::stop_signal(), " at step ", step,
-                                    "; resume with: shiftlab train --resume ", s.run.path()));
+                                    "; resume with: ",
+                                    dist ? core::str("shiftlab launch -n ", s.world, " -- train --resume ")
+                                         : std::string("shiftlab train --resume "),
+                                    s.run.path()));
       }
-      if (step == to.fail_at_step) ::kill(::getpid(), SIGKILL);
+      if (step == to.fail_at_step && (to.fail_rank < 0 || (dist && s.comm->rank() == to.fail_rank)))
+        ::kill(::getpid(), SIGKILL);
       double f = lr_factor(s.so, step, total);
       auto& groups = s.opt->param_groups();
       for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(s.base_lrs[i] * f);
@@ -432,24 +529,47 @@ json Trainer::fit(bool resume) {
       auto loss = terms.total.defined() ? ce + terms.total : ce;
       // NaN guard: on CPU every step (cheap); on CUDA at logging steps only (no per-step sync)
       bool check_now = !e.device.is_cuda() || (step + 1) % to.log_every == 0;
-      if (check_now && !std::isfinite(loss.item<double>())) {
+      auto nan_guard = [&](const torch::Tensor& loss_v, const torch::Tensor& ce_v,
+                           const std::vector<std::pair<std::string, torch::Tensor>>& terms_v) {
+        if (std::isfinite(loss_v.item<double>())) return;
         std::string culprit = "ce";
-        if (std::isfinite(ce.item<double>()))
-          for (auto& [n, t] : terms.terms)
+        if (std::isfinite(ce_v.item<double>()))
+          for (auto& [n, t] : terms_v)
             if (!std::isfinite(t.item<double>())) {
               culprit = n;
               break;
             }
         summary["status"] = "failed";
         summary["error"] = core::str("non-finite loss at step ", step, " (term '", culprit, "')");
-        s.metrics.flush();
-        s.run.write_summary(summary);
+        if (s.main) {
+          s.metrics.flush();
+          s.run.write_summary(summary);
+        }
         throw core::Error(core::str("non-finite loss at step ", step, ": term '", culprit, "' = ",
-                                    culprit == "ce" ? ce.item<double>() : loss.item<double>(),
-                                    "; the last good checkpoint stays in ", s.run.path()));
-      }
+                                    culprit == "ce" ? ce_v.item<double>() : loss_v.item<double>(),
+                                    dist ? " (mean over ranks)" : "", "; the last good checkpoint stays in ",
+                                    s.run.path()));
+      };
+      if (!dist && check_now) nan_guard(loss, ce, terms.terms);
       s.opt->zero_grad();
       loss.backward();
+      if (dist) {
+        s.reducer->finish(core::str("gradient all-reduce at step ", step));
+        // the loss terms averaged over ranks (logging, NaN guard) and the stop request, in one
+        // all-reduce; a NaN on any rank makes every rank stop here, before the update
+        std::vector<torch::Tensor> parts{loss.detach().reshape({1}), ce.detach().reshape({1})};
+        for (auto& [n, t] : terms.terms) parts.push_back(t.detach().reshape({1}).to(loss.scalar_type()));
+        auto pack = torch::cat(parts).to(torch::kDouble) / static_cast<double>(s.world);
+        pack = torch::cat({pack, torch::full({1}, core::stop_requested() ? 1.0 : 0.0, pack.options())});
+        s.comm->allreduce_sum(pack, core::str("loss all-reduce at step ", step));
+        loss = pack[0];
+        ce = pack[1];
+        for (size_t i = 0; i < terms.terms.size(); ++i) terms.terms[i].second = pack[static_cast<int64_t>(2 + i)];
+        if (check_now) {
+          s.stop_all = pack[static_cast<int64_t>(2 + terms.terms.size())].item<double>() > 0;
+          nan_guard(loss, ce, terms.terms);
+        }
+      }
       if (s.oo.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.oo.grad_clip);
       s.opt->step();
 
@@ -464,7 +584,7 @@ json Trainer::fit(bool resume) {
       add("ce", ce);
       for (auto& [n, t] : terms.terms) add(n, t);
       s.acc_n++;
-      s.images += static_cast<double>(ns + nt);
+      s.images += static_cast<double>(ns + nt) * s.world;  // over all ranks
 
       bool log_now = (step + 1) % to.log_every == 0 || step + 1 == total;
       if (log_now) {
@@ -476,7 +596,7 @@ json Trainer::fit(bool resume) {
         row["lr"] = s.opt->param_groups().back().options().get_lr();
         for (auto& [k, v] : s.acc) row[k] = v.item<double>() / std::max<int64_t>(1, s.acc_n);
         row["images_per_s"] = el > 0 ? s.images / el : 0.0;
-        s.metrics.log(row);
+        if (s.main) s.metrics.log(row);
         progress.update(step + 1, core::str("loss ", fmt(row["loss"].get<double>(), 4)));
         core::log_to_file_only(row.dump());
         s.acc.clear();
@@ -500,9 +620,12 @@ json Trainer::fit(bool resume) {
     if (s.phase == 1) {
       // phase 2: reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer
       core::log_info("phase 1 done (best at step ", s.best_step, "); phase 2 with model.freeze = ", mo.freeze);
-      CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
-      s.base_reference(p);
-      load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
+      if (s.main) {
+        CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
+        s.base_reference(p);
+        load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
+      }
+      if (dist) s.comm->broadcast(s.state_tensors(), "phase-2 parameter broadcast");  // rank 0 read the file
       e.model->apply_freeze(mo.freeze, mo.bn);
       s.phase = 2;
       s.best_score = -std::numeric_limits<double>::infinity();
@@ -515,7 +638,7 @@ json Trainer::fit(bool resume) {
     (void)stop_early;
     break;
   }
-  s.metrics.flush();
+  if (s.main) s.metrics.flush();
 
   summary["status"] = "completed";
   summary["steps"] = step;
@@ -537,7 +660,7 @@ json Trainer::fit(bool resume) {
   summary["target"] = e.target->describe();
   summary["train_seconds"] = s.train_seconds;
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
-  s.run.write_summary(summary);
+  if (s.main) s.run.write_summary(summary);
   return summary;
 }
 

@@ -23,9 +23,14 @@ struct ParamGroupOptions;
 
 namespace shiftlab::train {
 
+class Communicator;
+
 class Trainer {
  public:
-  Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run);
+  /// `comm` (may be null): this process is one rank of a data-parallel job (train/dist.h). Then
+  /// every rank runs fit() in lockstep on its shard of the data; rank 0 alone writes metrics,
+  /// checkpoints and the summary (`run` is rank 0's directory on the other ranks, never written).
+  Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run, Communicator* comm = nullptr);
   ~Trainer();
   /// Trains (continuing from latest.pt when `resume`), writes summary.json, returns it.
   /// Throws on failure after marking the summary failed; a SIGINT/SIGTERM stops after the
@@ -42,10 +47,11 @@ class Trainer {
 void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
                      const torch::Device& device, int64_t max_batches = 50);
 
-/// Evaluates on `ds`; when `adabn`, BatchNorm statistics are first re-estimated on `adapt_on`
-/// and restored afterwards, so the model's own state is untouched.
+/// Evaluates on `ds` (this process's shard of it, see evaluate()); when `adabn`, BatchNorm
+/// statistics are first re-estimated on `adapt_on` (all of it) and restored afterwards, so the
+/// model's own state is untouched.
 EvalResult evaluate_adapted(models::ClassifierImpl& model, const data::DatasetPtr& ds, const data::DatasetPtr& adapt_on,
                             bool adabn, int64_t batch_size, int workers, const torch::Device& device,
-                            int64_t num_classes);
+                            int64_t num_classes, int64_t shard_rank = 0, int64_t shard_count = 1);
 
 }  // namespace shiftlab::train
