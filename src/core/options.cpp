@@ -16,6 +16,9 @@ namespace po = boost::program_options;
 
 namespace shiftlab::core {
 
+// a configuration file is text of a few kilobytes; anything far larger is the wrong file
+constexpr uintmax_t kMaxConfigBytes = 16u << 20;
+
 const char* type_name(OptType t) {
   switch (t) {
     case OptType::Bool: return "bool";
@@ -324,23 +327,38 @@ static po::options_description describe(const Schema& schema, bool for_file) {
   return desc;
 }
 
-void apply_ini_file(Config& cfg, const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw UsageError(str("config file '", path, "' not found"));
-  std::ifstream in(path);
-  if (!in) throw UsageError(str("config file '", path, "' cannot be read"));
+void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin) {
+  // INI text is read line by line by boost; a NUL byte would end a value silently: refuse it
+  auto nul = text.find('\0');
+  if (nul != std::string::npos)
+    throw UsageError(str("config file '", origin, "': NUL byte at offset ", nul, " (not a text file)"));
+  std::istringstream in(text);
   po::parsed_options parsed(nullptr);
   try {
     auto desc = describe(cfg.schema(), true);
     parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
   } catch (const po::error& e) {
-    throw UsageError(str("config file '", path, "': ", e.what()));
+    throw UsageError(str("config file '", origin, "': ", e.what()));
   }
   for (auto& o : parsed.options) {
     std::string v = o.value.empty() ? "" : o.value.front();
-    cfg.set(o.string_key, v, path);
+    cfg.set(o.string_key, v, origin);
   }
+}
+
+void apply_ini_file(Config& cfg, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw UsageError(str("config file '", path, "' not found"));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(str("config file '", path, "' cannot be read"));
+  auto size = fs::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes)
+    throw UsageError(str("config file '", path, "' is ", size, " bytes; a configuration is at most ", kMaxConfigBytes,
+                         " bytes (wrong file?)"));
+  std::ostringstream os;
+  os << in.rdbuf();
+  apply_ini_text(cfg, os.str(), path);
 }
 
 Config parse_args(const Schema& schema, const std::vector<std::string>& args, const Positionals& pos) {
