@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs libFuzzer targets one after another (niced, one job each), SECONDS each (default 600), and
+# prints the executions and the outcome of every run. Work corpora and crash files go to OUT
+# (default /tmp/shiftlab-fuzz); the committed seeds in fuzz/corpus/<target>/ are read, not written.
+#
+#   fuzz/run_fuzzers.sh BUILD_DIR [SECONDS] [TARGET...]      (BUILD_DIR configured with
+#        CXX=clang++ -DSHIFTLAB_FUZZ=ON, targets built: see fuzz/README.md)
+set -uo pipefail
+build=${1:?usage: run_fuzzers.sh BUILD_DIR [SECONDS] [TARGET...]}
+secs=${2:-600}
+shift $(( $# >= 2 ? 2 : 1 ))
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors pth ini image npy list_file h5_cache)
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$build" && pwd)
+out=${OUT:-/tmp/shiftlab-fuzz}
+mkdir -p "$out"
+for t in "${targets[@]}"; do
+  bin=$build/fuzz/fuzz_$t
+  [ -x "$bin" ] || { echo "$t: $bin not built"; continue; }
+  mkdir -p "$out/$t/work" "$out/$t/crashes"
+  ( cd "$out/$t" && rm -f fuzz-0.log &&
+    nice -n 10 "$bin" -jobs=1 -workers=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -max_len=16384 \
+      -print_final_stats=1 -artifact_prefix="$out/$t/crashes/" work "$here/corpus/$t" >/dev/null 2>&1 )
+  log=$out/$t/fuzz-0.log
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  crashes=$(ls "$out/$t/crashes" | wc -l)
+  echo "$t: ${execs:-?} executions in ${secs} s, $crashes crash/timeout/oom files ($(grep -m1 -E 'ERROR|SUMMARY' "$log" || echo 'no finding'))"
+done
