@@ -67,11 +67,17 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
               << "; last " << pct(sum["last"].value("target_test_acc", nlohmann::json())) << "\n";
     return 0;
   } catch (const std::exception& e) {
-    auto s = run->read_summary();
-    if (s.value("status", "") != "interrupted") {
-      s["status"] = "failed";
-      if (!s.contains("error")) s["error"] = e.what();
-      run->write_summary(s);
+    // mark the run failed; when even that cannot be written (a full disk), the original error is
+    // the one to report, and summary.json keeps its last complete version (atomic writes)
+    try {
+      auto s = run->read_summary();
+      if (s.value("status", "") != "interrupted") {
+        s["status"] = "failed";
+        if (!s.contains("error")) s["error"] = e.what();
+        run->write_summary(s);
+      }
+    } catch (const std::exception& e2) {
+      core::log_to_file_only(core::str("could not mark the run failed: ", e2.what()));
     }
     throw;
   }

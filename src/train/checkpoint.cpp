@@ -66,7 +66,16 @@ void save_checkpoint(const std::string& path, const CheckpointParts& p) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     ar.write("rng_cpu", gen.get_state());
   }
-  core::atomic_write_with(path, [&](const std::string& tmp) { ar.save_to(tmp); });
+  core::atomic_write_with(path, [&](const std::string& tmp) {
+    try {
+      ar.save_to(tmp);
+    } catch (const c10::Error& e) {
+      // torch's message names the zip record; ours the checkpoint (the temp file is removed)
+      std::string m = e.what_without_backtrace();
+      throw core::Error(core::str("cannot write checkpoint '", path, "': ", m.substr(0, m.find('\n')),
+                                  " (disk full or over a file size limit?)"));
+    }
+  });
 }
 
 // The model section of a trainable-only checkpoint: check the base reference, then copy each
