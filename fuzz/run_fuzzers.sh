@@ -19,9 +19,13 @@ for t in "${targets[@]}"; do
   bin=$build/fuzz/fuzz_$t
   [ -x "$bin" ] || { echo "$t: $bin not built"; continue; }
   mkdir -p "$out/$t/work" "$out/$t/crashes"
+  extra=()
+  # libtorch 1.13's zip reader leaks its miniz state when its constructor throws on a bad archive
+  # (PyTorchStreamReader::init); a leak in torch, not in shiftlab: leak detection off for this one
+  [ "$t" = pth ] && extra+=(-detect_leaks=0)
   ( cd "$out/$t" && rm -f fuzz-0.log &&
     nice -n 10 "$bin" -jobs=1 -workers=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -max_len=16384 \
-      -print_final_stats=1 -artifact_prefix="$out/$t/crashes/" work "$here/corpus/$t" >/dev/null 2>&1 )
+      -print_final_stats=1 -artifact_prefix="$out/$t/crashes/" "${extra[@]}" work "$here/corpus/$t" >/dev/null 2>&1 )
   log=$out/$t/fuzz-0.log
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
   crashes=$(ls "$out/$t/crashes" | wc -l)

@@ -229,7 +229,8 @@ RawDatasetPtr make_idx(const DomainOptions& o) {
   }
   std::vector<uint8_t> px(im.data.begin(), im.data.end());
   return std::make_shared<ArrayDataset>(n, im.dims[1], im.dims[2], c, std::move(px), std::vector<float>{}, lab,
-                                        classes_from_labels(lab, "'" + (labels.empty() ? images : labels) + "'"), str("idx ", images, ": ", n, " images"));
+                                        classes_from_labels(lab, "'" + (labels.empty() ? images : labels) + "'"),
+                                        str("idx ", images, ": ", n, " images"));
 }
 
 // ------------------------------------------------------------------ digits_csv
@@ -245,15 +246,25 @@ RawDatasetPtr make_digits_csv(const DomainOptions& o) {
     ++row;
     auto cells = core::split_list(line, ',');
     check(cells.size() == 65, "'", o.root, "' row ", row, ": expected 65 columns (64 pixel counts + label), got ", cells.size());
-    for (int i = 0; i < 64; ++i) {
-      double v = std::stod(cells[static_cast<size_t>(i)]);
+    auto number = [&](size_t i) {
+      char* end = nullptr;
+      double v = std::strtod(cells[i].c_str(), &end);
+      check(end && *end == '\0' && std::isfinite(v), "'", o.root, "' row ", row, " column ", i + 1, ": '", cells[i],
+            "' is not a number");
+      return v;
+    };
+    for (size_t i = 0; i < 64; ++i) {
+      double v = number(i);
       check(v >= 0 && v <= 16, "'", o.root, "' row ", row, ": pixel count ", v, " outside 0..16");
       px.push_back(static_cast<uint8_t>(std::lround(v * 255.0 / 16.0)));
     }
-    lab.push_back(std::lround(std::stod(cells[64])));
+    double l = number(64);
+    check(l >= -1 && l < kMaxClasses, "'", o.root, "' row ", row, ": label ", cells[64], " is out of range");
+    lab.push_back(std::lround(l));
   }
   int64_t n = static_cast<int64_t>(lab.size());
-  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab, classes_from_labels(lab, "'" + o.root + "'"),
+  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab,
+                                        classes_from_labels(lab, "'" + o.root + "'"),
                                         str("digits_csv ", o.root, ": ", n, " images 8×8"));
 }
 
@@ -317,7 +328,8 @@ RawDatasetPtr make_hdf5(const DomainOptions& o) {
   } else if (o.labelled && o.labels_key != "labels") {
     throw core::UsageError(str("'", o.root, "' has no labels dataset '", o.labels_key, "' (labels_key)"));
   }
-  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab, classes_from_labels(lab, "'" + o.root + ":" + o.labels_key + "'"),
+  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
+                                        classes_from_labels(lab, "'" + o.root + ":" + o.labels_key + "'"),
                                         str("hdf5 ", o.root, ":", o.images_key, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
 }
 

@@ -18,7 +18,12 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
   if (!weights.empty()) {
     auto w = models::load_weights_file(weights);
     // classification heads of the original model are never part of the backbone
-    auto report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), {"fc.", "head.", "heads.", "classifier."});
+    models::LoadReport report;
+    try {
+      report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), {"fc.", "head.", "heads.", "classifier."});
+    } catch (const core::Error& e) {
+      throw core::Error(core::str("weights '", weights, "' do not match the ", mo.backbone.name, " backbone: ", e.what()));
+    }
     core::log_info("loaded weights '", weights, "': ", report.summary());
     if (weights_sha) *weights_sha = core::sha256_file(weights);
   }
