@@ -47,6 +47,14 @@ void check_size(const char* format, const std::string& name, int64_t w, int64_t 
   check(w <= kMaxImageSamples / h && w * h <= kMaxImageSamples / c, format, " '", name, "': ", w, "×", h, "×", c,
         " exceeds the limit of ", kMaxImageSamples, " samples (a decompression bomb, or not an image to train on)");
 }
+// Compressed formats cannot hold more than so many samples per byte of file (deflate peaks near
+// 1032:1 on 8-bit data, CCITT G4 on a blank 1-bit page near 20,000 pixels per byte): a header
+// claiming far more is refused before its buffers are allocated and filled.
+constexpr int64_t kMaxSamplesPerFileByte = int64_t{1} << 16;
+void check_backed(const char* format, const std::string& name, int64_t samples, size_t file_bytes) {
+  check(samples <= kMaxSamplesPerFileByte * static_cast<int64_t>(file_bytes) + (int64_t{1} << 20), "corrupt ", format,
+        " '", name, "': its header claims ", samples, " samples, more than its ", file_bytes, " bytes can encode");
+}
 }  // namespace
 
 Image decode_bytes(const std::string& bytes, const std::string& name, const DecodeHint& hint) {
@@ -230,6 +238,8 @@ Image decode_png(const std::string& bytes, const std::string& name) {
     const int64_t hc = png_get_channels(png, info) + 1;  // + 1: tRNS / palette expansion may add alpha
     if (hw <= 0 || hh <= 0 || hw > kMaxImageSamples / hh || hw * hh > kMaxImageSamples / std::max<int64_t>(3, hc))
       png_error(png, "image dimensions exceed the sample limit (a decompression bomb?)");
+    if (hw * hh * hc > kMaxSamplesPerFileByte * static_cast<int64_t>(bytes.size()) + (int64_t{1} << 20))
+      png_error(png, "the header claims more pixels than the file can encode (a decompression bomb?)");
   }
   int color = png_get_color_type(png, info);
   int depth = png_get_bit_depth(png, info);
@@ -383,12 +393,15 @@ Image decode_tiff_bytes(const std::string& bytes, const std::string& path) {
   TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
   if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo)) photo = PHOTOMETRIC_MINISBLACK;
   check_size("TIFF", path, w, h, spp);
+  check_backed("TIFF", path, int64_t{w} * h * spp, bytes.size());
 
   if (bps < 8 || photo == PHOTOMETRIC_PALETTE || (photo == PHOTOMETRIC_YCBCR && compression != COMPRESSION_JPEG)) {
     // bilevel, palette and subsampled YCbCr: let libtiff convert to RGBA
     check_size("TIFF", path, w, h, 4);
     std::vector<uint32_t> rgba(static_cast<size_t>(w) * h);
-    if (!TIFFReadRGBAImageOriented(t, w, h, rgba.data(), ORIENTATION_TOPLEFT, 0)) throw fail("cannot decode");
+    // stop at the first strip or tile that cannot be read (instead of filling the rest in)
+    if (!TIFFReadRGBAImageOriented(t, w, h, rgba.data(), ORIENTATION_TOPLEFT, /*stop_on_error=*/1))
+      throw fail("cannot decode");
     bool grey = photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE;
     Image im = Image::make_u8(h, w, grey ? 1 : 3);
     for (size_t i = 0; i < rgba.size(); ++i) {
