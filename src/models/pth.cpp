@@ -778,7 +778,16 @@ TensorMap load_pth(const std::string& path) {
   char magic[4] = {0};
   in.read(magic, 4);
   in.close();
-  if (size >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return load_zip(path, size);
+  if (size >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) {
+    // torch's archive reader throws c10::Error from any of its calls on a damaged archive
+    try {
+      return load_zip(path, size);
+    } catch (const c10::Error& e) {
+      std::string m = e.what_without_backtrace();
+      throw Error(core::str("'", path, "': not a readable torch zip archive: ", m.substr(0, m.find('\n')), " — ",
+                            kConvertHint));
+    }
+  }
   if (size >= 2 && static_cast<unsigned char>(magic[0]) == 0x80) return load_legacy(path);
   throw Error(core::str("'", path, "' is neither a torch.save zip archive nor a legacy torch.save pickle — ", kConvertHint));
 }
