@@ -24,10 +24,11 @@ for t in "${targets[@]}"; do
   # shiftlab code; each a few KB per rejected file): libtorch 1.13's zip reader keeps its miniz
   # state when PyTorchStreamReader's constructor throws, and HDF5 1.10 keeps object-header cache
   # entries when H5Aexists / H5Oopen fail on a corrupt header.
-  case $t in pth | h5_cache) extra+=(-detect_leaks=0) ;; esac
+  asan=${ASAN_OPTIONS:-}
+  case $t in pth | h5_cache) extra+=(-detect_leaks=0) asan="detect_leaks=0${asan:+:$asan}" ;; esac
   start=$SECONDS
   ( cd "$out/$t" && rm -f fuzz-0.log &&
-    nice -n 10 "$bin" -jobs=1 -workers=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -max_len=16384 \
+    ASAN_OPTIONS=$asan nice -n 10 "$bin" -jobs=1 -workers=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -max_len=16384 \
       -print_final_stats=1 -artifact_prefix="$out/$t/crashes/" "${extra[@]}" work "$here/corpus/$t" >/dev/null 2>&1 )
   log=$out/$t/fuzz-0.log
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)

@@ -62,7 +62,7 @@ class CacheReader {
 
   /// Every block in the cache.
   std::vector<CacheEntry> list() const;
-  /// Root attributes as JSON (string and integer scalars).
+  /// The schema's root attributes present in the file, as JSON (strings and integers).
   nlohmann::json attributes() const;
   /// One block (only its written rows). Error naming the file and the missing block.
   FeatureBlock read(const std::string& domain, const std::string& split, const std::string& tap) const;
