@@ -327,10 +327,13 @@ const std::vector<Case>& cases() {
                    bo.in_channels = 1;
                    auto sd = models::state_dict(*models::make_backbone(bo));
                    // the first conv for 3 bands instead of 1
-                   auto& w = sd.begin()->second;
-                   auto sizes = w.sizes().vec();
-                   if (sizes.size() == 4) sizes[1] = 3;
-                   w = torch::zeros(sizes);
+                   for (auto& [name, w] : sd)
+                     if (w.dim() == 4 && w.size(1) == 1) {
+                       auto sizes = w.sizes().vec();
+                       sizes[1] = 3;
+                       w = torch::zeros(sizes);
+                       break;
+                     }
                    models::save_safetensors(d + "/lenet3.safetensors", sd);
                    return with(experiment(d), {"--model.weights=" + d + "/lenet3.safetensors"});
                  },
@@ -510,6 +513,9 @@ std::string substitute(std::string s, const std::string& dir) {
   for (size_t p; (p = s.find("{dir}")) != std::string::npos;) s.replace(p, 5, dir);
   return s;
 }
+
+// gtest prints the case by its name (not as bytes)
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class BadInput : public ::testing::TestWithParam<Case> {};
 
