@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <regex>
 
 #include "core/fs.h"
@@ -526,6 +527,7 @@ TEST_P(BadInput, OneLineErrorNonZeroExitNoCrashNoHalfWrittenOutput) {
   testutil::CliOptions o;
   o.file_size_limit = c.file_size_limit;
   CliResult r = testutil::run_cli_with(args, o);
+  std::cout << "[ stderr   ] " << r.err;  // the line users see, in the test log
   EXPECT_EQ(r.signal, 0) << c.name << " crashed with signal " << r.signal << ": " << r.err;
   EXPECT_EQ(r.exit_code, c.exit_code) << c.name << ": " << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.name << ": stderr is not one line:\n" << r.err;

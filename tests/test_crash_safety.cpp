@@ -61,13 +61,13 @@ std::vector<std::string> train_args(const std::string& runs, int64_t steps, cons
           "--data.source.root=" + d + "/src.npy",
           "--data.source.labels=" + d + "/src_labels.npy",
           "--data.source.transform=resize(28), random_crop(28, padding=2), normalize(0.5, 0.5)",
-          "--data.source.batch_size=16",
+          "--data.source.batch_size=8",
           "--data.source.workers=1",
           "--data.target.dataset=npy",
           "--data.target.root=" + d + "/tgt.npy",
           "--data.target.labels=" + d + "/tgt_labels.npy",
           "--data.target.transform=resize(28), normalize(0.5, 0.5)",
-          "--data.target.batch_size=16",
+          "--data.target.batch_size=8",
           "--data.target.workers=0",
           "--model.backbone=lenet",
           "--model.in_channels=1",
@@ -107,7 +107,7 @@ size_t lines_in(const std::string& path) {
   return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
 }
 
-constexpr int64_t kSteps = 200;
+constexpr int64_t kSteps = 120;
 
 // Starts a run, sends `sig` once it has logged a few steps, and checks the clean stop.
 std::string interrupted_run(const std::string& runs, int sig) {
