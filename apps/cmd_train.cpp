@@ -100,11 +100,15 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
   } catch (const std::exception& e) {
     if (comm) comm->abandon();  // peers may be gone: exit without the orderly shutdown
     if (main) {
-      auto s = run->read_summary();
-      if (s.value("status", "") != "interrupted") {
-        s["status"] = "failed";
-        if (!s.contains("error")) s["error"] = e.what();
-        run->write_summary(s);
+      try {
+        auto s = run->read_summary();
+        if (s.value("status", "") != "interrupted") {
+          s["status"] = "failed";
+          if (!s.contains("error")) s["error"] = e.what();
+          run->write_summary(s);
+        }
+      } catch (const std::exception& e2) {
+        core::log_to_file_only(core::str("could not mark the run failed: ", e2.what()));
       }
     }
     throw;

@@ -2,6 +2,7 @@
 // keys, INI sections as dotted keys, and the resolved config re-parsing to itself.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "core/error.h"
@@ -148,4 +149,42 @@ TEST(Registry, EditDistance) {
   EXPECT_EQ(core::edit_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(core::edit_distance("", "abc"), 3u);
   EXPECT_EQ(core::nearest("resnt18", {"resnet18", "vit_b_16"}), "resnet18");
+}
+
+// The INI syntax the configs are written in (shiftlab's own line parser, boost's syntax): '#'
+// comments anywhere, blanks and CRLF, sections as prefixes, the first '=' splits; a bad line is
+// a usage error naming file and line — also when it holds text like boost's "%invalid_line%"
+// placeholders, on which boost's own error message looped forever (found by fuzz_ini).
+TEST(Options, IniSyntaxAndLineErrors) {
+  Config c(demo_schema());
+  core::apply_ini_text(c,
+                       "  # leading comment\r\nmethod = dann + 0.1*entropy   # trailing comment\r\n\n"
+                       "[ train ]\n\tlr=0.25\nsteps = 1e3\n[data.source.]\nname = a = b\n",
+                       "mem.ini");
+  EXPECT_EQ(c.get_string("method"), "dann + 0.1*entropy");
+  EXPECT_DOUBLE_EQ(c.get_float("train.lr"), 0.25);
+  EXPECT_EQ(c.get_int("train.steps"), 1000);
+  EXPECT_EQ(c.get_string("data.source.name"), "a = b");
+  auto error_of = [](const std::string& text) {
+    Config cfg(demo_schema());
+    try {
+      core::apply_ini_text(cfg, text, "x.ini");
+    } catch (const core::UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("method = a\n[train]\nlr 0.1\n"),
+            "config file 'x.ini' line 3: cannot read 'lr 0.1' (expected [section] or key = value)");
+  EXPECT_EQ(error_of("[tt%prefix%x]4e%invalid_line%sp 9\n"),
+            "config file 'x.ini' line 1: cannot read '[tt%prefix%x]4e%invalid_line%sp 9' (expected [section] or key = value)");
+  EXPECT_EQ(error_of("[]\nx = 1\n"), "config file 'x.ini' line 1: empty section name '[]'");
+  EXPECT_EQ(error_of("= 3\n"), "config file 'x.ini' line 1: no key before '='");
+  EXPECT_NE(error_of(std::string("method = a\0b\n", 13)).find("NUL byte at offset 10"), std::string::npos);
+  EXPECT_NE(error_of("[train]\nlrr = 1\n").find("unknown option 'train.lrr' (x.ini) — did you mean 'train.lr'?"),
+            std::string::npos);
+  // a megabyte-long unknown key is refused at once (no quadratic nearest-key search)
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(error_of(std::string(1 << 20, 'k') + " = 1\n").find("unknown option"), std::string::npos);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
 }

@@ -428,3 +428,54 @@ TEST(Features, BadFilesGiveOneLineErrors) {
   EXPECT_EQ(u.exit_code, 2);
   EXPECT_NE(u.err.find("layer9"), std::string::npos) << u.err;
 }
+
+// The reader on a file image in memory equals the reader on the file; attributes and extents the
+// file merely claims are refused before they are used (an int attribute of 2 elements used to be
+// read into one int64 on the stack; rows_done beyond what is stored used to be allocated).
+TEST(Features, CacheImageAndMalformedAttributes) {
+  auto seed = testutil::source_path("fuzz/corpus/h5_cache/f32_complete.h5");
+  auto image = core::read_file(seed);
+  auto mem = features::CacheReader::from_image(image, "image.h5");
+  auto listed = mem.list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].rows, 3);
+  EXPECT_EQ(listed[0].rows_done, 3);
+  EXPECT_EQ(listed[0].dim, 4);
+  auto a = mem.read("source", "train", "pooled");
+  auto b = features::read_block(seed, "source", "train", "pooled");
+  EXPECT_TRUE(a.X == b.X);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(mem.attributes(), features::cache_attributes(seed));
+  EXPECT_THROW(features::CacheReader::from_image(image.substr(0, image.size() / 2), "half.h5"), core::Error);
+  EXPECT_THROW(features::CacheReader::from_image("not hdf5 at all", "text.h5"), core::Error);
+
+  ASSERT_TRUE(testutil::python_has({"h5py", "numpy"}));
+  auto dir = testutil::fresh_dir("features_malformed_attrs");
+  std::string out;
+  ASSERT_EQ(testutil::run_shell(
+                "cd " + dir + " && /usr/bin/python3 -c \"\nimport h5py, numpy as np\n"
+                "def base(p):\n"
+                "    f = h5py.File(p, 'w'); f.attrs['format'] = 'shiftlab-features'; return f\n"
+                "f = base('vector.h5'); f.attrs['format_version'] = np.array([1, 1], dtype=np.int64); f.close()\n"
+                "f = base('claims.h5'); f.attrs['format_version'] = np.int64(1)\n"
+                "g = f.create_group('source/train'); g.create_dataset('labels', data=np.zeros(100000, np.int64))\n"
+                "d = g.create_dataset('pooled/features', shape=(100000, 64), dtype=np.float32, chunks=(16, 64))\n"
+                "d[0:16] = 1; d.attrs['rows_done'] = np.int64(100000); f.close()\n\"",
+                &out),
+            0)
+      << out;
+  try {
+    features::list_cache(dir + "/vector.h5");
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("attribute 'format_version' is not a scalar"), std::string::npos) << e.what();
+  }
+  auto entries = features::list_cache(dir + "/claims.h5");
+  ASSERT_EQ(entries.size(), 1u);
+  try {
+    features::read_block(dir + "/claims.h5", "source", "train", "pooled");
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("but the file stores"), std::string::npos) << e.what();
+  }
+}

@@ -16,6 +16,9 @@ namespace po = boost::program_options;
 
 namespace shiftlab::core {
 
+// a configuration file is text of a few kilobytes; anything far larger is the wrong file
+constexpr uintmax_t kMaxConfigBytes = 16u << 20;
+
 const char* type_name(OptType t) {
   switch (t) {
     case OptType::Bool: return "bool";
@@ -311,13 +314,13 @@ std::string Config::to_ini(const std::string& header) const {
 
 // ---------------------------------------------------------------- parsing
 
-static po::options_description describe(const Schema& schema, bool for_file) {
+// The command line's options for boost (a bare --flag means true for bools).
+static po::options_description describe(const Schema& schema) {
   po::options_description desc;
   for (auto& k : schema.keys()) {
     const auto& s = schema.spec(k);
-    if (for_file && s.cli_only) continue;
-    const std::string name = !for_file && s.short_name ? k + "," + s.short_name : k;
-    if (s.type == OptType::Bool && !for_file)
+    const std::string name = s.short_name ? k + "," + s.short_name : k;
+    if (s.type == OptType::Bool)
       desc.add_options()(name.c_str(), po::value<std::string>()->implicit_value("true"), "");
     else
       desc.add_options()(name.c_str(), po::value<std::string>(), "");
@@ -325,28 +328,67 @@ static po::options_description describe(const Schema& schema, bool for_file) {
   return desc;
 }
 
+// INI text, line by line, as boost::program_options' config-file parser reads it (the syntax the
+// configs were written for): '#' starts a comment anywhere on a line, blanks and tabs around are
+// ignored, "[a.b]" makes later keys "a.b.key", "key = value" splits at the first '='. Parsed here
+// rather than by boost, whose error message for an invalid line loops forever when the line holds
+// one of its "%placeholder%" tokens (found by fuzzing); errors also name the line number.
+void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin) {
+  // a NUL byte would end a value silently: refuse it
+  auto nul = text.find('\0');
+  if (nul != std::string::npos)
+    throw UsageError(str("config file '", origin, "': NUL byte at offset ", nul, " (not a text file)"));
+  auto trim_ws = [](const std::string& x) {
+    size_t b = x.find_first_not_of(" \t\r");
+    if (b == std::string::npos) return std::string();
+    return x.substr(b, x.find_last_not_of(" \t\r") - b + 1);
+  };
+  std::istringstream in(text);
+  std::string line, prefix;
+  size_t row = 0;
+  while (std::getline(in, line)) {
+    ++row;
+    std::string s = trim_ws(line.substr(0, line.find('#')));
+    if (s.empty()) continue;
+    if (s.front() == '[' && s.back() == ']') {
+      prefix = trim_ws(s.substr(1, s.size() - 2));
+      if (prefix.empty())
+        throw UsageError(str("config file '", origin, "' line ", row, ": empty section name '", s, "'"));
+      if (prefix.back() != '.') prefix += '.';
+      continue;
+    }
+    auto eq = s.find('=');
+    if (eq == std::string::npos)
+      throw UsageError(str("config file '", origin, "' line ", row, ": cannot read '", s,
+                           "' (expected [section] or key = value)"));
+    std::string key = trim_ws(s.substr(0, eq));
+    if (key.empty()) throw UsageError(str("config file '", origin, "' line ", row, ": no key before '='"));
+    key = prefix + key;
+    if (cfg.schema().has(key) && cfg.schema().spec(key).cli_only)
+      throw UsageError(str("config file '", origin, "' line ", row, ": '", key,
+                           "' is a command-line option, not a config key"));
+    cfg.set(key, trim_ws(s.substr(eq + 1)), origin);
+  }
+}
+
 void apply_ini_file(Config& cfg, const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw UsageError(str("config file '", path, "' not found"));
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(str("config file '", path, "' cannot be read"));
-  po::parsed_options parsed(nullptr);
-  try {
-    auto desc = describe(cfg.schema(), true);
-    parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
-  } catch (const po::error& e) {
-    throw UsageError(str("config file '", path, "': ", e.what()));
-  }
-  for (auto& o : parsed.options) {
-    std::string v = o.value.empty() ? "" : o.value.front();
-    cfg.set(o.string_key, v, path);
-  }
+  auto size = fs::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes)
+    throw UsageError(str("config file '", path, "' is ", size, " bytes; a configuration is at most ", kMaxConfigBytes,
+                         " bytes (wrong file?)"));
+  std::ostringstream os;
+  os << in.rdbuf();
+  apply_ini_text(cfg, os.str(), path);
 }
 
 Config parse_args(const Schema& schema, const std::vector<std::string>& args, const Positionals& pos) {
   Config cfg(schema);
-  auto desc = describe(schema, false);
+  auto desc = describe(schema);
   desc.add_options()("help,h", po::bool_switch(), "")("config,c", po::value<std::vector<std::string>>(), "")(
       "__positional", po::value<std::vector<std::string>>(), "");
   po::positional_options_description pd;

@@ -126,6 +126,8 @@ Config parse_args(const Schema& schema, const std::vector<std::string>& args,
 
 /// Reads one INI file into `cfg` (later calls win). Throws UsageError naming file and key.
 void apply_ini_file(Config& cfg, const std::string& path);
+/// The same on INI text already in memory; `origin` names it in errors (for tests and the fuzzer).
+void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin);
 
 /// Splits "a, b,,c" -> {"a","b","c"}.
 std::vector<std::string> split_list(const std::string& s, char sep = ',');

@@ -24,21 +24,24 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string nearest(const std::string& name, const std::vector<std::string>& known) {
+  // only suggest when reasonably close: at most a third of the length (min 2) edits away
+  const size_t limit = std::max<size_t>(2, name.size() / 3);
   std::string best;
   size_t best_d = std::string::npos;
   for (const auto& k : known) {
-    size_t d = edit_distance(name, k);
     // a key that ends with what was typed ("lr" -> "train.lr") is a good suggestion too
-    if (k.size() > name.size() && k.compare(k.size() - name.size(), name.size(), name) == 0 &&
-        k[k.size() - name.size() - 1] == '.')
-      d = std::min<size_t>(d, 1);
+    bool suffix = k.size() > name.size() && k.compare(k.size() - name.size(), name.size(), name) == 0 &&
+                  k[k.size() - name.size() - 1] == '.';
+    // the edit distance is at least the length difference: skip hopeless candidates without the
+    // O(|name| x |k|) computation (a megabyte-long name from a file must stay cheap)
+    size_t diff = name.size() > k.size() ? name.size() - k.size() : k.size() - name.size();
+    size_t d = suffix ? 1 : std::string::npos;
+    if (diff <= limit) d = std::min(d, edit_distance(name, k));
     if (d < best_d) {
       best_d = d;
       best = k;
     }
   }
-  // only suggest when reasonably close: at most a third of the length (min 2) edits away
-  size_t limit = std::max<size_t>(2, name.size() / 3);
   return best_d <= limit ? best : std::string();
 }
 

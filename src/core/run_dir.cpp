@@ -1,6 +1,8 @@
 #include "core/run_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -127,11 +129,29 @@ void MetricsWriter::rewrite_jsonl() const {
 }
 
 void MetricsWriter::log(const nlohmann::json& row) {
+  // one write of the whole line; when it fails part-way (disk full, file size limit) the file is
+  // cut back to where it was, so metrics.jsonl never ends in a torn line
+  const std::string p = (fs::path(dir_) / "metrics.jsonl").string();
+  const std::string line = row.dump() + "\n";
+  int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(str("cannot append to '", p, "': ", std::strerror(errno)));
+  struct stat st {};
+  const off_t before = ::fstat(fd, &st) == 0 ? st.st_size : -1;
+  size_t done = 0;
+  int err = 0;
+  while (done < line.size()) {
+    ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err && before >= 0) [[maybe_unused]] int rc = ::ftruncate(fd, before);
+  ::close(fd);
+  if (err) throw Error(str("cannot append to '", p, "': ", std::strerror(err)));
   rows_.push_back(row);
-  std::ofstream out((fs::path(dir_) / "metrics.jsonl").string(), std::ios::app);
-  out << row.dump() << "\n";
-  out.flush();
-  if (!out) throw Error(str("cannot append to '", dir_, "/metrics.jsonl' (disk full?)"));
 }
 
 void MetricsWriter::flush() const {

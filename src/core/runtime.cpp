@@ -1,10 +1,12 @@
 #include "core/runtime.h"
 
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -26,6 +28,8 @@ void declare_runtime_options(Schema& s) {
   s.add_int("run.threads", 0, "intra-op CPU threads; 0 = all cores").range(0, 1024);
   s.add_int("run.seed", 0, "random seed for torch, loaders and C++ RNGs").range(0, 9.0e18);
   s.add_choice("run.log_level", "info", {"debug", "info", "warn", "error", "quiet"}, "console log level");
+  s.add_bool("run.deterministic", false,
+             "deterministic kernels only (GPU: reproducible bit for bit, slower; CPU is deterministic anyway)");
 }
 
 RuntimeOptions runtime_options_from(const Config& c) {
@@ -34,6 +38,7 @@ RuntimeOptions runtime_options_from(const Config& c) {
   o.threads = static_cast<int>(c.get_int("run.threads"));
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
   o.log_level = c.get_string("run.log_level");
+  o.deterministic = c.get_bool("run.deterministic");
   resolve_device(o.device);  // validate early: a usage error, not a crash later
   return o;
 }
@@ -70,8 +75,22 @@ void seed_everything(uint64_t seed) {
   if (cuda_available()) torch::cuda::manual_seed_all(seed);
 }
 
+void set_deterministic(bool on) {
+  // cuBLAS reads this when its handle is created: set it before the first CUDA op
+  if (on) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  auto& ctx = at::globalContext();
+#if TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR < 11
+  ctx.setDeterministicAlgorithms(on);  // libtorch <= 1.10: no warn_only flag
+#else
+  ctx.setDeterministicAlgorithms(on, /*warn_only=*/false);  // 1.11 ... 2.x
+#endif
+  ctx.setDeterministicCuDNN(on);
+  if (on) ctx.setBenchmarkCuDNN(false);
+}
+
 torch::Device setup_runtime(const RuntimeOptions& o) {
   set_log_level(parse_log_level(o.log_level));
+  set_deterministic(o.deterministic);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   seed_everything(o.seed);
@@ -107,6 +126,7 @@ nlohmann::json environment_info(const torch::Device& device) {
   j["cuda_available"] = cuda_available();
   j["device"] = device.str();
   j["intra_op_threads"] = torch::get_num_threads();
+  j["deterministic"] = at::globalContext().deterministicAlgorithms();
   j["hardware_threads"] = std::thread::hardware_concurrency();
   j["blas"] = blas_provider();
   j["host"] = host;

@@ -17,9 +17,11 @@ struct RuntimeOptions {
   int threads = 0;              ///< intra-op threads; 0 = all cores (libtorch starts with 1 here)
   uint64_t seed = 0;            ///< seeds torch, the loaders and the C++ RNGs
   std::string log_level = "info";
+  /// Deterministic kernels only (see set_deterministic): bit-identical reruns on GPU too, slower.
+  bool deterministic = false;
 };
 
-/// Declares run.device, run.threads, run.seed, run.log_level.
+/// Declares run.device, run.threads, run.seed, run.log_level, run.deterministic.
 void declare_runtime_options(Schema& s);
 RuntimeOptions runtime_options_from(const Config& c);
 
@@ -29,6 +31,10 @@ torch::Device resolve_device(const std::string& spec);
 torch::Device setup_runtime(const RuntimeOptions& o);
 /// Seeds torch (CPU and CUDA) from `seed`.
 void seed_everything(uint64_t seed);
+/// on: torch's deterministic algorithms only (an op without one throws, naming it), cuDNN
+/// deterministic with benchmark (autotuning) off, and CUBLAS_WORKSPACE_CONFIG=:4096:8 when unset
+/// (cuBLAS needs it for reproducible results). On CPU every shiftlab op is deterministic anyway.
+void set_deterministic(bool on);
 
 std::string shiftlab_version();
 std::string torch_version();

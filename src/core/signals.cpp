@@ -27,6 +27,9 @@ void install_signal_handlers() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // over a file size limit (ulimit -f) a write fails with EFBIG instead of killing the process:
+  // the atomic writers then remove their temp file and report the file they could not write
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool stop_requested() { return g_signal.load() != 0; }

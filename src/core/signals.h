@@ -4,6 +4,8 @@
 
 namespace shiftlab::core {
 
+/// SIGINT/SIGTERM set the stop flag (a second one exits at once); SIGXFSZ is ignored so that
+/// writes beyond a file size limit fail with EFBIG (reported like a full disk) instead of killing.
 void install_signal_handlers();
 /// True once SIGINT or SIGTERM arrived.
 bool stop_requested();

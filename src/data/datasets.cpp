@@ -11,7 +11,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/fs.h"
 #include "data/io.h"
+#include "data/list_file.h"
 #include "data/npy.h"
 #include "data/prepare.h"
 
@@ -35,9 +37,16 @@ Sample RawDataset::get(size_t i, uint64_t) const {
   return s;
 }
 
-static int64_t classes_from_labels(const std::vector<int64_t>& labels) {
+// The class count implied by labels (max + 1); a label below −1 (−1 = none) or >= kMaxClasses is
+// a corrupt labels file, refused naming it and the item.
+static int64_t classes_from_labels(const std::vector<int64_t>& labels, const std::string& what) {
   int64_t m = -1;
-  for (auto l : labels) m = std::max(m, l);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    auto l = labels[i];
+    check(l >= -1 && l < kMaxClasses, what, ": label ", l, " of item ", i, " is out of range (expected 0..",
+          kMaxClasses - 1, ", or -1 for none)");
+    m = std::max(m, l);
+  }
   return m + 1;
 }
 
@@ -220,7 +229,8 @@ RawDatasetPtr make_idx(const DomainOptions& o) {
   }
   std::vector<uint8_t> px(im.data.begin(), im.data.end());
   return std::make_shared<ArrayDataset>(n, im.dims[1], im.dims[2], c, std::move(px), std::vector<float>{}, lab,
-                                        classes_from_labels(lab), str("idx ", images, ": ", n, " images"));
+                                        classes_from_labels(lab, "'" + (labels.empty() ? images : labels) + "'"),
+                                        str("idx ", images, ": ", n, " images"));
 }
 
 // ------------------------------------------------------------------ digits_csv
@@ -236,15 +246,25 @@ RawDatasetPtr make_digits_csv(const DomainOptions& o) {
     ++row;
     auto cells = core::split_list(line, ',');
     check(cells.size() == 65, "'", o.root, "' row ", row, ": expected 65 columns (64 pixel counts + label), got ", cells.size());
-    for (int i = 0; i < 64; ++i) {
-      double v = std::stod(cells[static_cast<size_t>(i)]);
+    auto number = [&](size_t i) {
+      char* end = nullptr;
+      double v = std::strtod(cells[i].c_str(), &end);
+      check(end && *end == '\0' && std::isfinite(v), "'", o.root, "' row ", row, " column ", i + 1, ": '", cells[i],
+            "' is not a number");
+      return v;
+    };
+    for (size_t i = 0; i < 64; ++i) {
+      double v = number(i);
       check(v >= 0 && v <= 16, "'", o.root, "' row ", row, ": pixel count ", v, " outside 0..16");
       px.push_back(static_cast<uint8_t>(std::lround(v * 255.0 / 16.0)));
     }
-    lab.push_back(std::lround(std::stod(cells[64])));
+    double l = number(64);
+    check(l >= -1 && l < kMaxClasses, "'", o.root, "' row ", row, ": label ", cells[64], " is out of range");
+    lab.push_back(std::lround(l));
   }
   int64_t n = static_cast<int64_t>(lab.size());
-  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab, classes_from_labels(lab),
+  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab,
+                                        classes_from_labels(lab, "'" + o.root + "'"),
                                         str("digits_csv ", o.root, ": ", n, " images 8×8"));
 }
 
@@ -255,7 +275,7 @@ RawDatasetPtr make_npy(const DomainOptions& o) {
   std::vector<int64_t> lab(static_cast<size_t>(a.n), -1);
   if (!o.labels.empty()) lab = npy_labels(o.labels, a.n);
   return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
-                                        classes_from_labels(lab),
+                                        classes_from_labels(lab, "'" + (o.labels.empty() ? o.root : o.labels) + "'"),
                                         str("npy ", o.root, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
 }
 
@@ -308,7 +328,8 @@ RawDatasetPtr make_hdf5(const DomainOptions& o) {
   } else if (o.labelled && o.labels_key != "labels") {
     throw core::UsageError(str("'", o.root, "' has no labels dataset '", o.labels_key, "' (labels_key)"));
   }
-  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab, classes_from_labels(lab),
+  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
+                                        classes_from_labels(lab, "'" + o.root + ":" + o.labels_key + "'"),
                                         str("hdf5 ", o.root, ":", o.images_key, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
 }
 
@@ -365,33 +386,17 @@ RawDatasetPtr make_list_file(const DomainOptions& o) {
   if (!fs::exists(list) && fs::exists(fs::path(o.root) / list)) list = (fs::path(o.root) / list).string();
   check(fs::exists(list), "list file '", o.split, "' not found (split names the list file; relative to the cwd or root '",
         o.root, "')");
-  std::ifstream in(list);
-  std::string line;
-  std::vector<std::string> paths;
-  std::vector<int64_t> labels;
-  int64_t row = 0;
-  while (std::getline(in, line)) {
-    ++row;
-    std::string t = core::trim(line);
-    if (t.empty() || t[0] == '#') continue;
-    std::string p = t;
-    int64_t label = -1;
-    auto sp = t.find_last_of(" \t");
-    if (sp != std::string::npos) {
-      std::string last = t.substr(sp + 1);
-      char* end = nullptr;
-      long long v = std::strtoll(last.c_str(), &end, 10);
-      if (end && *end == 0 && !last.empty()) {
-        check(v >= 0, "'", list, "' line ", row, ": negative label ", v);
-        label = v;
-        p = core::trim(t.substr(0, sp));
-      }
-    }
-    paths.push_back(fs::path(p).is_absolute() ? p : (fs::path(o.root) / p).string());
-    labels.push_back(label);
+  std::string text;
+  try {
+    text = core::read_file(list);
+  } catch (const core::Error&) {
+    throw core::Error(str("cannot read list file '", list, "'"));
   }
+  auto entries = parse_list_file(text, list, o.root);
+  auto& paths = entries.paths;
+  auto& labels = entries.labels;
   check(!paths.empty(), "list file '", list, "' lists no images");
-  return std::make_shared<FileDataset>(paths, labels, classes_from_labels(labels), std::vector<std::string>{},
+  return std::make_shared<FileDataset>(paths, labels, classes_from_labels(labels, "'" + list + "'"), std::vector<std::string>{},
                                        str("list_file ", list, " (root ", o.root, "): ", paths.size(), " images"));
 }
 

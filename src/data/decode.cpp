@@ -5,7 +5,9 @@
 #include <png.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <csetjmp>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -35,15 +37,31 @@ Image decode_file(const std::string& path, const DecodeHint& hint) {
   } catch (const core::Error&) {
     throw core::Error(str("cannot read image '", path, "'"));
   }
-  if (sniff_format(bytes) == FileFormat::Tiff) return decode_tiff(path);
   return decode_bytes(bytes, path, hint);
 }
+
+namespace {
+// Refuses an image whose header claims more than kMaxImageSamples samples (before allocating).
+void check_size(const char* format, const std::string& name, int64_t w, int64_t h, int64_t c) {
+  check(w > 0 && h > 0 && c > 0, "corrupt ", format, " '", name, "': bad size ", w, "×", h, "×", c);
+  check(w <= kMaxImageSamples / h && w * h <= kMaxImageSamples / c, format, " '", name, "': ", w, "×", h, "×", c,
+        " exceeds the limit of ", kMaxImageSamples, " samples (a decompression bomb, or not an image to train on)");
+}
+// Compressed formats cannot hold more than so many samples per byte of file (deflate peaks near
+// 1032:1 on 8-bit data, CCITT G4 on a blank 1-bit page near 20,000 pixels per byte): a header
+// claiming far more is refused before its buffers are allocated and filled.
+constexpr int64_t kMaxSamplesPerFileByte = int64_t{1} << 16;
+void check_backed(const char* format, const std::string& name, int64_t samples, size_t file_bytes) {
+  check(samples <= kMaxSamplesPerFileByte * static_cast<int64_t>(file_bytes) + (int64_t{1} << 20), "corrupt ", format,
+        " '", name, "': its header claims ", samples, " samples, more than its ", file_bytes, " bytes can encode");
+}
+}  // namespace
 
 Image decode_bytes(const std::string& bytes, const std::string& name, const DecodeHint& hint) {
   switch (sniff_format(bytes)) {
     case FileFormat::Jpeg: return decode_jpeg(bytes, name, hint);
     case FileFormat::Png: return decode_png(bytes, name);
-    case FileFormat::Tiff: throw core::Error(str("'", name, "': TIFF must be decoded from a file path"));
+    case FileFormat::Tiff: return decode_tiff_bytes(bytes, name);
     default: break;
   }
   throw core::Error(str("'", name, "': not a JPEG, PNG or TIFF image",
@@ -68,8 +86,12 @@ void jpeg_error_exit(j_common_ptr cinfo) {
 void jpeg_emit(j_common_ptr cinfo, int level) {
   auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF && !e->truncated) {
+    // a truncated file is an error anyway: stop now rather than decode the rest as grey (a tiny
+    // file claiming a huge image would otherwise cost the whole decode)
     e->truncated = true;
     (*cinfo->err->format_message)(cinfo, e->msg);
+    std::snprintf(e->msg + std::strlen(e->msg), sizeof(e->msg) - std::strlen(e->msg), " (truncated file)");
+    std::longjmp(e->jb, 1);
   }
 }
 }  // namespace
@@ -91,6 +113,14 @@ Image decode_jpeg(const std::string& bytes, const std::string& name, const Decod
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<int64_t>(cinfo.image_width) * cinfo.image_height * std::max(1, cinfo.num_components) > kMaxImageSamples) {
+    std::string m = str("JPEG '", name, "': ", cinfo.image_width, "×", cinfo.image_height, "×", cinfo.num_components,
+                        " exceeds the limit of ", kMaxImageSamples, " samples (a decompression bomb?)");
+    jpeg_destroy_decompress(&cinfo);
+    throw core::Error(m);
+  }
+  // libjpeg's own work memory (progressive coefficient buffers, ...) stays bounded too
+  cinfo.mem->max_memory_to_use = 2L << 30;
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : (cmyk ? JCS_CMYK : JCS_RGB);
   cinfo.dct_method = JDCT_ISLOW;
@@ -107,6 +137,10 @@ Image decode_jpeg(const std::string& bytes, const std::string& name, const Decod
   }
   jpeg_start_decompress(&cinfo);
   const int64_t w = cinfo.output_width, h = cinfo.output_height, c = cinfo.output_components;
+  if (w <= 0 || h <= 0 || c <= 0 || w * h * c > kMaxImageSamples) {
+    jpeg_destroy_decompress(&cinfo);
+    throw core::Error(str("corrupt JPEG '", name, "': bad output size ", w, "×", h, "×", c));
+  }
   buf.resize(static_cast<size_t>(w * h * c));
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = buf.data() + static_cast<size_t>(cinfo.output_scanline) * static_cast<size_t>(w * c);
@@ -114,7 +148,6 @@ Image decode_jpeg(const std::string& bytes, const std::string& name, const Decod
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  if (jerr.truncated) throw core::Error(str("corrupt JPEG '", name, "': ", jerr.msg, " (truncated file)"));
   if (c == 4) {  // CMYK (Adobe, inverted) -> RGB
     im = Image::make_u8(h, w, 3);
     for (int64_t i = 0; i < h * w; ++i) {
@@ -196,7 +229,18 @@ Image decode_png(const std::string& bytes, const std::string& name) {
     throw core::Error(str("corrupt PNG '", name, "': ", st.msg));
   }
   png_set_read_fn(png, &st, png_read_mem);
+  // ancillary chunks (zTXt, iCCP, ...) decompress to at most 8 MB; at most 1000 of them
+  png_set_chunk_malloc_max(png, 8 << 20);
+  png_set_chunk_cache_max(png, 1000);
   png_read_info(png, info);
+  {
+    const int64_t hw = png_get_image_width(png, info), hh = png_get_image_height(png, info);
+    const int64_t hc = png_get_channels(png, info) + 1;  // + 1: tRNS / palette expansion may add alpha
+    if (hw <= 0 || hh <= 0 || hw > kMaxImageSamples / hh || hw * hh > kMaxImageSamples / std::max<int64_t>(3, hc))
+      png_error(png, "image dimensions exceed the sample limit (a decompression bomb?)");
+    if (hw * hh * hc > kMaxSamplesPerFileByte * static_cast<int64_t>(bytes.size()) + (int64_t{1} << 20))
+      png_error(png, "the header claims more pixels than the file can encode (a decompression bomb?)");
+  }
   int color = png_get_color_type(png, info);
   int depth = png_get_bit_depth(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -209,6 +253,8 @@ Image decode_png(const std::string& bytes, const std::string& name) {
   const int64_t c = png_get_channels(png, info);
   const int out_depth = png_get_bit_depth(png, info);
   const size_t rowbytes = png_get_rowbytes(png, info);
+  if (out_depth != 8 && out_depth != 16) png_error(png, "unsupported bit depth after expansion");
+  if (rowbytes < static_cast<size_t>(w * c * (out_depth == 16 ? 2 : 1))) png_error(png, "inconsistent row size");
   buf.resize(rowbytes * static_cast<size_t>(h));
   rows.resize(static_cast<size_t>(h));
   for (int64_t y = 0; y < h; ++y) rows[static_cast<size_t>(y)] = buf.data() + static_cast<size_t>(y) * rowbytes;
@@ -228,35 +274,112 @@ Image decode_png(const std::string& bytes, const std::string& name) {
 
 // ------------------------------------------------------------------ TIFF
 namespace {
-thread_local std::string g_tiff_error;
-void tiff_error_handler(const char* module, const char* fmt, va_list ap) {
-  char buf[512];
-  std::vsnprintf(buf, sizeof(buf), fmt, ap);
-  if (g_tiff_error.empty()) g_tiff_error = module ? str(module, ": ", buf) : std::string(buf);
+
+// A file image read by libtiff through client callbacks.
+struct TiffMem {
+  const std::string* bytes = nullptr;
+  uint64_t pos = 0;
+  std::string error;  // the first error libtiff reported
+};
+
+tmsize_t tiff_read(thandle_t h, void* buf, tmsize_t n) {
+  auto* m = static_cast<TiffMem*>(h);
+  if (n <= 0 || m->pos >= m->bytes->size()) return 0;
+  uint64_t k = std::min<uint64_t>(static_cast<uint64_t>(n), m->bytes->size() - m->pos);
+  std::memcpy(buf, m->bytes->data() + m->pos, static_cast<size_t>(k));
+  m->pos += k;
+  return static_cast<tmsize_t>(k);
 }
-void tiff_install_handlers() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    TIFFSetErrorHandler(tiff_error_handler);
-    TIFFSetWarningHandler(nullptr);
-  });
+tmsize_t tiff_write(thandle_t, void*, tmsize_t) { return -1; }  // read-only
+toff_t tiff_seek(thandle_t h, toff_t off, int whence) {
+  auto* m = static_cast<TiffMem*>(h);
+  uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->bytes->size();
+  uint64_t to = base + off;  // toff_t is unsigned: a "negative" offset wraps
+  if (whence != SEEK_SET && static_cast<int64_t>(off) < 0) {
+    uint64_t back = static_cast<uint64_t>(-static_cast<int64_t>(off));
+    if (back > base) return static_cast<toff_t>(-1);
+    to = base - back;
+  }
+  m->pos = to;  // past the end is allowed (reads then return 0)
+  return m->pos;
 }
+int tiff_close(thandle_t) { return 0; }
+toff_t tiff_size(thandle_t h) { return static_cast<TiffMem*>(h)->bytes->size(); }
+int tiff_map(thandle_t, void**, toff_t*) { return 0; }  // no mapping: libtiff copies what it reads
+void tiff_unmap(thandle_t, void*, toff_t) {}
+
 struct TiffCloser {
   TIFF* t;
   ~TiffCloser() {
     if (t) TIFFClose(t);
   }
 };
+
+#if TIFFLIB_VERSION >= 20221213
+// libtiff >= 4.5: errors go to a per-file handler, and no single allocation may exceed 1 GiB
+int tiff_error_r(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+  auto* m = static_cast<TiffMem*>(user);
+  if (m->error.empty()) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof(buf), fmt, ap);
+    m->error = module ? str(module, ": ", buf) : std::string(buf);
+  }
+  return 1;
+}
+int tiff_warning_r(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+TIFF* tiff_open(TiffMem& m, const std::string& name) {
+  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetMaxSingleMemAlloc(opts, tmsize_t{1} << 30);
+  TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_error_r, &m);
+  TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_warning_r, &m);
+  TIFF* t = TIFFClientOpenExt(name.c_str(), "rm", &m, tiff_read, tiff_write, tiff_seek, tiff_close, tiff_size, tiff_map,
+                              tiff_unmap, opts);
+  TIFFOpenOptionsFree(opts);
+  return t;
+}
+const std::string& tiff_error(const TiffMem& m) { return m.error; }
+#else
+// older libtiff: one process-wide handler writing to a thread-local message
+thread_local std::string g_tiff_error;
+void tiff_error_handler(const char* module, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  if (g_tiff_error.empty()) g_tiff_error = module ? str(module, ": ", buf) : std::string(buf);
+}
+TIFF* tiff_open(TiffMem& m, const std::string& name) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    TIFFSetErrorHandler(tiff_error_handler);
+    TIFFSetWarningHandler(nullptr);
+  });
+  g_tiff_error.clear();
+  return TIFFClientOpen(name.c_str(), "rm", &m, tiff_read, tiff_write, tiff_seek, tiff_close, tiff_size, tiff_map,
+                        tiff_unmap);
+}
+const std::string& tiff_error(const TiffMem&) { return g_tiff_error; }
+#endif
+
 }  // namespace
 
 Image decode_tiff(const std::string& path) {
-  tiff_install_handlers();
-  g_tiff_error.clear();
-  TIFF* t = TIFFOpen(path.c_str(), "r");
-  if (!t) throw core::Error(str("corrupt TIFF '", path, "': ", g_tiff_error.empty() ? "cannot open" : g_tiff_error));
+  std::string bytes;
+  try {
+    bytes = core::read_file(path);
+  } catch (const core::Error&) {
+    throw core::Error(str("cannot read image '", path, "'"));
+  }
+  return decode_tiff_bytes(bytes, path);
+}
+
+Image decode_tiff_bytes(const std::string& bytes, const std::string& path) {
+  TiffMem mem;
+  mem.bytes = &bytes;
+  TIFF* t = tiff_open(mem, path);
+  if (!t) throw core::Error(str("corrupt TIFF '", path, "': ", tiff_error(mem).empty() ? "cannot open" : tiff_error(mem)));
   TiffCloser closer{t};
   auto fail = [&](const std::string& what) {
-    return core::Error(str("corrupt TIFF '", path, "': ", what, g_tiff_error.empty() ? "" : ": " + g_tiff_error));
+    return core::Error(str("corrupt TIFF '", path, "': ", what, tiff_error(mem).empty() ? "" : ": " + tiff_error(mem)));
   };
   uint32_t w = 0, h = 0;
   uint16_t spp = 1, bps = 1, fmt = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG, photo = PHOTOMETRIC_MINISBLACK,
@@ -269,12 +392,16 @@ Image decode_tiff(const std::string& path) {
   TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
   TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
   if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo)) photo = PHOTOMETRIC_MINISBLACK;
-  check(w > 0 && h > 0 && spp > 0, "corrupt TIFF '", path, "': bad size ", w, "×", h, "×", spp);
+  check_size("TIFF", path, w, h, spp);
+  check_backed("TIFF", path, int64_t{w} * h * spp, bytes.size());
 
   if (bps < 8 || photo == PHOTOMETRIC_PALETTE || (photo == PHOTOMETRIC_YCBCR && compression != COMPRESSION_JPEG)) {
     // bilevel, palette and subsampled YCbCr: let libtiff convert to RGBA
+    check_size("TIFF", path, w, h, 4);
     std::vector<uint32_t> rgba(static_cast<size_t>(w) * h);
-    if (!TIFFReadRGBAImageOriented(t, w, h, rgba.data(), ORIENTATION_TOPLEFT, 0)) throw fail("cannot decode");
+    // stop at the first strip or tile that cannot be read (instead of filling the rest in)
+    if (!TIFFReadRGBAImageOriented(t, w, h, rgba.data(), ORIENTATION_TOPLEFT, /*stop_on_error=*/1))
+      throw fail("cannot decode");
     bool grey = photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE;
     Image im = Image::make_u8(h, w, grey ? 1 : 3);
     for (size_t i = 0; i < rgba.size(); ++i) {
@@ -308,18 +435,27 @@ Image decode_tiff(const std::string& path) {
     uint32_t tw = 0, th = 0;
     TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-    std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize(t)));
+    if (tw == 0 || th == 0) throw fail(str("bad tile size ", tw, "×", th));
+    // the tile buffer libtiff fills must hold every sample we copy out of it
+    const tmsize_t tile_bytes = TIFFTileSize(t);
+    if (tile_bytes <= 0 || static_cast<uint64_t>(tile_bytes) < uint64_t{tw} * th * static_cast<uint64_t>(per_px) * bytes_ps)
+      throw fail(str("tile of ", tile_bytes, " bytes is too small for ", tw, "×", th, "×", per_px, " samples"));
+    std::vector<uint8_t> tile(static_cast<size_t>(tile_bytes));
     for (int64_t s = 0; s < nplanes; ++s)
-      for (uint32_t ty = 0; ty < h; ty += th)
-        for (uint32_t tx = 0; tx < w; tx += tw) {
-          if (TIFFReadTile(t, tile.data(), tx, ty, 0, static_cast<uint16_t>(s)) < 0) throw fail(str("cannot read tile at ", tx, ",", ty));
-          for (uint32_t y = ty; y < std::min(h, ty + th); ++y)
-            for (uint32_t x = tx; x < std::min(w, tx + tw); ++x)
-              put(tile.data() + ((static_cast<size_t>(y - ty) * tw + (x - tx)) * static_cast<size_t>(per_px)) * bytes_ps, y, x,
-                  separate ? s : 0, per_px);
+      for (uint64_t ty = 0; ty < h; ty += th)
+        for (uint64_t tx = 0; tx < w; tx += tw) {
+          if (TIFFReadTile(t, tile.data(), static_cast<uint32_t>(tx), static_cast<uint32_t>(ty), 0, static_cast<uint16_t>(s)) < 0)
+            throw fail(str("cannot read tile at ", tx, ",", ty));
+          for (uint64_t y = ty; y < std::min<uint64_t>(h, ty + th); ++y)
+            for (uint64_t x = tx; x < std::min<uint64_t>(w, tx + tw); ++x)
+              put(tile.data() + ((static_cast<size_t>(y - ty) * tw + (x - tx)) * static_cast<size_t>(per_px)) * bytes_ps,
+                  static_cast<uint32_t>(y), static_cast<uint32_t>(x), separate ? s : 0, per_px);
         }
   } else {
-    std::vector<uint8_t> line(static_cast<size_t>(TIFFScanlineSize(t)));
+    const tmsize_t line_bytes = TIFFScanlineSize(t);
+    if (line_bytes <= 0 || static_cast<uint64_t>(line_bytes) < uint64_t{w} * static_cast<uint64_t>(per_px) * bytes_ps)
+      throw fail(str("scanline of ", line_bytes, " bytes is too small for ", w, "×", per_px, " samples"));
+    std::vector<uint8_t> line(static_cast<size_t>(line_bytes));
     for (int64_t s = 0; s < nplanes; ++s)
       for (uint32_t y = 0; y < h; ++y) {
         if (TIFFReadScanline(t, line.data(), y, static_cast<uint16_t>(s)) < 0) throw fail(str("cannot read row ", y));
@@ -327,7 +463,7 @@ Image decode_tiff(const std::string& path) {
           put(line.data() + static_cast<size_t>(x) * static_cast<size_t>(per_px) * bytes_ps, y, x, separate ? s : 0, per_px);
       }
   }
-  if (!g_tiff_error.empty()) throw fail("decode error");
+  if (!tiff_error(mem).empty()) throw fail("decode error");
   const bool invert = photo == PHOTOMETRIC_MINISWHITE;
   if (u8) {
     Image im = Image::make_u8(h, w, C);

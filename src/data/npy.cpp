@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -14,6 +14,7 @@ using core::check;
 using core::str;
 
 int64_t NpyArray::numel() const {
+  // the readers have checked that numel × item size fits the file, so this cannot overflow
   int64_t n = 1;
   for (auto s : shape) n *= s;
   return n;
@@ -57,60 +58,222 @@ int64_t NpyArray::get_int(size_t i) const {
   return static_cast<int64_t>(std::llround(get_double(i)));
 }
 
-static NpyArray parse_header(std::istream& in, const std::string& path, size_t* offset) {
-  char magic[8];
-  in.read(magic, 8);
-  check(in && std::memcmp(magic, "\x93NUMPY", 6) == 0, "'", path, "' is not a .npy file (bad magic)");
-  int major = static_cast<unsigned char>(magic[6]);
-  uint32_t hlen = 0;
-  if (major == 1) {
-    unsigned char b[2];
-    in.read(reinterpret_cast<char*>(b), 2);
-    hlen = b[0] | (b[1] << 8);
-  } else {
-    unsigned char b[4];
-    in.read(reinterpret_cast<char*>(b), 4);
-    hlen = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
+namespace {
+
+// numpy writes the header as a Python dict literal:
+//   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 28, 28), }
+// This parser accepts exactly that grammar (strings, True/False, tuples of integers) and nothing
+// else: no regex (libstdc++'s recursion overflows the stack on long inputs), no evaluation.
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& text, const std::string& name) : s_(text), name_(name) {}
+
+  NpyArray parse() {
+    std::string descr;
+    bool have_descr = false, have_order = false, have_shape = false, fortran = false;
+    std::vector<int64_t> shape;
+    ws();
+    expect('{');
+    for (;;) {
+      ws();
+      if (peek() == '}') break;
+      std::string key = string_literal();
+      ws();
+      expect(':');
+      ws();
+      if (key == "descr") {
+        if (peek() != '\'' && peek() != '"') fail("'descr' is not a plain dtype string (structured arrays are not supported)");
+        descr = string_literal();
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        fortran = boolean();
+        have_order = true;
+      } else if (key == "shape") {
+        shape = tuple();
+        have_shape = true;
+      } else {
+        fail("unexpected key '" + key + "'");
+      }
+      ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      ws();
+      if (peek() != '}') fail("expected ',' or '}'");
+    }
+    check(have_descr, "'", name_, "': cannot read dtype from .npy header");
+    check(have_order, "'", name_, "': no fortran_order in .npy header");
+    check(have_shape, "'", name_, "': no shape in .npy header");
+    check(!fortran, "'", name_, "': Fortran-ordered .npy arrays are not supported (save with np.ascontiguousarray)");
+    NpyArray a;
+    check(descr.size() >= 3 && std::string("<>|=").find(descr[0]) != std::string::npos, "'", name_,
+          "': cannot read dtype from .npy header ('", descr, "')");
+    std::string bytes = descr.substr(2);
+    check(descr[0] != '>' || bytes == "1", "'", name_, "': big-endian .npy arrays are not supported");
+    a.dtype = descr.substr(1);
+    static const char* ok[] = {"u1", "i1", "b1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"};
+    bool good = false;
+    for (auto* d : ok) good |= a.dtype == d;
+    check(good, "'", name_, "': unsupported .npy dtype '", descr, "'");
+    a.shape = std::move(shape);
+    return a;
   }
-  check(in && hlen < (1u << 24), "'", path, "': truncated .npy header");
-  std::string header(hlen, '\0');
-  in.read(header.data(), hlen);
-  check(static_cast<bool>(in), "'", path, "': truncated .npy header");
-  if (offset) *offset = static_cast<size_t>(in.tellg());
-  std::smatch m;
-  NpyArray a;
-  check(std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([<>|=])([a-z])(\\d+)'")), "'", path,
-        "': cannot read dtype from .npy header");
-  std::string endian = m[1], kind = m[2], bytes = m[3];
-  check(endian != ">" || bytes == "1", "'", path, "': big-endian .npy arrays are not supported");
-  a.dtype = kind + bytes;
-  static const char* ok[] = {"u1", "i1", "b1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"};
-  bool good = false;
-  for (auto* d : ok) good |= a.dtype == d;
-  check(good, "'", path, "': unsupported .npy dtype '", m[1], a.dtype, "'");
-  check(std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")), "'", path,
-        "': no fortran_order in .npy header");
-  check(m[1] == "False", "'", path, "': Fortran-ordered .npy arrays are not supported (save with np.ascontiguousarray)");
-  check(std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")), "'", path,
-        "': no shape in .npy header");
-  std::string dims = m[1];
-  std::regex num("(\\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
-    a.shape.push_back(std::stoll((*it)[1]));
+
+ private:
+  template <typename... A>
+  [[noreturn]] void fail(const A&... a) const {
+    throw core::Error(str("'", name_, "': cannot parse the .npy header at byte ", i_, ": ", a...));
+  }
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  void expect(char c) {
+    if (peek() != c) fail("expected '", c, "'");
+    ++i_;
+  }
+  std::string string_literal() {
+    char q = peek();
+    if (q != '\'' && q != '"') fail("expected a string");
+    size_t end = s_.find(q, i_ + 1);
+    if (end == std::string::npos) fail("unterminated string");
+    std::string v = s_.substr(i_ + 1, end - i_ - 1);
+    i_ = end + 1;
+    return v;
+  }
+  bool boolean() {
+    if (s_.compare(i_, 4, "True") == 0) return i_ += 4, true;
+    if (s_.compare(i_, 5, "False") == 0) return i_ += 5, false;
+    fail("expected True or False");
+  }
+  std::vector<int64_t> tuple() {
+    std::vector<int64_t> v;
+    expect('(');
+    for (;;) {
+      ws();
+      if (peek() == ')') break;
+      if (v.size() >= 64) fail("more than 64 dimensions");
+      size_t b = i_;
+      int64_t x = 0;
+      while (peek() >= '0' && peek() <= '9') {
+        if (i_ - b >= 18) fail("dimension too large");
+        x = x * 10 + (s_[i_++] - '0');
+      }
+      if (i_ == b) fail("expected a non-negative integer dimension");
+      if (peek() == 'L') ++i_;  // Python 2 long
+      v.push_back(x);
+      ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() != ')') fail("expected ',' or ')' in the shape");
+    }
+    ++i_;
+    return v;
+  }
+
+  const std::string& s_;
+  const std::string& name_;
+  size_t i_ = 0;
+};
+
+// Magic, version and header of a .npy file whose first `n` bytes are at `p` (n may be the whole
+// file); `*data_offset` receives where the data starts. Throws when the header lies beyond n.
+NpyArray parse_header_bytes(const char* p, size_t n, const std::string& name, size_t* data_offset) {
+  check(n >= 10 && std::memcmp(p, "\x93NUMPY", 6) == 0, "'", name, "' is not a .npy file (bad magic)");
+  int major = static_cast<unsigned char>(p[6]);
+  check(major >= 1 && major <= 3, "'", name, "': unsupported .npy format version ", major);
+  size_t hlen = 0, off = 0;
+  auto b = [&](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(p[i])); };
+  if (major == 1) {
+    hlen = b(8) | (b(9) << 8);
+    off = 10;
+  } else {
+    check(n >= 12, "'", name, "': truncated .npy header");
+    hlen = b(8) | (b(9) << 8) | (b(10) << 16) | (b(11) << 24);
+    off = 12;
+  }
+  check(hlen < (1u << 24) && hlen <= n - off, "'", name, "': truncated .npy header (", hlen, " header bytes claimed)");
+  NpyArray a = HeaderParser(std::string(p + off, hlen), name).parse();
+  *data_offset = off + hlen;
   return a;
 }
 
-NpyArray read_npy_header(const std::string& path, size_t* data_offset) {
-  std::ifstream in(path, std::ios::binary);
+// Data bytes the header implies, refusing overflow and anything beyond `available` bytes.
+size_t data_bytes(const NpyArray& a, size_t available, const std::string& name) {
+  // even an empty array's other dimensions must multiply without overflow (numel(), shapes)
+  size_t prod = a.item_size();
+  for (auto d : a.shape)
+    if (d > 0) {
+      check(prod <= (size_t{1} << 62) / static_cast<size_t>(d), "'", name, "': .npy shape too large");
+      prod *= static_cast<size_t>(d);
+    }
+  size_t bytes = a.item_size();
+  bool empty = false;
+  for (auto d : a.shape) empty |= d == 0;
+  if (empty) return 0;
+  for (auto d : a.shape) {
+    check(bytes <= available / static_cast<size_t>(d), "'", name, "': truncated .npy data (the header's shape needs more than the ",
+          available, " bytes the file holds)");
+    bytes *= static_cast<size_t>(d);
+  }
+  check(bytes <= available, "'", name, "': truncated .npy data (expected ", bytes, " bytes, got ", available, ")");
+  return bytes;
+}
+
+}  // namespace
+
+NpyArray parse_npy(const std::string& bytes, const std::string& name) {
+  size_t off = 0;
+  NpyArray a = parse_header_bytes(bytes.data(), bytes.size(), name, &off);
+  size_t n = data_bytes(a, bytes.size() - off, name);
+  a.data.assign(bytes.data() + off, bytes.data() + off + n);
+  return a;
+}
+
+// Reads the header part of an open file (at most what the header length field says).
+static NpyArray read_header(std::ifstream& in, const std::string& path, size_t file_size, size_t* offset) {
+  std::string head(std::min<size_t>(file_size, 12), '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
   check(static_cast<bool>(in), "cannot read '", path, "'");
-  return parse_header(in, path, data_offset);
+  size_t need = 10;
+  if (head.size() >= 10 && std::memcmp(head.data(), "\x93NUMPY", 6) == 0) {
+    auto b = [&](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(head[i])); };
+    need = head[6] == 1 ? 10 + (b(8) | (b(9) << 8))
+                        : (head.size() >= 12 ? 12 + (b(8) | (b(9) << 8) | (b(10) << 16) | (b(11) << 24)) : 12);
+  }
+  need = std::min(need, file_size);
+  if (need > head.size()) {
+    size_t have = head.size();
+    head.resize(need);
+    in.read(head.data() + have, static_cast<std::streamsize>(need - have));
+    check(static_cast<bool>(in), "cannot read '", path, "'");
+  }
+  return parse_header_bytes(head.data(), head.size(), path, offset);
+}
+
+NpyArray read_npy_header(const std::string& path, size_t* data_offset) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  check(static_cast<bool>(in), "cannot read '", path, "'");
+  auto size = static_cast<size_t>(in.tellg());
+  in.seekg(0);
+  size_t off = 0;
+  NpyArray a = read_header(in, path, size, &off);
+  if (data_offset) *data_offset = off;
+  return a;
 }
 
 NpyArray read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   check(static_cast<bool>(in), "cannot read '", path, "'");
-  NpyArray a = parse_header(in, path, nullptr);
-  size_t bytes = static_cast<size_t>(a.numel()) * a.item_size();
+  auto size = static_cast<size_t>(in.tellg());
+  in.seekg(0);
+  size_t off = 0;
+  NpyArray a = read_header(in, path, size, &off);
+  size_t bytes = data_bytes(a, size - off, path);
+  in.seekg(static_cast<std::streamoff>(off));
   a.data.resize(bytes);
   in.read(a.data.data(), static_cast<std::streamsize>(bytes));
   check(static_cast<size_t>(in.gcount()) == bytes, "'", path, "': truncated .npy data (expected ", bytes,

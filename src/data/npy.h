@@ -22,8 +22,12 @@ struct NpyArray {
 };
 
 /// Reads `path`; throws Error naming the file for a bad header, big-endian or Fortran-order
-/// data, or truncation.
+/// data, or truncation. Nothing is allocated that the file does not hold: the header is parsed by
+/// a small parser of numpy's dict literal (no regex, no eval) and the data size it implies is
+/// checked against the file size first.
 NpyArray read_npy(const std::string& path);
+/// The same on a whole file image in memory; `name` is used in errors (tests and the fuzzer).
+NpyArray parse_npy(const std::string& bytes, const std::string& name);
 /// Parses only the header (dtype, shape) — cheap, for describing files.
 NpyArray read_npy_header(const std::string& path, size_t* data_offset = nullptr);
 /// Writes a C-ordered array atomically (temp file + rename). dtype as in NpyArray.

@@ -44,6 +44,36 @@ struct FeatureBlock {
   int64_t num_classes = 0;
 };
 
+/// A feature cache opened for reading: from a file, or from a whole file image in memory (HDF5's
+/// core driver; for tests and the fuzzer). Every value read from the file is checked before it
+/// is used: attribute types and shapes, rows_done within the rows, the block's size against the
+/// bytes the file stores (nothing is allocated that a header merely claims). Move-only.
+class CacheReader {
+ public:
+  /// Error naming the file when it is missing, not HDF5, not a shiftlab cache or of another version.
+  static CacheReader open(const std::string& path);
+  /// The same checks on a file image; `name` stands for the file in errors.
+  static CacheReader from_image(const std::string& bytes, const std::string& name);
+  CacheReader(CacheReader&& o) noexcept;
+  CacheReader& operator=(CacheReader&& o) noexcept;
+  CacheReader(const CacheReader&) = delete;
+  CacheReader& operator=(const CacheReader&) = delete;
+  ~CacheReader();
+
+  /// Every block in the cache.
+  std::vector<CacheEntry> list() const;
+  /// The schema's root attributes present in the file, as JSON (strings and integers).
+  nlohmann::json attributes() const;
+  /// One block (only its written rows). Error naming the file and the missing block.
+  FeatureBlock read(const std::string& domain, const std::string& split, const std::string& tap) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  CacheReader(int64_t file, std::string name) : file_(file), name_(std::move(name)) {}
+  int64_t file_ = -1;  ///< the HDF5 file identifier (hid_t)
+  std::string name_;
+};
+
 /// Every block in the cache (Error naming the file when it is not a shiftlab feature cache).
 std::vector<CacheEntry> list_cache(const std::string& path);
 /// Root attributes as JSON (backbone, weights_sha256, ...).

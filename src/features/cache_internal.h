@@ -13,5 +13,7 @@ inline constexpr const char* kCacheFormat = "shiftlab-features";
 /// Opens `path` (read-only or read-write) after checking it is an HDF5 file, a shiftlab feature
 /// cache and of this format version; one-line Error naming the file otherwise.
 h5::Handle open_cache_file(const std::string& path, bool write);
+/// The format and version checks of an open file; `what` names it in errors.
+void check_cache_format(hid_t f, const std::string& what);
 
 }  // namespace shiftlab::features

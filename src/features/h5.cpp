@@ -23,6 +23,8 @@ std::string read_str_attr(hid_t obj, const std::string& name, const std::string&
     return v;
   }
   size_t n = H5Tget_size(t);
+  // a fixed-length string attribute is allocated as the file says: bound it first
+  core::check(n > 0 && n <= (size_t{64} << 20), what, ": attribute '", name, "' is a string of ", n, " bytes");
   std::string v(n, '\0');
   Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(mt, n);
@@ -37,8 +39,12 @@ std::string read_str_attr(hid_t obj, const std::string& name, const std::string&
 int64_t read_int_attr(hid_t obj, const std::string& name, const std::string& what) {
   core::check(has_attr(obj, name), what, " has no attribute '", name, "'");
   Handle a{H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose};
+  core::check(a.ok(), what, ": cannot open attribute '", name, "'");
   Handle t{H5Aget_type(a), H5Tclose};
-  core::check(a.ok() && H5Tget_class(t) == H5T_INTEGER, what, ": attribute '", name, "' is not an integer");
+  core::check(H5Tget_class(t) == H5T_INTEGER, what, ": attribute '", name, "' is not an integer");
+  // H5Aread writes every element: exactly one fits in v
+  Handle sp{H5Aget_space(a), H5Sclose};
+  core::check(H5Sget_simple_extent_npoints(sp) == 1, what, ": attribute '", name, "' is not a scalar");
   int64_t v = 0;
   core::check(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, what, ": cannot read attribute '", name, "'");
   return v;

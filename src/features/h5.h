@@ -37,6 +37,8 @@ class Handle {
     id_ = -1;
   }
   hid_t get() const { return id_; }
+  /// Gives up ownership (the caller closes the identifier).
+  hid_t release() { return std::exchange(id_, -1); }
   bool ok() const { return id_ >= 0; }
   operator hid_t() const { return id_; }  // NOLINT: handles pass straight to the C API
 

@@ -11,7 +11,9 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <unordered_map>
 
@@ -29,7 +31,10 @@ namespace {
 const char* kConvertHint = "convert it with scripts/convert_weights.py (Python) to .safetensors";
 
 struct PyObj;
-using Obj = std::shared_ptr<PyObj>;
+// Objects live in an Arena owned by the load call; an Obj is a plain pointer into it. A pickle
+// can build cycles (a list appended to itself through the memo) and deep nesting: with an arena
+// neither leaks nor recurses on destruction.
+using Obj = PyObj*;
 
 struct StorageRef {
   std::string key;
@@ -58,16 +63,29 @@ struct PyObj {
   std::shared_ptr<TensorRef> tensor;
 };
 
-Obj make(PyObj::Kind k) {
-  auto o = std::make_shared<PyObj>();
-  o->kind = k;
-  return o;
-}
-Obj make_str(PyObj::Kind k, std::string s) {
-  auto o = make(k);
-  o->s = std::move(s);
-  return o;
-}
+// Every object one load creates; bounded, so a pickle cannot grow memory far beyond its size.
+class Arena {
+ public:
+  explicit Arena(std::string what) : what_(std::move(what)) {}
+  Obj make(PyObj::Kind k) {
+    if (objs_.size() >= kMaxObjects)
+      throw Error(core::str("'", what_, "': the pickle builds more than ", kMaxObjects,
+                            " objects (not a state dict, or a malicious file)"));
+    objs_.emplace_back();
+    objs_.back().kind = k;
+    return &objs_.back();
+  }
+  Obj make_str(PyObj::Kind k, std::string s) {
+    Obj o = make(k);
+    o->s = std::move(s);
+    return o;
+  }
+  static constexpr size_t kMaxObjects = size_t{1} << 22;
+
+ private:
+  std::string what_;
+  std::deque<PyObj> objs_;  // stable addresses
+};
 
 const char* kind_name(PyObj::Kind k) {
   switch (k) {
@@ -119,8 +137,9 @@ bool torch_dtype_global(const std::string& g, torch::Dtype* d) {
 // The restricted unpickler. `persistent` turns a persistent id into a Storage object.
 class Unpickler {
  public:
-  Unpickler(const char* data, size_t size, size_t pos, std::string what, std::function<Obj(const Obj&)> persistent)
-      : p_(data), n_(size), pos_(pos), what_(std::move(what)), persistent_(std::move(persistent)) {}
+  Unpickler(Arena& arena, const char* data, size_t size, size_t pos, std::string what,
+            std::function<Obj(const Obj&)> persistent)
+      : arena_(arena), p_(data), n_(size), pos_(pos), what_(std::move(what)), persistent_(std::move(persistent)) {}
 
   size_t pos() const { return pos_; }
 
@@ -227,10 +246,10 @@ class Unpickler {
           for (size_t k = 0; k < items.size(); k += 2) set_item(d, items[k], items[k + 1], at);
           break;
         }
-        case 'q': memo_[le(1)] = top(at); break;
-        case 'r': memo_[le(4)] = top(at); break;
-        case 0x94: memo_[memo_.size()] = top(at); break;
-        case 'p': memo_[parse_uint_line(at)] = top(at); break;
+        case 'q': memo_put(le(1), at); break;
+        case 'r': memo_put(le(4), at); break;
+        case 0x94: memo_put(memo_.size(), at); break;
+        case 'p': memo_put(parse_uint_line(at), at); break;
         case 'h': push(get(le(1), at)); break;
         case 'j': push(get(le(4), at)); break;
         case 'g': push(get(parse_uint_line(at), at)); break;
@@ -259,14 +278,14 @@ class Unpickler {
         case 0x81: {  // NEWOBJ: cls.__new__(cls, *args) -> an opaque object, never constructed
           pop(at);
           Obj cls = pop(at);
-          push(make_str(PyObj::Opaque, cls->s));
+          push(make_str(PyObj::Opaque, cls->kind == PyObj::Global ? cls->s : std::string("?")));
           break;
         }
         case 0x92: {  // NEWOBJ_EX
           pop(at);
           pop(at);
           Obj cls = pop(at);
-          push(make_str(PyObj::Opaque, cls->s));
+          push(make_str(PyObj::Opaque, cls->kind == PyObj::Global ? cls->s : std::string("?")));
           break;
         }
         case 'b': pop(at); top(at); break;  // BUILD: attribute state (OrderedDict._metadata) ignored
@@ -314,7 +333,13 @@ class Unpickler {
       fail(at, "bad memo index '", s, "'");
     }
   }
-  void push(Obj o) { stack_.push_back(std::move(o)); }
+  Obj make(PyObj::Kind k) { return arena_.make(k); }
+  Obj make_str(PyObj::Kind k, std::string s) { return arena_.make_str(k, std::move(s)); }
+  void memo_put(uint64_t idx, size_t at) {
+    if (memo_.size() >= Arena::kMaxObjects) fail(at, "more than ", Arena::kMaxObjects, " memo entries");
+    memo_[idx] = top(at);
+  }
+  void push(Obj o) { stack_.push_back(o); }
   Obj pop(size_t at) {
     if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back())) fail(at, "pop from an empty stack");
     Obj o = stack_.back();
@@ -397,7 +422,9 @@ class Unpickler {
     return o;
   }
 
-  Obj reduce(const Obj& fn, const Obj& args, size_t at) {
+  Obj reduce(const Obj& fn, const Obj& args, size_t at, int depth = 0) {
+    if (depth > 8) fail(at, "tensor rebuilt through more than 8 nested _rebuild_from_type calls");
+    if (args->kind != PyObj::Tuple && args->kind != PyObj::List) fail(at, "REDUCE with ", kind_name(args->kind), " arguments");
     if (fn->kind != PyObj::Global) {
       // calling something that is not a known global: keep an opaque result
       return make_str(PyObj::Opaque, fn->kind == PyObj::Opaque ? fn->s : std::string("?"));
@@ -420,7 +447,7 @@ class Unpickler {
     }
     if (g == "torch._tensor._rebuild_from_type_v2" || g == "torch._tensor._rebuild_from_type") {
       if (a.size() < 3 || a[2]->kind != PyObj::Tuple) fail(at, g, " with bad arguments");
-      return reduce(a[0], a[2], at);
+      return reduce(a[0], a[2], at, depth + 1);
     }
     if (g == "torch.Size" || g == "builtins.tuple") {
       auto t = make(PyObj::Tuple);
@@ -442,6 +469,7 @@ class Unpickler {
     return make_str(PyObj::Opaque, g);
   }
 
+  Arena& arena_;
   const char* p_;
   size_t n_, pos_;
   std::string what_;
@@ -454,7 +482,7 @@ class Unpickler {
 size_t element_size(torch::Dtype d) { return c10::elementSize(d); }
 
 // Parses a persistent id ('storage', StorageType, key, location, numel[, view_metadata]).
-Obj storage_from_pid(const Obj& pid, std::map<std::string, Obj>& storages, const std::string& what,
+Obj storage_from_pid(Arena& arena, const Obj& pid, std::map<std::string, Obj>& storages, const std::string& what,
                      uint64_t file_size) {
   auto bad = [&](const std::string& why) {
     return Error(core::str("'", what, "': bad storage reference in the pickle: ", why, " — ", kConvertHint));
@@ -477,7 +505,7 @@ Obj storage_from_pid(const Obj& pid, std::map<std::string, Obj>& storages, const
   uint64_t numel = static_cast<uint64_t>(it[4]->i);
   if (numel > file_size / std::max<size_t>(1, element_size(dt)))
     throw bad(core::str("storage '", key, "' claims ", numel, " elements, more than the ", file_size, "-byte file holds"));
-  auto o = make(PyObj::Storage);
+  Obj o = arena.make(PyObj::Storage);
   o->storage = std::make_shared<StorageRef>();
   o->storage->key = key;
   o->storage->dtype = dt;
@@ -515,6 +543,20 @@ torch::Tensor materialise(const TensorRef& t, const std::string& name, const std
     }
     if (extent >= numel) throw Error(core::str("'", what, "': tensor '", name, "' reaches past its storage of ", numel, " elements"));
   }
+  // the view's element count must not overflow, nor dwarf its storage (a zero stride can make a
+  // tiny storage claim any shape; a later contiguous copy would allocate all of it)
+  uint64_t view_numel = 1;
+  const uint64_t cap = std::max<uint64_t>(static_cast<uint64_t>(numel) * 64, uint64_t{1} << 20);
+  for (int64_t sz : t.sizes) {
+    if (sz == 0) {
+      view_numel = 0;
+      break;
+    }
+    if (view_numel > cap / static_cast<uint64_t>(sz))
+      throw Error(core::str("'", what, "': tensor '", name, "' claims far more elements than its storage of ", numel,
+                            " holds"));
+    view_numel *= static_cast<uint64_t>(sz);
+  }
   return base.as_strided(t.sizes, t.strides, t.offset);
 }
 
@@ -531,7 +573,7 @@ TensorMap collect(const Obj& root, const std::string& what) {
                     " (it loads the object with Python and keeps its state_dict())"));
   if (root->kind != PyObj::Dict)
     throw Error(core::str("'", what, "' holds a ", kind_name(root->kind), ", not a dict of tensors — ", kConvertHint));
-  const PyObj* d = root.get();
+  const PyObj* d = root;
   auto count_tensors = [](const PyObj* x) {
     size_t n = 0;
     for (auto& kv : x->dict) n += kv.second->kind == PyObj::Tensor;
@@ -541,12 +583,12 @@ TensorMap collect(const Obj& root, const std::string& what) {
     for (const char* k : {"state_dict", "model_state_dict", "model", "state", "module", "net"}) {
       for (auto& kv : d->dict)
         if (kv.first->kind == PyObj::Str && kv.first->s == k && kv.second->kind == PyObj::Dict &&
-            count_tensors(kv.second.get()) > 0) {
+            count_tensors(kv.second) > 0) {
           core::log_info("'", what, "': using the state dict under key '", k, "'");
-          d = kv.second.get();
+          d = kv.second;
           break;
         }
-      if (d != root.get()) break;
+      if (d != root) break;
     }
   }
   TensorMap out;
@@ -571,7 +613,68 @@ TensorMap collect(const Obj& root, const std::string& what) {
   return out;
 }
 
+// torch.save writes its zip entries stored (uncompressed). The archive reader allocates what an
+// entry's header claims before reading it, which only the file size bounds for stored entries:
+// refuse any other compression method before the reader sees the file. Walks the central
+// directory the way miniz finds it (the last end-of-central-directory record, zip64 when its
+// locator precedes it).
+void check_zip_entries_stored(const std::string& path, uint64_t file_size) {
+  std::ifstream in(path, std::ios::binary);
+  auto read_at = [&](uint64_t off, uint64_t n) {
+    if (off > file_size || n > file_size - off)
+      throw Error(core::str("'", path, "': zip structure points past the end of the file — ", kConvertHint));
+    std::string b(static_cast<size_t>(n), '\0');
+    in.seekg(static_cast<std::streamoff>(off));
+    in.read(b.data(), static_cast<std::streamsize>(n));
+    if (!in) throw Error(core::str("cannot read '", path, "'"));
+    return b;
+  };
+  auto le = [](const std::string& b, size_t off, int k) {
+    uint64_t v = 0;
+    for (int j = k - 1; j >= 0; --j) v = (v << 8) | static_cast<uint8_t>(b[off + static_cast<size_t>(j)]);
+    return v;
+  };
+  auto bad = [&](const std::string& why) {
+    return Error(core::str("'", path, "': not a readable torch zip archive: ", why, " — ", kConvertHint));
+  };
+  const uint64_t tail_n = std::min<uint64_t>(file_size, 65535 + 22);
+  const std::string tail = read_at(file_size - tail_n, tail_n);
+  if (tail.size() < 22) throw bad("no end of central directory");
+  size_t e = std::string::npos;
+  for (size_t i = tail.size() - 22 + 1; i-- > 0;)
+    if (le(tail, i, 4) == 0x06054b50) {
+      e = i;
+      break;
+    }
+  if (e == std::string::npos) throw bad("no end of central directory");
+  const uint64_t eocd = file_size - tail_n + e;
+  uint64_t entries = le(tail, e + 10, 2), cdir_size = le(tail, e + 12, 4), cdir_ofs = le(tail, e + 16, 4);
+  if (eocd >= 20) {
+    std::string loc = read_at(eocd - 20, 20);
+    if (le(loc, 0, 4) == 0x07064b50) {  // zip64
+      std::string z = read_at(le(loc, 8, 8), 56);
+      if (le(z, 0, 4) != 0x06064b50) throw bad("bad zip64 end of central directory");
+      if (entries == 0xFFFF) entries = le(z, 32, 8);
+      if (cdir_size == 0xFFFFFFFF) cdir_size = le(z, 40, 8);
+      if (cdir_ofs == 0xFFFFFFFF) cdir_ofs = le(z, 48, 8);
+    }
+  }
+  const std::string cd = read_at(cdir_ofs, cdir_size);
+  size_t p = 0;
+  for (uint64_t k = 0; k < entries; ++k) {
+    if (cd.size() - p < 46 || le(cd, p, 4) != 0x02014b50) throw bad("corrupt central directory");
+    const uint64_t method = le(cd, p + 10, 2);
+    const size_t name_n = le(cd, p + 28, 2), extra_n = le(cd, p + 30, 2), comment_n = le(cd, p + 32, 2);
+    if (cd.size() - p - 46 < name_n + extra_n + comment_n) throw bad("corrupt central directory");
+    if (method != 0)
+      throw bad(core::str("entry '", cd.substr(p + 46, name_n), "' is compressed (method ", method,
+                          "); torch.save stores entries uncompressed"));
+    p += 46 + name_n + extra_n + comment_n;
+  }
+}
+
 TensorMap load_zip(const std::string& path, uint64_t file_size) {
+  check_zip_entries_stored(path, file_size);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
@@ -588,8 +691,9 @@ TensorMap load_zip(const std::string& path, uint64_t file_size) {
     throw Error(core::str("'", path, "': cannot read data.pkl: ", e.what_without_backtrace()));
   }
   std::map<std::string, Obj> storages;
-  Unpickler u(static_cast<const char*>(pkl.get()), pkl_size, 0, path,
-              [&](const Obj& pid) { return storage_from_pid(pid, storages, path, file_size); });
+  Arena arena(path);
+  Unpickler u(arena, static_cast<const char*>(pkl.get()), pkl_size, 0, path,
+              [&](const Obj& pid) { return storage_from_pid(arena, pid, storages, path, file_size); });
   Obj root = u.load();
   for (auto& [key, o] : storages) {
     StorageRef& s = *o->storage;
@@ -621,25 +725,27 @@ TensorMap load_legacy(const std::string& path) {
   auto no_pid = [&](const Obj&) -> Obj {
     throw Error(core::str("'", path, "': unexpected storage reference in the legacy header"));
   };
-  Unpickler magic(p, n, 0, path, no_pid);
+  Arena arena(path);
+  Unpickler magic(arena, p, n, 0, path, no_pid);
   Obj m = magic.load();
   static const unsigned char kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
   if (m->kind != PyObj::BigInt || m->s != std::string(reinterpret_cast<const char*>(kMagic), sizeof kMagic))
     throw Error(core::str("'", path, "' is a pickle but not a torch.save file (no legacy magic number) — ", kConvertHint));
-  Unpickler proto(p, n, magic.pos(), path, no_pid);
+  Unpickler proto(arena, p, n, magic.pos(), path, no_pid);
   Obj pv = proto.load();
   if (pv->kind != PyObj::Int || pv->i != 1001)
     throw Error(core::str("'", path, "': unsupported legacy torch.save protocol version"));
-  Unpickler sys(p, n, proto.pos(), path, no_pid);
+  Unpickler sys(arena, p, n, proto.pos(), path, no_pid);
   Obj info = sys.load();
   if (info->kind == PyObj::Dict)
     for (auto& [k, v] : info->dict)
       if (k->kind == PyObj::Str && k->s == "little_endian" && v->kind == PyObj::Bool && !v->i)
         throw Error(core::str("'", path, "' was written on a big-endian machine — ", kConvertHint));
   std::map<std::string, Obj> storages;
-  Unpickler body(p, n, sys.pos(), path, [&](const Obj& pid) { return storage_from_pid(pid, storages, path, n); });
+  Unpickler body(arena, p, n, sys.pos(), path,
+                 [&](const Obj& pid) { return storage_from_pid(arena, pid, storages, path, n); });
   Obj root = body.load();
-  Unpickler keys_u(p, n, body.pos(), path, no_pid);
+  Unpickler keys_u(arena, p, n, body.pos(), path, no_pid);
   Obj keys = keys_u.load();
   if (keys->kind != PyObj::List) throw Error(core::str("'", path, "': legacy storage key list missing"));
   size_t pos = keys_u.pos();
@@ -672,7 +778,16 @@ TensorMap load_pth(const std::string& path) {
   char magic[4] = {0};
   in.read(magic, 4);
   in.close();
-  if (size >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return load_zip(path, size);
+  if (size >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) {
+    // torch's archive reader throws c10::Error from any of its calls on a damaged archive
+    try {
+      return load_zip(path, size);
+    } catch (const c10::Error& e) {
+      std::string m = e.what_without_backtrace();
+      throw Error(core::str("'", path, "': not a readable torch zip archive: ", m.substr(0, m.find('\n')), " — ",
+                            kConvertHint));
+    }
+  }
   if (size >= 2 && static_cast<unsigned char>(magic[0]) == 0x80) return load_legacy(path);
   throw Error(core::str("'", path, "' is neither a torch.save zip archive nor a legacy torch.save pickle — ", kConvertHint));
 }

@@ -4,6 +4,11 @@
 #include <ATen/Context.h>
 #include <torch/serialize.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -69,7 +74,40 @@ void save_checkpoint(const std::string& path, const CheckpointParts& p) {
   }
   ar.write("rng_cpu", cpu_rng_state());
   if (p.rank_rng_states.defined()) ar.write("rng_cpu_ranks", p.rank_rng_states.to(torch::kCPU));
-  core::atomic_write_with(path, [&](const std::string& tmp) { ar.save_to(tmp); });
+  // torch's archive writer must never see a failed write: on a short write it throws from its
+  // destructor (writeEndOfFile), which ends the process with std::terminate. So the bytes go
+  // through our own writer, which keeps the first error and reports it after the archive is done.
+  core::atomic_write_with(path, [&](const std::string& tmp) {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw core::Error(core::str("cannot write checkpoint '", path, "': ", std::strerror(errno)));
+    int err = 0;
+    auto writer = [&](const void* buf, size_t n) -> size_t {
+      const char* p = static_cast<const char*>(buf);
+      size_t left = n;
+      while (err == 0 && left > 0) {
+        ssize_t k = ::write(fd, p, left);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+          err = k < 0 ? errno : ENOSPC;
+          break;
+        }
+        p += k;
+        left -= static_cast<size_t>(k);
+      }
+      return n;
+    };
+    try {
+      ar.save_to(writer);
+    } catch (const c10::Error& e) {
+      ::close(fd);
+      std::string m = e.what_without_backtrace();
+      throw core::Error(core::str("cannot write checkpoint '", path, "': ", m.substr(0, m.find('\n'))));
+    }
+    if (::close(fd) != 0 && err == 0) err = errno;
+    if (err != 0)
+      throw core::Error(core::str("cannot write checkpoint '", path, "': ", std::strerror(err),
+                                  err == EFBIG ? " (over the file size limit)" : ""));
+  });
 }
 
 // The model section of a trainable-only checkpoint: check the base reference, then copy each

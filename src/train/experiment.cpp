@@ -19,7 +19,12 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
     auto w = models::load_weights_file(weights);
     backbone->upgrade_state_dict(w);  // older published key names (DenseNet)
     // classification heads of the original model are never part of the backbone
-    auto report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), backbone->head_prefixes());
+    models::LoadReport report;
+    try {
+      report = models::load_state_dict(*backbone, w, c.get_bool("model.strict"), backbone->head_prefixes());
+    } catch (const core::Error& e) {
+      throw core::Error(core::str("weights '", weights, "' do not match the ", mo.backbone.name, " backbone: ", e.what()));
+    }
     core::log_info("loaded weights '", weights, "': ", report.summary());
     if (weights_sha) *weights_sha = core::sha256_file(weights);
   }
@@ -70,6 +75,9 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
   e.num_classes = e.source->num_classes();
   core::check(e.num_classes > 1, "source dataset ", e.source->describe(), " has ", e.num_classes,
               " classes; a classifier needs at least 2");
+  auto vk = e.source_val->num_classes();
+  core::check(vk <= e.num_classes, "source-val labels reach class ", vk - 1, " but the source has ", e.num_classes,
+              " classes: ", e.source_val->describe(), " (source: ", e.source->describe(), ")");
   auto tk = e.target_test->num_classes();
   core::check(tk == 0 || tk == e.num_classes, "source and target disagree on the number of classes: ",
               e.source->describe(), " has ", e.num_classes, ", ", e.target_test->describe(), " has ", tk);
@@ -90,6 +98,16 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
     torch::NoGradGuard ng;
     bool was = e.model->is_training();
     e.model->eval();
+    // images whose band count the model does not take fail here with a message naming both,
+    // not deep inside the first convolution
+    const int64_t want = e.model->backbone()->in_channels();
+    for (auto* ds : {&e.source, &e.target}) {
+      const auto first = (*ds)->get(0, 0).image;
+      core::check(first.dim() == 3 && first.size(0) == want, ds == &e.source ? "source" : "target", " images have ",
+                  first.dim() == 3 ? first.size(0) : first.dim(), first.dim() == 3 ? " bands" : " dimensions",
+                  " (first item of ", (*ds)->describe(), (*ds)->path(0).empty() ? "" : ": " + (*ds)->path(0),
+                  ") but the model takes ", want, " (set model.in_channels, or model.bands to adapt the input conv)");
+    }
     auto x = torch::stack({e.source->get(0, 0).image, e.source->get(std::min<size_t>(1, e.source->size() - 1), 0).image})
                  .to(device);
     auto out = e.model->forward(x, all_taps);

@@ -447,7 +447,12 @@ json Trainer::fit(bool resume) {
         std::vector<std::pair<int64_t, fs::path>> steps;
         for (auto& de : fs::directory_iterator(s.run.path())) {
           auto n = de.path().filename().string();
-          if (n.rfind("step-", 0) == 0 && n.size() > 8) steps.emplace_back(std::stoll(n.substr(5)), de.path());
+          // step-<N>.pt only (a stray step-x.pt or step-1.pt.tmp.* is not ours to remove)
+          if (n.rfind("step-", 0) != 0 || n.size() <= 8 || n.compare(n.size() - 3, 3, ".pt") != 0) continue;
+          auto digits = n.substr(5, n.size() - 8);
+          if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+          steps.emplace_back(std::stoll(digits), de.path());
         }
         std::sort(steps.begin(), steps.end());
         for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);

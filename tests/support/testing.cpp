@@ -1,6 +1,7 @@
 #include "support/testing.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,38 +31,64 @@ static std::string slurp(const std::string& p) {
   return os.str();
 }
 
-CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd) {
+CliProcess start_cli(const std::vector<std::string>& args, const CliOptions& options) {
   static int counter = 0;
   std::string base = fs::path(SHIFTLAB_TEST_TMP) / ("cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   fs::create_directories(SHIFTLAB_TEST_TMP);
-  std::string out_path = base + ".out", err_path = base + ".err";
+  CliProcess p;
+  p.out_path = base + ".out";
+  p.err_path = base + ".err";
+  // everything the child needs is prepared before fork (only async-signal-safe calls after it)
+  std::vector<std::string> copy = args;
+  std::string bin = SHIFTLAB_BIN;
+  std::vector<char*> argv;
+  argv.push_back(bin.data());
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int o = ::open(p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(p.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(o, 1);
     ::dup2(e, 2);
     int in = ::open("/dev/null", O_RDONLY);
     ::dup2(in, 0);
-    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
-    std::vector<char*> argv;
-    std::string bin = SHIFTLAB_BIN;
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(127);
+    if (options.file_size_limit >= 0) {
+      struct rlimit rl;
+      rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(options.file_size_limit);
+      if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) ::_exit(127);
+    }
     ::execv(bin.c_str(), argv.data());
     ::_exit(127);
   }
+  p.pid = pid;
+  return p;
+}
+
+CliResult wait_cli(CliProcess& p) {
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  ::waitpid(p.pid, &status, 0);
   CliResult r;
+  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
+  r.out = slurp(p.out_path);
+  r.err = slurp(p.err_path);
+  fs::remove(p.out_path);
+  fs::remove(p.err_path);
+  p.pid = -1;
   return r;
+}
+
+CliResult run_cli_with(const std::vector<std::string>& args, const CliOptions& options) {
+  auto p = start_cli(args, options);
+  return wait_cli(p);
+}
+
+CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd) {
+  CliOptions o;
+  o.cwd = cwd;
+  return run_cli_with(args, o);
 }
 
 int run_shell(const std::string& cmd, std::string* output) {

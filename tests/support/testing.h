@@ -16,12 +16,31 @@ std::string fresh_dir(const std::string& name);
 std::string source_path(const std::string& rel);
 
 struct CliResult {
-  int exit_code = -1;
+  int exit_code = -1;   ///< the exit status, or 128 + the signal that ended the process
+  int signal = 0;       ///< the signal that ended the process (0: it exited)
   std::string out;  ///< stdout
   std::string err;  ///< stderr
 };
 /// Runs `shiftlab args...` (the built binary), capturing stdout, stderr and the exit code.
 CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd = "");
+
+/// How to start the binary: working directory, and a file size limit (RLIMIT_FSIZE, bytes; < 0 =
+/// none) that makes writes beyond it fail as on a full disk.
+struct CliOptions {
+  std::string cwd;
+  long long file_size_limit = -1;
+};
+/// A started `shiftlab` process (see start_cli / wait_cli).
+struct CliProcess {
+  int pid = -1;
+  std::string out_path, err_path;
+};
+/// Starts `shiftlab args...` without waiting (to signal it while it runs).
+CliProcess start_cli(const std::vector<std::string>& args, const CliOptions& options = {});
+/// Waits for a started process and collects its result.
+CliResult wait_cli(CliProcess& p);
+/// run_cli with options.
+CliResult run_cli_with(const std::vector<std::string>& args, const CliOptions& options);
 /// Runs a shell command, capturing stdout+stderr together; returns the exit code.
 int run_shell(const std::string& cmd, std::string* output = nullptr);
 

@@ -1,0 +1,48 @@
+#include "data/list_file.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/options.h"
+
+namespace shiftlab::data {
+
+namespace fs = std::filesystem;
+using core::check;
+
+ListFileEntries parse_list_file(const std::string& text, const std::string& list, const std::string& root) {
+  ListFileEntries out;
+  std::istringstream in(text);
+  std::string line;
+  int64_t row = 0;
+  while (std::getline(in, line)) {
+    ++row;
+    check(line.find('\0') == std::string::npos, "'", list, "' line ", row, ": NUL byte (not a text list file)");
+    std::string t = core::trim(line);
+    if (t.empty() || t[0] == '#') continue;
+    std::string p = t;
+    int64_t label = -1;
+    auto sp = t.find_last_of(" \t");
+    if (sp != std::string::npos) {
+      std::string last = t.substr(sp + 1);
+      char* end = nullptr;
+      errno = 0;
+      long long v = std::strtoll(last.c_str(), &end, 10);
+      if (end && *end == 0 && !last.empty()) {
+        check(v >= 0, "'", list, "' line ", row, ": negative label ", last);
+        check(errno != ERANGE && v < kMaxClasses, "'", list, "' line ", row, ": label ", last,
+              " is out of range (at most ", kMaxClasses, " classes)");
+        label = v;
+        p = core::trim(t.substr(0, sp));
+      }
+    }
+    out.paths.push_back(fs::path(p).is_absolute() ? p : (fs::path(root) / p).string());
+    out.labels.push_back(label);
+  }
+  return out;
+}
+
+}  // namespace shiftlab::data
