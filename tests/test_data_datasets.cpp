@@ -181,3 +181,44 @@ TEST(DataDatasets, UnknownDatasetAndUnpreparedNameAreUsageErrors) {
     EXPECT_NE(std::string(e.what()).find("data prepare mnist"), std::string::npos) << e.what();
   }
 }
+
+// Seeded subsets (data.<domain>.per_class / .limit): counts per class, nesting across sizes,
+// determinism, the items themselves (pixel value = base index) and the error without labels.
+TEST(DataDatasets, PerClassAndLimitSubsets) {
+  const int64_t n = 100;
+  std::vector<uint8_t> px(n);
+  std::vector<int64_t> labels(n);
+  for (int64_t i = 0; i < n; ++i) {
+    px[i] = static_cast<uint8_t>(i);
+    labels[i] = i % 7 == 0 ? 3 : i % 4;  // uneven classes: class 3 is larger
+  }
+  auto base = std::make_shared<data::ArrayDataset>(n, 1, 1, 1, px, std::vector<float>{}, labels, 4, "array");
+  auto ids = [](const data::RawDatasetPtr& ds) {
+    std::vector<int64_t> v;
+    for (size_t j = 0; j < ds->size(); ++j) v.push_back(static_cast<int64_t>(ds->load(j, {}).u8[0]));
+    return v;
+  };
+  auto small = data::subset_dataset(base, 3, 0, 5);
+  auto big = data::subset_dataset(base, 10, 0, 5);
+  ASSERT_EQ(small->size(), 12u);
+  ASSERT_EQ(big->size(), 40u);
+  std::vector<int> per(4, 0);
+  auto s_ids = ids(small), b_ids = ids(big);
+  for (size_t j = 0; j < small->size(); ++j) {
+    per[static_cast<size_t>(small->labels()[j])]++;
+    EXPECT_EQ(small->labels()[j], labels[static_cast<size_t>(s_ids[j])]) << "label follows its item";
+  }
+  EXPECT_EQ(per, std::vector<int>({3, 3, 3, 3}));
+  EXPECT_TRUE(std::is_sorted(s_ids.begin(), s_ids.end()));
+  for (auto i : s_ids) EXPECT_NE(std::find(b_ids.begin(), b_ids.end(), i), b_ids.end()) << "nested: " << i;
+  EXPECT_EQ(ids(data::subset_dataset(base, 3, 0, 5)), s_ids) << "deterministic";
+  EXPECT_NE(ids(data::subset_dataset(base, 3, 0, 6)), s_ids) << "another seed, another subset";
+  EXPECT_EQ(data::subset_dataset(base, 0, 0, 5), base) << "no subset asked";
+  auto lim = data::subset_dataset(base, 0, 7, 1);
+  EXPECT_EQ(lim->size(), 7u);
+  EXPECT_EQ(data::subset_dataset(base, 1000, 0, 1)->size(), 100u) << "per_class beyond a class keeps the class";
+  EXPECT_EQ(lim->num_classes(), 4);
+  auto unl = std::make_shared<data::ArrayDataset>(n, 1, 1, 1, px, std::vector<float>{}, std::vector<int64_t>(n, -1), 0,
+                                                  "unlabelled");
+  EXPECT_THROW(data::subset_dataset(unl, 2, 0, 0), core::UsageError);
+}

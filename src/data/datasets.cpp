@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -554,9 +555,79 @@ std::vector<std::string> DomainDataset::skipped_items() const {
   return v;
 }
 
+namespace {
+
+// A fixed subset of a raw dataset's items (few-label studies, quick evaluations): the base
+// items idx[0], idx[1], ... in ascending base order.
+class SubsetDataset : public RawDataset {
+ public:
+  SubsetDataset(RawDatasetPtr base, std::vector<size_t> idx, const std::string& what)
+      : base_(std::move(base)), idx_(std::move(idx)) {
+    labels_.reserve(idx_.size());
+    for (size_t i : idx_) labels_.push_back(base_->label(i));
+    num_classes_ = base_->num_classes();
+    class_names_ = base_->class_names();
+    describe_ = str(base_->describe(), " | subset ", idx_.size(), " of ", base_->size(), " (", what, ")");
+  }
+  Image load(size_t i, const DecodeHint& hint) const override { return base_->load(idx_.at(i), hint); }
+  std::string path(size_t i) const override { return base_->path(idx_.at(i)); }
+
+ private:
+  RawDatasetPtr base_;
+  std::vector<size_t> idx_;
+};
+
+// Fisher-Yates with a fixed generator: the same subset on every platform and libstdc++ version.
+void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  for (size_t i = v.size(); i > 1; --i) {
+    size_t j = static_cast<size_t>(g() % i);
+    std::swap(v[i - 1], v[j]);
+  }
+}
+
+}  // namespace
+
+RawDatasetPtr subset_dataset(RawDatasetPtr raw, int64_t per_class, int64_t limit, uint64_t seed) {
+  if (per_class <= 0 && limit <= 0) return raw;
+  std::vector<size_t> keep;
+  std::string what;
+  if (per_class > 0) {
+    const auto& labels = raw->labels();
+    if (raw->num_classes() <= 0)
+      throw core::UsageError(str("per_class = ", per_class, " needs labels, and ", raw->describe(), " has none"));
+    // per class: a seeded permutation of its items, the first per_class of it (so the subsets of
+    // one seed are nested: 10 per class is part of 100 per class)
+    std::vector<std::vector<size_t>> by(static_cast<size_t>(raw->num_classes()));
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] >= 0 && labels[i] < raw->num_classes()) by[static_cast<size_t>(labels[i])].push_back(i);
+    for (size_t c = 0; c < by.size(); ++c) {
+      seeded_shuffle(by[c], seed * 1000003ULL + c);
+      if (by[c].size() < static_cast<size_t>(per_class))
+        core::log_warn(raw->describe(), ": class ", c, " has ", by[c].size(), " items, fewer than per_class = ", per_class);
+      size_t k = std::min(by[c].size(), static_cast<size_t>(per_class));
+      keep.insert(keep.end(), by[c].begin(), by[c].begin() + static_cast<std::ptrdiff_t>(k));
+    }
+    what = str(per_class, " per class");
+  } else {
+    keep.resize(raw->size());
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = i;
+  }
+  if (limit > 0 && static_cast<size_t>(limit) < keep.size()) {
+    std::sort(keep.begin(), keep.end());
+    seeded_shuffle(keep, seed ^ 0x9e3779b97f4a7c15ULL);
+    keep.resize(static_cast<size_t>(limit));
+    what += str(what.empty() ? "" : ", ", "limit ", limit);
+  }
+  if (keep.empty()) throw core::UsageError(str("the subset of ", raw->describe(), " is empty"));
+  std::sort(keep.begin(), keep.end());
+  return std::make_shared<SubsetDataset>(raw, std::move(keep), str(what, what.empty() ? "" : ", ", "seed ", seed));
+}
+
 DatasetPtr make_domain(const DomainOptions& o) {
   TransformChain chain = parse_transforms(o.transform);
-  return std::make_shared<DomainDataset>(make_raw_dataset(o), std::move(chain), o);
+  auto raw = subset_dataset(make_raw_dataset(o), o.per_class, o.limit, o.subset_seed);
+  return std::make_shared<DomainDataset>(std::move(raw), std::move(chain), o);
 }
 
 }  // namespace shiftlab::data

@@ -120,6 +120,10 @@ class DomainDataset : public Dataset {
 
 /// Builds the raw dataset of a domain: a registered kind, or a prepared name under o.root.
 RawDatasetPtr make_raw_dataset(const DomainOptions& o);
+/// A seeded subset of `raw`: per_class > 0 keeps that many items of every class (the first of a
+/// per-class permutation, so one seed's subsets are nested), limit > 0 then keeps that many items
+/// at random; both 0 returns raw. Items stay in ascending base order.
+RawDatasetPtr subset_dataset(RawDatasetPtr raw, int64_t per_class, int64_t limit, uint64_t seed);
 /// dataset + split + transform chain (errors name files, keys and transform items).
 DatasetPtr make_domain(const DomainOptions& o);
 

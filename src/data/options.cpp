@@ -21,6 +21,10 @@ void declare_domain_options(core::Schema& s, const std::string& p, const DomainO
   s.add_string(p + ".labels_key", d.labels_key, "HDF5 dataset holding the labels (\"\" = none)");
   s.add_choice(p + ".layout", d.layout, {"auto", "nhw", "nhwc", "nchw"},
                "npy / hdf5 image layout (auto: 3 dims = nhw; 4 dims = nchw when dim 1 < dim 3, else nhwc)");
+  s.add_int(p + ".per_class", d.per_class,
+            "keep this many items of every class (seeded; one seed's subsets are nested), 0 = all").range(0, 1e12);
+  s.add_int(p + ".limit", d.limit, "keep this many items, drawn at random after per_class (seeded), 0 = all").range(0, 1e12);
+  s.add_int(p + ".subset_seed", static_cast<long long>(d.subset_seed), "seed of the per_class / limit subset").range(0, 9.2e18);
 }
 
 DomainOptions domain_options_from(const core::Config& c, const std::string& p) {
@@ -36,6 +40,9 @@ DomainOptions domain_options_from(const core::Config& c, const std::string& p) {
   o.images_key = c.get_string(p + ".images_key");
   o.labels_key = c.get_string(p + ".labels_key");
   o.layout = c.get_string(p + ".layout");
+  o.per_class = c.get_int(p + ".per_class");
+  o.limit = c.get_int(p + ".limit");
+  o.subset_seed = static_cast<uint64_t>(c.get_int(p + ".subset_seed"));
   return o;
 }
 

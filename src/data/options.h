@@ -14,6 +14,7 @@
 //   <prefix>.labels     labels file (npy kind: .npy; idx kind: IDX labels file)
 //   <prefix>.images_key / .labels_key   HDF5 dataset names
 //   <prefix>.layout     npy/hdf5 image layout: auto | nhw | nhwc | nchw
+//   <prefix>.per_class / .limit / .subset_seed   seeded subset (few-label studies, quick evals)
 // Loader options under their own prefix (e.g. "loader.source"): batch_size, workers, shuffle,
 // drop_last, balanced, seed, prefetch, pin_memory.
 #pragma once
@@ -37,6 +38,9 @@ struct DomainOptions {
   std::string images_key = "images";  ///< HDF5 images dataset
   std::string labels_key = "labels";  ///< HDF5 labels dataset ("" = none)
   std::string layout = "auto";        ///< npy / hdf5: auto | nhw | nhwc | nchw
+  int64_t per_class = 0;              ///< > 0: keep this many items per class (seeded subset)
+  int64_t limit = 0;                  ///< > 0: keep this many items (seeded random subset)
+  uint64_t subset_seed = 0;           ///< seed of the per_class / limit subset
 };
 
 /// Declares <prefix>.dataset, .root, .split, .transform, .labelled, .on_error, .cache, .labels,
