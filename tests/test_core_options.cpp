@@ -180,6 +180,8 @@ TEST(Options, IniSyntaxAndLineErrors) {
             "config file 'x.ini' line 1: cannot read '[tt%prefix%x]4e%invalid_line%sp 9' (expected [section] or key = value)");
   EXPECT_EQ(error_of("[]\nx = 1\n"), "config file 'x.ini' line 1: empty section name '[]'");
   EXPECT_EQ(error_of("= 3\n"), "config file 'x.ini' line 1: no key before '='");
+  EXPECT_EQ(error_of("[run]\nresume = /tmp/r\n"),
+            "config file 'x.ini' line 2: 'run.resume' is a command-line option, not a config key");
   EXPECT_NE(error_of(std::string("method = a\0b\n", 13)).find("NUL byte at offset 10"), std::string::npos);
   EXPECT_NE(error_of("[train]\nlrr = 1\n").find("unknown option 'train.lrr' (x.ini) — did you mean 'train.lr'?"),
             std::string::npos);

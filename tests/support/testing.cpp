@@ -16,7 +16,9 @@ namespace shiftlab::testutil {
 namespace fs = std::filesystem;
 
 std::string fresh_dir(const std::string& name) {
-  fs::path p = fs::path(SHIFTLAB_TEST_TMP) / name;
+  // per process: ctest -j runs the tests of one suite as parallel processes, and a shared
+  // directory would be removed under another process's feet
+  fs::path p = fs::path(SHIFTLAB_TEST_TMP) / (name + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

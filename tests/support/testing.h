@@ -10,7 +10,7 @@
 
 namespace shiftlab::testutil {
 
-/// A fresh empty directory under the build tree's test-tmp/ (removed first if present).
+/// A fresh empty directory under the build tree's test-tmp/, named <name>-<pid> (removed first if present).
 std::string fresh_dir(const std::string& name);
 /// Path inside the source tree.
 std::string source_path(const std::string& rel);
