@@ -1,0 +1,188 @@
+// shiftlab advise: linear probe (+ A-distance) on one tap of a feature cache -> a transfer strategy
+// (probe::advise, following the seeds' tables) printed with its evidence, and a ready train config.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "apps/command.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "features/cache.h"
+#include "probe/advise.h"
+#include "probe/analysis.h"
+
+namespace shiftlab::apps {
+
+namespace fs = std::filesystem;
+
+static core::Schema advise_schema() {
+  core::Schema s;
+  probe::declare_probe_options(s);
+  core::declare_runtime_options(s);
+  s.add_path("out", "", "the train config written (default: next to the cache, CACHE_STEM_advice.ini)")
+      .command_flag();
+  return s;
+}
+
+static std::string pct(const std::optional<double>& v) {
+  if (!v) return "—";
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1) << *v << " %";
+  return os.str();
+}
+
+/// A key ("data.target.labelled") of the INI the cache records as its root attribute "config".
+static std::string recorded_config(const nlohmann::json& attrs, const std::string& key) {
+  if (!attrs.is_object() || !attrs.contains("config") || !attrs["config"].is_string()) return "";
+  std::istringstream in(attrs["config"].get<std::string>());
+  std::string section, value;
+  for (std::string line; std::getline(in, line);) {
+    line = core::trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = core::trim(line.substr(1, line.size() - 2));
+      continue;
+    }
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = core::trim(line.substr(0, eq));
+    if ((section.empty() ? k : section + "." + k) == key) value = core::trim(line.substr(eq + 1));
+  }
+  return value;
+}
+
+static int run_advise(const core::Config& cfg, const std::vector<std::string>&) {
+  const std::string cache = cfg.positional.at(0);
+  auto po = probe::probe_options_from(cfg);
+  core::setup_runtime(core::runtime_options_from(cfg));
+  // the tap: --probe.taps (one), else the deepest one other than the logits
+  std::vector<std::string> taps;
+  {
+    auto reader = features::CacheReader::open(cache);
+    for (auto& e : reader.list()) taps.push_back(e.tap);
+  }
+  taps = probe::order_taps(taps);
+  core::check(!taps.empty(), "feature cache '", cache, "' holds no feature blocks");
+  std::string tap;
+  if (!po.taps.empty()) {
+    core::check_usage(po.taps.size() == 1, "advise works on one tap: give --probe.taps=TAP (got ", po.taps.size(), ")");
+    tap = po.taps.front();
+  } else {
+    for (auto it = taps.rbegin(); it != taps.rend() && tap.empty(); ++it)
+      if (*it != po.logits_tap) tap = *it;
+    if (tap.empty()) tap = taps.back();
+  }
+  po.taps = {tap};
+  po.knn_k = 0;
+  po.scores = false;
+  po.tsne = false;
+  po.distances = true;
+  std::string out = cfg.get_string("out");
+  if (out.empty()) {
+    fs::path p(cache);
+    out = (p.parent_path() / (p.stem().string() + "_advice.ini")).string();
+  }
+  auto rep = probe::probe_cache(cache, po);
+  const auto& t = rep.taps.at(0);
+  // labelled target data to train on = a labelled target training split (test labels only evaluate),
+  // unless the extraction's config declared the target unlabelled (extract keeps the labels for probes)
+  bool target_train_labelled = false;
+  {
+    auto reader = features::CacheReader::open(cache);
+    for (auto& e : reader.list())
+      if (e.domain == po.target && e.split == po.train_split && e.tap == tap && e.rows_done > 0) {
+        auto b = reader.read(e.domain, e.split, e.tap);
+        for (auto l : b.labels) target_train_labelled = target_train_labelled || l >= 0;
+      }
+  }
+  const bool declared_unlabelled = recorded_config(rep.attributes, "data." + po.target + ".labelled") == "false";
+  const bool labels_for_eval_only = target_train_labelled && declared_unlabelled;
+  if (labels_for_eval_only) target_train_labelled = false;
+  probe::Evidence ev;
+  ev.tap = tap;
+  ev.num_classes = t.num_classes;
+  ev.source_rows = t.source_train_rows;
+  ev.target_rows = t.target_rows;
+  ev.target_labelled = target_train_labelled;
+  ev.source_acc = t.source_acc;
+  ev.target_acc = t.target_acc;
+  if (target_train_labelled) ev.target_target_acc = t.target_target_acc;
+  if (t.a_distance) ev.a_distance = t.a_distance->a_distance;
+  if (rep.attributes.is_object() && rep.attributes.contains("backbone") && rep.attributes["backbone"].is_string())
+    ev.backbone = rep.attributes["backbone"].get<std::string>();
+  auto advice = probe::advise(ev);
+
+  std::ostringstream evs;
+  evs << std::fixed;
+  evs << "  backbone          " << (ev.backbone.empty() ? "(unknown)" : ev.backbone) << ", tap " << tap << " (D=" << t.dim
+      << ")\n"
+      << "  classes           " << ev.num_classes << "\n"
+      << "  rows              source " << ev.source_rows << ", target " << ev.target_rows
+      << (ev.target_labelled       ? " (labelled)"
+          : labels_for_eval_only ? " (unlabelled: the extraction config sets data." + po.target + ".labelled = false)"
+                                 : " (unlabelled training split)")
+      << "\n"
+      << "  linear probe      " << (t.best_C ? core::str("C = ", std::defaultfloat, *t.best_C, ": ") : std::string())
+      << "source→source " << pct(t.source_acc) << ", source→target " << pct(t.target_acc) << ", target→target "
+      << pct(t.target_target_acc)
+      << (t.target_target_acc && !ev.target_labelled ? " (labels for evaluation only; not used for the band)" : "")
+      << "\n"
+      << "  A-distance        "
+      << (t.a_distance ? core::str(std::fixed, std::setprecision(3), t.a_distance->a_distance, " (domain classifier error ",
+                                   std::setprecision(1), 100 * t.a_distance->error, " %)")
+                       : std::string("— (no target features)"))
+      << "\n";
+  auto attr = [&](const char* k) {
+    return rep.attributes.is_object() && rep.attributes.contains(k) && rep.attributes[k].is_string()
+               ? rep.attributes[k].get<std::string>()
+               : std::string();
+  };
+  const bool random_init = rep.attributes.is_object() && rep.attributes.contains("weights") && attr("weights").empty() &&
+                           attr("checkpoint").empty();
+  if (random_init)
+    evs << "  note              the cache records no model.weights and no checkpoint: the probe measured a randomly\n"
+           "                    initialised backbone, so the freezing advice says little about a trained one\n";
+  std::cout << "evidence from " << cache << ":\n" << evs.str() << "\nadvice: " << advice.strategy << " (freeze "
+            << advice.freeze << ", layer decay " << advice.layer_decay << ", method " << advice.method << ")\n";
+  for (auto& r : advice.reasons) std::cout << "  - " << r << "\n";
+
+  std::vector<std::string> header{"written by: shiftlab advise " + cache, "strategy: " + advice.strategy};
+  for (auto& r : advice.reasons) header.push_back("  " + r);
+  std::istringstream evlines(evs.str());
+  header.push_back("evidence:");
+  for (std::string line; std::getline(evlines, line);) header.push_back(line);
+  header.push_back("train with: shiftlab train --config " + out);
+  auto ini = probe::advice_ini(advice, rep.attributes, header);
+  auto dir = fs::path(out).parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    core::check(!ec, "cannot create the directory of '", out, "': ", ec.message());
+  }
+  core::atomic_write(out, ini);
+  std::cout << "\nwrote " << out << " (shiftlab train --config " << out << ")\n";
+  return 0;
+}
+
+SHIFTLAB_COMMAND(
+    "advise", "recommend a transfer strategy from a feature cache (linear probe + A-distance) and write a train config",
+    advise_schema, core::Positionals{"CACHE.h5", 1, 1},
+    "Runs the linear probe and the proxy A-distance on one tap (default: the deepest, logits excluded; or\n"
+    "--probe.taps=TAP) and applies the seeds' tables: the probe accuracy band (> 85 %: feature extraction;\n"
+    "70–85: fine-tune the top 1–2 groups; 50–70: 3–4 groups with discriminative learning rates; < 50: full\n"
+    "fine-tune), shifted by the labelled rows per class and the domain gap, picks model.freeze,\n"
+    "optim.layer_decay and the two-phase recipe; the A-distance (and the source→target probe drop) picks\n"
+    "the DA method when the target is unlabelled. The band uses target→target accuracy when the target's\n"
+    "training split is labelled, else source→source. Prints the evidence and the reasons, and writes a\n"
+    "train config (the cache's data/model settings + the advice) to --out.\n"
+    "\n"
+    "Examples:\n"
+    "  shiftlab extract --config configs/digits/mnist_to_uci.ini --taps=conv2,pooled digits.h5\n"
+    "  shiftlab advise digits.h5 --out=digits_advice.ini\n"
+    "  shiftlab train --config digits_advice.ini",
+    run_advise);
+
+}  // namespace shiftlab::apps

@@ -1,0 +1,775 @@
+#include "probe/analysis.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "features/cache.h"
+#include "probe/svg.h"
+#include "probe/transferability.h"
+
+namespace shiftlab::probe {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+void declare_probe_options(core::Schema& s) {
+  const ProbeOptions d;
+  s.add_list("probe.taps", "", "taps to analyse (default: every tap of the cache), e.g. layer3,pooled");
+  s.add_string("probe.source", d.source, "domain group of the labelled source rows");
+  s.add_string("probe.target", d.target, "domain group of the target rows");
+  s.add_string("probe.train_split", d.train_split, "split the probes are trained on");
+  s.add_string("probe.val_split", d.val_split, "split C is chosen on (when the test split exists too)");
+  s.add_string("probe.test_split", d.test_split, "split the probes are tested on");
+  s.add_float("probe.val_fraction", d.val_fraction, "fraction of the training rows carved off when a split is missing")
+      .range(0.01, 0.9);
+  s.add_int("probe.max_train_rows", d.max_train_rows, "subsample the probe's training rows to this many (0 = all)")
+      .range(0, 1e12);
+  std::ostringstream cs;
+  for (size_t i = 0; i < d.linear.Cs.size(); ++i) cs << (i ? "," : "") << d.linear.Cs[i];
+  s.add_list("probe.Cs", cs.str(),
+             "inverse L2 strengths tried by the linear probe, increasing (one value = no sweep)");
+  s.add_int("probe.patience", d.linear.patience, "stop the C sweep after this many values without improvement")
+      .range(1, 1000);
+  s.add_int("probe.max_iter", d.linear.fit.max_iter, "L-BFGS iterations per fit").range(1, 1e7);
+  s.add_float("probe.tol", d.linear.fit.tol, "L-BFGS gradient-norm tolerance (mean-form objective)").range(0, 1);
+  s.add_int("probe.warmup_rows", d.linear.fit.warmup_rows,
+            "warm-start each fit on this many random rows first (0 = off)").range(0, 1e12);
+  s.add_int("probe.knn_k", d.knn_k, "neighbours of the cosine kNN probe (0 = no kNN probe)").range(0, 100000);
+  s.add_bool("probe.distances", d.distances, "proxy A-distance, MK-MMD² and CORAL distance between the domains");
+  s.add_int("probe.a_distance_rows", d.a_distance.max_rows, "rows per domain for the A-distance (0 = all)")
+      .range(0, 1e12);
+  s.add_int("probe.mmd_rows", d.mmd.max_rows, "rows per domain for MK-MMD² (0 = all)").range(0, 1e12);
+  s.add_int("probe.coral_rows", d.coral_rows, "rows per domain for the CORAL distance (0 = all)").range(0, 1e12);
+  s.add_bool("probe.scores", d.scores, "transferability scores: LogME, H-score (per tap), LEEP and NCE (logits tap)");
+  s.add_int("probe.score_rows", d.score_rows, "rows used by LogME / H-score / LEEP / NCE (subsampled; 0 = all)")
+      .range(0, 1e12);
+  s.add_string("probe.logits_tap", d.logits_tap, "tap holding the source model's class scores (for LEEP / NCE)");
+  s.add_bool("probe.tsne", d.tsne, "t-SNE of source vs target features (tsne_domain.svg, tsne_class.svg)");
+  s.add_string("probe.tsne_tap", d.tsne_tap, "tap embedded by t-SNE (default: the deepest tap other than logits)");
+  s.add_int("probe.tsne_rows", d.tsne_rows, "source + target rows embedded (exact t-SNE: O(N²) per iteration)")
+      .range(4, 20000);
+  s.add_float("probe.perplexity", d.tsne_opts.perplexity, "t-SNE perplexity (lowered for small sets)").range(1, 1000);
+  s.add_int("probe.tsne_iters", d.tsne_opts.iterations, "t-SNE iterations").range(1, 100000);
+  s.add_int("probe.seed", static_cast<long long>(d.seed), "seed of every split and subsample").range(0, 9.0e18);
+}
+
+ProbeOptions probe_options_from(const core::Config& c) {
+  ProbeOptions o;
+  o.taps = c.get_list("probe.taps");
+  o.source = c.get_string("probe.source");
+  o.target = c.get_string("probe.target");
+  o.train_split = c.get_string("probe.train_split");
+  o.val_split = c.get_string("probe.val_split");
+  o.test_split = c.get_string("probe.test_split");
+  o.val_fraction = c.get_float("probe.val_fraction");
+  o.max_train_rows = c.get_int("probe.max_train_rows");
+  o.linear.Cs.clear();
+  for (auto& v : c.get_list("probe.Cs")) {
+    double C = 0;
+    size_t used = 0;
+    try {
+      C = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    core::check_usage(used == v.size() && std::isfinite(C) && C > 0, "option 'probe.Cs': '", v,
+                      "' is not a positive number (expected e.g. 0.01,0.1,1,10)");
+    o.linear.Cs.push_back(C);
+  }
+  core::check_usage(!o.linear.Cs.empty(), "option 'probe.Cs': give at least one C value (e.g. 1)");
+  std::sort(o.linear.Cs.begin(), o.linear.Cs.end());
+  o.linear.Cs.erase(std::unique(o.linear.Cs.begin(), o.linear.Cs.end()), o.linear.Cs.end());
+  o.linear.patience = static_cast<int>(c.get_int("probe.patience"));
+  o.linear.fit.max_iter = static_cast<int>(c.get_int("probe.max_iter"));
+  o.linear.fit.tol = c.get_float("probe.tol");
+  o.linear.fit.warmup_rows = c.get_int("probe.warmup_rows");
+  o.knn_k = static_cast<int>(c.get_int("probe.knn_k"));
+  o.distances = c.get_bool("probe.distances");
+  o.a_distance.max_rows = c.get_int("probe.a_distance_rows");
+  o.a_distance.fit = o.linear.fit;
+  o.mmd.max_rows = c.get_int("probe.mmd_rows");
+  o.coral_rows = c.get_int("probe.coral_rows");
+  o.scores = c.get_bool("probe.scores");
+  o.score_rows = c.get_int("probe.score_rows");
+  o.logits_tap = c.get_string("probe.logits_tap");
+  o.tsne = c.get_bool("probe.tsne");
+  o.tsne_tap = c.get_string("probe.tsne_tap");
+  o.tsne_rows = c.get_int("probe.tsne_rows");
+  o.tsne_opts.perplexity = c.get_float("probe.perplexity");
+  o.tsne_opts.iterations = static_cast<int>(c.get_int("probe.tsne_iters"));
+  o.seed = static_cast<uint64_t>(c.get_int("probe.seed"));
+  o.a_distance.seed = o.mmd.seed = o.tsne_opts.seed = o.seed;
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tap order
+
+namespace {
+
+/// Natural comparison: digit runs compare as numbers ("layer2" < "layer10").
+int natural_compare(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const bool da = std::isdigit(static_cast<unsigned char>(a[i])), db = std::isdigit(static_cast<unsigned char>(b[j]));
+    if (da && db) {
+      size_t i1 = i, j1 = j;
+      while (i1 < a.size() && a[i1] == '0') ++i1;
+      while (j1 < b.size() && b[j1] == '0') ++j1;
+      size_t i2 = i1, j2 = j1;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      if (i2 - i1 != j2 - j1) return i2 - i1 < j2 - j1 ? -1 : 1;
+      int c = a.compare(i1, i2 - i1, b, j1, j2 - j1);
+      if (c != 0) return c < 0 ? -1 : 1;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
+      ++i;
+      ++j;
+    }
+  }
+  if (i < a.size()) return 1;
+  if (j < b.size()) return -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/// input/stem first, then everything else naturally sorted, then pooled, features, logits.
+int tap_rank(const std::string& t) {
+  if (t == "input" || t == "stem") return 0;
+  if (t == "pooled") return 2;
+  if (t == "features") return 3;
+  if (t == "logits") return 4;
+  return 1;
+}
+
+}  // namespace
+
+std::vector<std::string> order_taps(std::vector<std::string> taps) {
+  std::sort(taps.begin(), taps.end(), [](const std::string& a, const std::string& b) {
+    int ra = tap_rank(a), rb = tap_rank(b);
+    if (ra != rb) return ra < rb;
+    return natural_compare(a, b) < 0;
+  });
+  taps.erase(std::unique(taps.begin(), taps.end()), taps.end());
+  return taps;
+}
+
+// ---------------------------------------------------------------------------------------------
+// probe_cache
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Labelled rows of a block (label ≥ 0), as probe inputs.
+struct Rows {
+  MatrixF X;
+  std::vector<int> y;
+  std::string what;  ///< "source/test", "carved from source/train", ...
+  int64_t size() const { return X.rows(); }
+};
+
+std::vector<int64_t> labelled_indices(const features::FeatureBlock& b) {
+  std::vector<int64_t> idx;
+  for (size_t i = 0; i < b.labels.size(); ++i)
+    if (b.labels[i] >= 0) idx.push_back(static_cast<int64_t>(i));
+  return idx;
+}
+
+Rows labelled_rows(const features::FeatureBlock& b, const std::vector<int64_t>& idx, std::string what) {
+  Rows r;
+  r.X = take_rows(b.X, idx);
+  r.y.reserve(idx.size());
+  for (auto i : idx) r.y.push_back(static_cast<int>(b.labels[static_cast<size_t>(i)]));
+  r.what = std::move(what);
+  return r;
+}
+
+Rows labelled_rows(const features::FeatureBlock& b, std::string what) {
+  return labelled_rows(b, labelled_indices(b), std::move(what));
+}
+
+/// Splits `r` into (kept, carved) parts: about `fraction` of each class carved off.
+std::pair<Rows, Rows> carve(const Rows& r, double fraction, uint64_t seed, const std::string& carved_name) {
+  auto s = stratified_split(r.y, fraction, seed);
+  Rows a{take_rows(r.X, s.first), take(r.y, s.first), r.what};
+  Rows b{take_rows(r.X, s.second), take(r.y, s.second), carved_name};
+  return {std::move(a), std::move(b)};
+}
+
+/// A probe trained on `train` (C chosen on `sel` when the sweep has several values), tested on `test`.
+struct ProbeRun {
+  LinearProbe probe;
+  double test_acc = 0;
+};
+
+/// Cache access by (domain, split, tap) for the blocks that hold at least one row.
+class Blocks {
+ public:
+  Blocks(const features::CacheReader& r) : reader_(r) {
+    for (auto& e : r.list()) {
+      entries_[key(e.domain, e.split, e.tap)] = e;
+      if (e.rows_done < e.rows)
+        core::log_warn("probe: block ", e.domain, "/", e.split, "/", e.tap, " is incomplete (", e.rows_done, " of ",
+                       e.rows, " rows written); using the written rows");
+    }
+  }
+  bool has(const std::string& d, const std::string& s, const std::string& t) const {
+    auto it = entries_.find(key(d, s, t));
+    return it != entries_.end() && it->second.rows_done > 0;
+  }
+  const features::CacheEntry* entry(const std::string& d, const std::string& s, const std::string& t) const {
+    auto it = entries_.find(key(d, s, t));
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  features::FeatureBlock read(const std::string& d, const std::string& s, const std::string& t) const {
+    return reader_.read(d, s, t);
+  }
+  std::vector<std::string> taps() const {
+    std::set<std::string> t;
+    for (auto& [k, e] : entries_) t.insert(e.tap);
+    return {t.begin(), t.end()};
+  }
+  std::string listing() const {
+    std::string s;
+    for (auto& [k, e] : entries_) s += (s.empty() ? "" : ", ") + k;
+    return s;
+  }
+
+ private:
+  static std::string key(const std::string& d, const std::string& s, const std::string& t) { return d + "/" + s + "/" + t; }
+  const features::CacheReader& reader_;
+  std::map<std::string, features::CacheEntry> entries_;
+};
+
+std::string dataset_name(const nlohmann::json& attrs, const std::string& key, const std::string& fallback) {
+  if (attrs.is_object() && attrs.contains(key) && attrs[key].is_string() && !attrs[key].get<std::string>().empty())
+    return attrs[key].get<std::string>();
+  return fallback;
+}
+
+}  // namespace
+
+ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
+  auto reader = features::CacheReader::open(cache);
+  Blocks blocks(reader);
+  ProbeReport rep;
+  rep.cache = cache;
+  rep.attributes = reader.attributes();
+  rep.source_name = dataset_name(rep.attributes, "source_dataset", o.source);
+  rep.target_name = dataset_name(rep.attributes, "target_dataset", o.target);
+  const std::string S = o.source, T = o.target;
+
+  const auto all_taps = order_taps(blocks.taps());
+  core::check(!all_taps.empty(), "feature cache '", cache, "' holds no feature blocks");
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  std::vector<std::string> taps;
+  if (o.taps.empty()) {
+    taps = all_taps;
+  } else {
+    for (auto& t : o.taps)
+      core::check_usage(std::find(all_taps.begin(), all_taps.end(), t) != all_taps.end(), "feature cache '", cache,
+                        "' has no tap '", t, "' (taps: ", join(all_taps), ")");
+    taps = order_taps(o.taps);
+  }
+  for (auto& t : taps)
+    core::check(blocks.has(S, o.train_split, t), "feature cache '", cache, "' has no block ", S, "/", o.train_split,
+                "/", t, " with rows (blocks: ", blocks.listing(), ")");
+  const bool sweep = o.linear.Cs.size() > 1;
+
+  core::log_info("probe ", cache, ": ", taps.size(), " tap(s): ", join(taps));
+  // rows for LogME / H-score and LEEP / NCE (labelled target, else source train), set by the taps
+  std::string score_dom, score_split;
+
+  for (size_t ti = 0; ti < taps.size(); ++ti) {
+    const std::string& tap = taps[ti];
+    const auto tap_t0 = std::chrono::steady_clock::now();
+    TapReport tr;
+    tr.tap = tap;
+    auto src = blocks.read(S, o.train_split, tap);
+    tr.dim = src.X.cols();
+    tr.num_classes = static_cast<int>(src.num_classes);
+    auto is_labelled = [](const features::FeatureBlock& b) {
+      return std::any_of(b.labels.begin(), b.labels.end(), [](int64_t v) { return v >= 0; });
+    };
+    const bool src_train_lab = is_labelled(src);
+    if (!src_train_lab && ti == 0)
+      core::log_warn("probe: ", S, "/", o.train_split, " has no labels: no linear or kNN probe");
+    // source training rows (labelled, subsampled)
+    Rows train;
+    if (src_train_lab) {
+      auto idx = labelled_indices(src);
+      if (o.max_train_rows > 0 && static_cast<int64_t>(idx.size()) > o.max_train_rows)
+        idx = take(idx, subsample(static_cast<int64_t>(idx.size()), o.max_train_rows, o.seed + 11));
+      train = labelled_rows(src, idx, S + "/" + o.train_split);
+      tr.num_classes = std::max(tr.num_classes, num_classes_of(train.y));
+    }
+    tr.source_train_rows = src_train_lab ? train.size() : src.X.rows();
+    // source val / test (labelled ones only)
+    std::optional<Rows> src_val, src_test;
+    for (auto [split, out] : {std::pair{o.test_split, &src_test}, std::pair{o.val_split, &src_val}}) {
+      if (!blocks.has(S, split, tap)) continue;
+      if (split == o.val_split && blocks.has(S, o.test_split, tap) && !sweep) continue;  // not needed
+      auto b = blocks.read(S, split, tap);
+      if (is_labelled(b)) *out = labelled_rows(b, S + "/" + split);
+    }
+    // target blocks
+    std::optional<features::FeatureBlock> ttrain, ttest;
+    if (blocks.has(T, o.train_split, tap)) ttrain = blocks.read(T, o.train_split, tap);
+    if (blocks.has(T, o.test_split, tap)) ttest = blocks.read(T, o.test_split, tap);
+    const bool tgt_train_lab = ttrain && is_labelled(*ttrain), tgt_test_lab = ttest && is_labelled(*ttest);
+    tr.target_rows = ttrain ? ttrain->X.rows() : ttest ? ttest->X.rows() : 0;
+    for (auto* b : {&ttrain, &ttest})
+      if (*b) tr.num_classes = std::max<int>(tr.num_classes, static_cast<int>((*b)->num_classes));
+    // labelled source→target evaluation rows: target test, else target train
+    std::optional<Rows> target_eval;
+    if (tgt_test_lab) target_eval = labelled_rows(*ttest, T + "/" + o.test_split);
+    else if (tgt_train_lab) target_eval = labelled_rows(*ttrain, T + "/" + o.train_split);
+    if (target_eval) tr.num_classes = std::max(tr.num_classes, num_classes_of(target_eval->y));
+    if (ti == 0) {
+      if (tgt_train_lab) score_dom = T, score_split = o.train_split;
+      else if (tgt_test_lab) score_dom = T, score_split = o.test_split;
+      else if (src_train_lab) score_dom = S, score_split = o.train_split;
+    }
+
+    // ---- linear probe source→source, source→target
+    Rows src_eval;
+    if (src_train_lab && train.size() >= 2) {
+      Rows fit_rows = train, sel;
+      if (src_test) src_eval = *src_test;
+      else if (src_val) src_eval = *src_val;
+      else std::tie(fit_rows, src_eval) = carve(fit_rows, o.val_fraction, o.seed + 21, "carved from " + train.what);
+      if (sweep) {
+        if (src_val && src_test) sel = *src_val;
+        else std::tie(fit_rows, sel) = carve(fit_rows, o.val_fraction, o.seed + 22, "carved from " + train.what);
+      }
+      auto probe = fit_linear_probe(fit_rows.X, fit_rows.y, sel.X, sel.y, tr.num_classes, o.linear);
+      tr.best_C = probe.best_C;
+      tr.sweep = probe.sweep;
+      tr.linear_seconds = probe.seconds;
+      tr.linear_iterations = probe.model.iterations;
+      tr.linear_objective = probe.model.objective;
+      if (src_eval.size() > 0) tr.source_acc = probe.accuracy(src_eval.X, src_eval.y);
+      if (target_eval && target_eval->size() > 0) tr.target_acc = probe.accuracy(target_eval->X, target_eval->y);
+      core::log_debug("probe ", tap, ": linear probe trained on ", fit_rows.size(), " rows of ", fit_rows.what,
+                      sweep ? ", C chosen on " + sel.what : std::string(), ", tested on ", src_eval.what);
+    }
+
+    // ---- target→target
+    {
+      std::optional<Rows> ttr, tte;
+      if (tgt_train_lab && tgt_test_lab) {
+        ttr = labelled_rows(*ttrain, T + "/" + o.train_split);
+        tte = target_eval;
+      } else if (target_eval && target_eval->size() >= 10) {
+        auto parts = carve(*target_eval, o.val_fraction, o.seed + 31, "carved from " + target_eval->what);
+        ttr = std::move(parts.first);
+        tte = std::move(parts.second);
+      }
+      if (ttr && tte && ttr->size() >= 2 && tte->size() > 0) {
+        Rows fit_rows = *ttr, sel;
+        if (sweep) std::tie(fit_rows, sel) = carve(fit_rows, o.val_fraction, o.seed + 32, "carved from " + ttr->what);
+        if (!sweep || sel.size() > 0) {
+          auto probe = fit_linear_probe(fit_rows.X, fit_rows.y, sel.X, sel.y, tr.num_classes, o.linear);
+          tr.target_target_acc = probe.accuracy(tte->X, tte->y);
+        }
+      }
+    }
+
+    // ---- kNN
+    if (o.knn_k > 0 && src_train_lab && train.size() > 0) {
+      KnnOptions ko;
+      ko.k = std::min<int>(o.knn_k, static_cast<int>(train.size()));
+      if (src_eval.size() > 0) tr.knn_source_acc = accuracy_pct(knn_predict(train.X, train.y, src_eval.X, ko), src_eval.y);
+      if (target_eval && target_eval->size() > 0)
+        tr.knn_target_acc = accuracy_pct(knn_predict(train.X, train.y, target_eval->X, ko), target_eval->y);
+    }
+
+    // ---- domain distances: source train vs target (test, else train)
+    const features::FeatureBlock* tfeat = ttest ? &*ttest : ttrain ? &*ttrain : nullptr;
+    if (o.distances && tfeat) {
+      if (src.X.rows() >= 4 && tfeat->X.rows() >= 4) {
+        tr.a_distance = proxy_a_distance(src.X, tfeat->X, o.a_distance);
+        tr.mmd2 = mk_mmd2(src.X, tfeat->X, o.mmd);
+        tr.coral = coral_distance(src.X, tfeat->X, o.coral_rows, o.seed + 41);
+      } else {
+        core::log_warn("probe ", tap, ": too few rows for the domain distances");
+      }
+    }
+
+    // ---- LogME, H-score
+    if (o.scores && !score_dom.empty()) {
+      const features::FeatureBlock* sb = nullptr;
+      std::optional<features::FeatureBlock> own;
+      if (score_dom == S && score_split == o.train_split) sb = &src;
+      else if (score_dom == T && score_split == o.train_split && ttrain) sb = &*ttrain;
+      else if (score_dom == T && score_split == o.test_split && ttest) sb = &*ttest;
+      if (sb) {
+        auto idx = labelled_indices(*sb);
+        if (o.score_rows > 0 && static_cast<int64_t>(idx.size()) > o.score_rows)
+          idx = take(idx, subsample(static_cast<int64_t>(idx.size()), o.score_rows, o.seed + 51));
+        if (idx.size() >= 2) {
+          auto r = labelled_rows(*sb, idx, score_dom + "/" + score_split);
+          tr.logme = logme(r.X, r.y);
+          tr.h_score = h_score(r.X, r.y);
+          tr.scores_on = score_dom == T ? "target" : "source";
+        }
+      }
+    }
+    tr.seconds = seconds_since(tap_t0);
+    auto f1 = [](const std::optional<double>& v, const char* unit) {
+      return v ? core::str(std::fixed, std::setprecision(1), *v, unit) : std::string("—");
+    };
+    core::log_info("probe: tap ", tap, " (", ti + 1, "/", taps.size(), ", D=", tr.dim, "): source ",
+                   f1(tr.source_acc, " %"), ", target ", f1(tr.target_acc, " %"),
+                   tr.a_distance ? core::str(", A-distance ", std::setprecision(3), tr.a_distance->a_distance) : "",
+                   " in ", core::str(std::fixed, std::setprecision(1), tr.seconds), " s");
+    rep.taps.push_back(std::move(tr));
+  }
+
+  // ---- LEEP / NCE from the source model's class scores on the score rows
+  if (o.scores) {
+    if (score_dom.empty()) {
+      rep.leep_note = "no labelled rows";
+    } else if (o.logits_tap.empty() || !blocks.has(score_dom, score_split, o.logits_tap)) {
+      rep.leep_note = core::str("no tap '", o.logits_tap, "' (source-model class scores) in the cache");
+    } else {
+      auto b = blocks.read(score_dom, score_split, o.logits_tap);
+      auto idx = labelled_indices(b);
+      if (o.score_rows > 0 && static_cast<int64_t>(idx.size()) > o.score_rows)
+        idx = take(idx, subsample(static_cast<int64_t>(idx.size()), o.score_rows, o.seed + 51));
+      if (idx.size() >= 2) {
+        auto r = labelled_rows(b, idx, score_dom + "/" + score_split);
+        rep.leep = leep(r.X, r.y);
+        rep.nce = nce(r.X, r.y);
+        rep.leep_note = core::str(r.size(), " rows of ", r.what, ", tap ", o.logits_tap);
+      } else {
+        rep.leep_note = core::str("too few labelled rows in ", score_dom, "/", score_split);
+      }
+    }
+  }
+
+  // ---- t-SNE of source vs target
+  if (o.tsne) {
+    std::string tap = o.tsne_tap;
+    if (tap.empty()) {
+      for (auto it = taps.rbegin(); it != taps.rend(); ++it)
+        if (*it != o.logits_tap) {
+          tap = *it;
+          break;
+        }
+      if (tap.empty()) tap = taps.back();
+    }
+    core::check_usage(std::find(all_taps.begin(), all_taps.end(), tap) != all_taps.end(), "option 'probe.tsne_tap': ",
+                      "feature cache '", cache, "' has no tap '", tap, "' (taps: ", join(all_taps), ")");
+    core::check(blocks.has(S, o.train_split, tap), "feature cache '", cache, "' has no block ", S, "/", o.train_split,
+                "/", tap, " for t-SNE");
+    const auto t_start = std::chrono::steady_clock::now();
+    auto sb = blocks.read(S, o.train_split, tap);
+    std::optional<features::FeatureBlock> tb;
+    if (blocks.has(T, o.test_split, tap)) tb = blocks.read(T, o.test_split, tap);
+    else if (blocks.has(T, o.train_split, tap)) tb = blocks.read(T, o.train_split, tap);
+    int64_t n_t = tb ? std::min<int64_t>(tb->X.rows(), o.tsne_rows / 2) : 0;
+    int64_t n_s = std::min<int64_t>(sb.X.rows(), o.tsne_rows - n_t);
+    if (tb && n_s < o.tsne_rows - n_t) n_t = std::min<int64_t>(tb->X.rows(), o.tsne_rows - n_s);
+    if (n_s + n_t >= 8) {
+      auto is = subsample(sb.X.rows(), n_s, o.seed + 61);
+      std::vector<int64_t> it = tb ? subsample(tb->X.rows(), n_t, o.seed + 62) : std::vector<int64_t>();
+      MatrixF X(static_cast<Eigen::Index>(is.size() + it.size()), sb.X.cols());
+      X.topRows(static_cast<Eigen::Index>(is.size())) = take_rows(sb.X, is);
+      if (!it.empty()) X.bottomRows(static_cast<Eigen::Index>(it.size())) = take_rows(tb->X, it);
+      ProbeReport::Tsne ts;
+      ts.tap = tap;
+      for (auto i : is) {
+        ts.domain.push_back(0);
+        ts.label.push_back(static_cast<int>(std::max<int64_t>(-1, sb.labels[static_cast<size_t>(i)])));
+      }
+      for (auto i : it) {
+        ts.domain.push_back(1);
+        ts.label.push_back(static_cast<int>(std::max<int64_t>(-1, tb->labels[static_cast<size_t>(i)])));
+      }
+      // standardised features (as the linear probe sees them)
+      Standardizer::fit(X).apply(X);
+      TsneOptions to = o.tsne_opts;
+      to.perplexity = std::min(to.perplexity, std::max(1.0, (static_cast<double>(X.rows()) - 1) / 3.0));
+      auto res = tsne(X, to);
+      ts.Y = std::move(res.Y);
+      ts.kl = std::move(res.kl);
+      core::log_info("probe: t-SNE of ", is.size(), " source + ", it.size(), " target rows of tap ", tap, " in ",
+                     core::str(std::fixed, std::setprecision(1), seconds_since(t_start)), " s",
+                     ts.kl.empty() ? std::string() : core::str(", KL ", std::setprecision(3), ts.kl.back().second));
+      rep.tsne = std::move(ts);
+    } else {
+      core::log_warn("probe: too few rows for t-SNE (", n_s + n_t, ")");
+    }
+  }
+  return rep;
+}
+
+// ---------------------------------------------------------------------------------------------
+// report output
+
+namespace {
+
+nlohmann::json opt(const std::optional<double>& v) {
+  return v && std::isfinite(*v) ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+std::string fmt(const std::optional<double>& v, int prec, bool fixed = true) {
+  if (!v || !std::isfinite(*v)) return "—";
+  std::ostringstream os;
+  if (fixed) os << std::fixed;
+  os << std::setprecision(prec) << *v;
+  return os.str();
+}
+
+std::string attr(const nlohmann::json& a, const std::string& k) {
+  if (!a.is_object() || !a.contains(k)) return "";
+  return a[k].is_string() ? a[k].get<std::string>() : a[k].dump();
+}
+
+struct Column {
+  std::string head;
+  std::function<std::string(const TapReport&)> cell;
+};
+
+std::vector<Column> columns(const ProbeReport& r) {
+  auto any = [&](auto f) { return std::any_of(r.taps.begin(), r.taps.end(), f); };
+  std::vector<Column> c;
+  c.push_back({"tap", [](const TapReport& t) { return t.tap; }});
+  c.push_back({"D", [](const TapReport& t) { return std::to_string(t.dim); }});
+  c.push_back({"C", [](const TapReport& t) { return t.best_C ? fmt(t.best_C, 3, false) : "—"; }});
+  c.push_back({"src %", [](const TapReport& t) { return fmt(t.source_acc, 1); }});
+  c.push_back({"src→tgt %", [](const TapReport& t) { return fmt(t.target_acc, 1); }});
+  if (any([](const TapReport& t) { return t.target_target_acc.has_value(); }))
+    c.push_back({"tgt→tgt %", [](const TapReport& t) { return fmt(t.target_target_acc, 1); }});
+  if (any([](const TapReport& t) { return t.knn_source_acc || t.knn_target_acc; })) {
+    c.push_back({"kNN src %", [](const TapReport& t) { return fmt(t.knn_source_acc, 1); }});
+    c.push_back({"kNN tgt %", [](const TapReport& t) { return fmt(t.knn_target_acc, 1); }});
+  }
+  if (any([](const TapReport& t) { return t.a_distance.has_value(); })) {
+    c.push_back({"A-dist", [](const TapReport& t) {
+                   return t.a_distance ? fmt(t.a_distance->a_distance, 3) : std::string("—");
+                 }});
+    c.push_back({"MMD²", [](const TapReport& t) { return fmt(t.mmd2, 4); }});
+    c.push_back({"CORAL", [](const TapReport& t) { return fmt(t.coral, 3, false); }});
+  }
+  if (any([](const TapReport& t) { return t.logme.has_value(); })) {
+    c.push_back({"LogME", [](const TapReport& t) { return fmt(t.logme, 3); }});
+    c.push_back({"H-score", [](const TapReport& t) { return fmt(t.h_score, 3); }});
+  }
+  c.push_back({"s", [](const TapReport& t) { return fmt(t.seconds, 1); }});
+  return c;
+}
+
+/// Display width in code points (the table has a few multi-byte characters: —, →, ²).
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char ch : s)
+    if ((ch & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string pad(const std::string& s, size_t w, bool right) {
+  size_t n = width(s);
+  std::string sp(w > n ? w - n : 0, ' ');
+  return right ? sp + s : s + sp;
+}
+
+}  // namespace
+
+nlohmann::json ProbeReport::to_json() const {
+  nlohmann::json j;
+  j["format"] = "shiftlab-probe";
+  j["format_version"] = 1;
+  j["cache"] = cache;
+  j["attributes"] = attributes;
+  j["source"] = source_name;
+  j["target"] = target_name;
+  j["taps"] = nlohmann::json::array();
+  for (auto& t : taps) {
+    nlohmann::json tj;
+    tj["tap"] = t.tap;
+    tj["dim"] = t.dim;
+    tj["source_train_rows"] = t.source_train_rows;
+    tj["target_rows"] = t.target_rows;
+    tj["num_classes"] = t.num_classes;
+    nlohmann::json lin;
+    lin["best_C"] = opt(t.best_C);
+    lin["sweep"] = nlohmann::json::array();
+    for (auto& p : t.sweep)
+      lin["sweep"].push_back({{"C", p.C}, {"val_acc", p.val_acc}, {"iterations", p.iterations}, {"seconds", p.seconds}});
+    lin["seconds"] = t.linear_seconds;
+    lin["iterations"] = t.linear_iterations;
+    lin["objective"] = t.linear_objective;
+    lin["source_acc"] = opt(t.source_acc);
+    lin["target_acc"] = opt(t.target_acc);
+    lin["target_target_acc"] = opt(t.target_target_acc);
+    tj["linear"] = lin;
+    tj["knn"] = {{"source_acc", opt(t.knn_source_acc)}, {"target_acc", opt(t.knn_target_acc)}};
+    if (t.a_distance)
+      tj["a_distance"] = {{"a_distance", t.a_distance->a_distance},
+                          {"raw", t.a_distance->a_distance_raw},
+                          {"error", t.a_distance->error},
+                          {"C", t.a_distance->C},
+                          {"rows_per_domain", t.a_distance->rows_per_domain}};
+    else
+      tj["a_distance"] = nullptr;
+    tj["mmd2"] = opt(t.mmd2);
+    tj["coral"] = opt(t.coral);
+    tj["logme"] = opt(t.logme);
+    tj["h_score"] = opt(t.h_score);
+    tj["scores_on"] = t.scores_on;
+    tj["seconds"] = t.seconds;
+    j["taps"].push_back(tj);
+  }
+  j["leep"] = opt(leep);
+  j["nce"] = opt(nce);
+  j["leep_note"] = leep_note;
+  if (tsne) {
+    nlohmann::json k = nlohmann::json::array();
+    for (auto& [it, v] : tsne->kl) k.push_back({it, v});
+    int64_t ns = std::count(tsne->domain.begin(), tsne->domain.end(), 0);
+    j["tsne"] = {{"tap", tsne->tap},
+                 {"source_rows", ns},
+                 {"target_rows", static_cast<int64_t>(tsne->domain.size()) - ns},
+                 {"kl", k}};
+  } else {
+    j["tsne"] = nullptr;
+  }
+  return j;
+}
+
+std::string ProbeReport::text_table() const {
+  auto cols = columns(*this);
+  std::vector<size_t> w(cols.size());
+  for (size_t c = 0; c < cols.size(); ++c) {
+    w[c] = width(cols[c].head);
+    for (auto& t : taps) w[c] = std::max(w[c], width(cols[c].cell(t)));
+  }
+  std::ostringstream os;
+  for (size_t c = 0; c < cols.size(); ++c) os << (c ? "  " : "") << pad(cols[c].head, w[c], c > 0);
+  os << "\n";
+  for (size_t c = 0; c < cols.size(); ++c) os << (c ? "  " : "") << std::string(w[c], '-');
+  os << "\n";
+  for (auto& t : taps) {
+    for (size_t c = 0; c < cols.size(); ++c) os << (c ? "  " : "") << pad(cols[c].cell(t), w[c], c > 0);
+    os << "\n";
+  }
+  if (leep || nce) os << "LEEP " << fmt(leep, 4) << ", NCE " << fmt(nce, 4) << " (" << leep_note << ")\n";
+  return os.str();
+}
+
+std::string ProbeReport::markdown() const {
+  std::ostringstream os;
+  os << "# Probe report\n\n";
+  os << "- cache: `" << cache << "`\n";
+  auto bb = attr(attributes, "backbone");
+  if (!bb.empty()) os << "- backbone: " << bb << "\n";
+  auto w = attr(attributes, "weights");
+  if (!w.empty()) os << "- weights: " << w << "\n";
+  auto ck = attr(attributes, "checkpoint");
+  if (!ck.empty()) os << "- checkpoint: " << ck << "\n";
+  os << "- source: " << source_name << ", target: " << target_name << "\n\n";
+  auto cols = columns(*this);
+  os << "|";
+  for (auto& c : cols) os << " " << c.head << " |";
+  os << "\n|";
+  for (size_t i = 0; i < cols.size(); ++i) os << (i ? "---:|" : "---|");
+  os << "\n";
+  for (auto& t : taps) {
+    os << "|";
+    for (auto& c : cols) os << " " << c.cell(t) << " |";
+    os << "\n";
+  }
+  os << "\nAccuracies in percent: linear probe (standardised multinomial logistic regression, C chosen on a "
+        "validation split) trained on the source and tested on source and target; tgt→tgt trains on labelled "
+        "target rows. A-distance: proxy 2(1 − 2ε) of a linear domain classifier (0 = indistinguishable, "
+        "2 = separable).";
+  if (std::any_of(taps.begin(), taps.end(), [](const TapReport& t) { return !t.scores_on.empty(); }))
+    os << " LogME / H-score on the " << taps.front().scores_on << " rows (higher = more transferable).";
+  os << "\n\n";
+  if (leep || nce) os << "LEEP " << fmt(leep, 4) << ", NCE " << fmt(nce, 4) << " (" << leep_note << ").\n\n";
+  else if (!leep_note.empty()) os << "LEEP / NCE not computed: " << leep_note << ".\n\n";
+  os << "![transferability per layer](transferability.svg)\n";
+  if (tsne) {
+    os << "\nt-SNE of tap " << tsne->tap << " (" << tsne->domain.size() << " rows";
+    if (!tsne->kl.empty()) os << ", final KL " << fmt(tsne->kl.back().second, 3);
+    os << "):\n\n![t-SNE by domain](tsne_domain.svg) ![t-SNE by class](tsne_class.svg)\n";
+  }
+  return os.str();
+}
+
+std::vector<std::string> write_probe_report(const ProbeReport& r, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  core::check(!ec && fs::is_directory(dir), "cannot create the output directory '", dir, "': ", ec.message());
+  std::vector<std::string> written;
+  auto put = [&](const std::string& name, const std::string& content) {
+    std::string p = (fs::path(dir) / name).string();
+    core::atomic_write(p, content);
+    written.push_back(p);
+  };
+  put("probe.json", r.to_json().dump(2) + "\n");
+  put("probe.md", r.markdown());
+  LineChart c;
+  c.title = "Per-layer transferability: " + r.source_name + " → " + r.target_name;
+  c.left_label = "linear probe accuracy (%)";
+  c.right_label = "proxy A-distance";
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  LineSeries s{"source → source", {}, false}, t{"source → target", {}, false}, tt{"target → target", {}, false},
+      a{"A-distance", {}, true};
+  for (auto& tap : r.taps) {
+    c.categories.push_back(tap.tap);
+    s.y.push_back(tap.source_acc.value_or(nan));
+    t.y.push_back(tap.target_acc.value_or(nan));
+    tt.y.push_back(tap.target_target_acc.value_or(nan));
+    a.y.push_back(tap.a_distance ? tap.a_distance->a_distance : nan);
+  }
+  auto has = [](const LineSeries& x) { return std::any_of(x.y.begin(), x.y.end(), [](double v) { return std::isfinite(v); }); };
+  for (auto* x : {&s, &t, &tt, &a})
+    if (has(*x) || x == &s) c.series.push_back(*x);
+  put("transferability.svg", line_chart_svg(c));
+  if (r.tsne) {
+    const auto& ts = *r.tsne;
+    put("tsne_domain.svg", scatter_svg("t-SNE of " + ts.tap + " by domain", ts.Y, ts.domain,
+                                       {"source: " + r.source_name, "target: " + r.target_name}));
+    int K = 0;
+    bool unl = false;
+    for (int l : ts.label) {
+      K = std::max(K, l + 1);
+      unl = unl || l < 0;
+    }
+    std::vector<std::string> names;
+    for (int k = 0; k < K; ++k) names.push_back("class " + std::to_string(k));
+    if (unl) names.push_back("unlabelled");
+    std::vector<int> g;
+    for (int l : ts.label) g.push_back(l < 0 ? K : l);
+    put("tsne_class.svg", scatter_svg("t-SNE of " + ts.tap + " by class", ts.Y, g, names));
+  }
+  return written;
+}
+
+}  // namespace shiftlab::probe

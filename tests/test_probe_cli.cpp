@@ -1,0 +1,353 @@
+// `shiftlab probe` / `shiftlab advise`: probe_cache on a cache built with the writer API (linear
+// probe vs scikit-learn, A-distance, report files, tap order), and both commands end to end.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "features/writer.h"
+#include "probe/analysis.h"
+#include "support/testing.h"
+
+using namespace shiftlab;
+namespace fs = std::filesystem;
+using testutil::run_cli;
+
+namespace {
+
+constexpr int K = 3, D = 8;
+
+/// A cache in the extract schema: source train/val/test and target train / test, all labelled (as
+/// extract writes them) while the recorded config declares the target unlabelled; taps layer10, layer2 (less separable), pooled and logits (K source-model scores).
+/// Target rows are offset by `shift` along the last feature, which carries no class information
+/// (separable domains when large, while the classes stay where they were).
+std::string make_cache(const std::string& path, double shift, uint64_t seed = 1) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  Eigen::MatrixXf centres(K, D);
+  for (int k = 0; k < K; ++k)
+    for (int d = 0; d < D; ++d) centres(k, d) = d == D - 1 ? 0.f : nd(rng);
+  features::CacheLayout layout;
+  layout.taps = {{"layer10", D}, {"layer2", D}, {"pooled", D}, {"logits", K}};
+  struct Spec {
+    const char* domain;
+    const char* split;
+    int rows;
+    bool labelled;
+  };
+  const std::vector<Spec> specs{{"source", "train", 240, true},
+                                {"source", "val", 60, true},
+                                {"source", "test", 90, true},
+                                {"target", "train", 150, true},
+                                {"target", "test", 90, true}};
+  std::vector<std::vector<int64_t>> truth;
+  for (auto& s : specs) {
+    features::CacheBlock b;
+    b.domain = s.domain;
+    b.split = s.split;
+    b.dataset = std::string("synthetic-") + s.domain;
+    b.num_classes = K;
+    std::vector<int64_t> y;
+    for (int i = 0; i < s.rows; ++i) {
+      y.push_back(static_cast<int64_t>(rng() % K));
+      b.labels.push_back(s.labelled ? y.back() : -1);
+      b.index.push_back(i);
+    }
+    truth.push_back(y);
+    layout.blocks.push_back(b);
+  }
+  features::Provenance prov;
+  prov.compared = {{"backbone", "lenet"}, {"model", "lenet"}, {"weights_sha256", ""}, {"checkpoint_sha256", ""}};
+  prov.info = {{"config", "[model]\nbackbone = lenet\nin_channels = 1\n\n[data.source]\ndataset = mnist\n"
+                          "transform = normalize(0.5, 0.5)\n\n[data.target]\ndataset = uci-digits\nlabelled = false\n"},
+               {"source_dataset", "mnist"},
+               {"target_dataset", "uci-digits"}};
+  prov.info_int = {{"num_classes", K}};
+  features::CacheWriter w(path, layout, prov, true);
+  for (size_t bi = 0; bi < specs.size(); ++bi) {
+    const auto& y = truth[bi];
+    const int n = specs[bi].rows;
+    const bool target = std::string(specs[bi].domain) == "target";
+    std::map<std::string, torch::Tensor> feats;
+    for (auto [tap, sep] : std::vector<std::pair<std::string, float>>{{"layer10", 1.2f}, {"layer2", 0.6f}, {"pooled", 2.5f}}) {
+      auto t = torch::empty({n, D});
+      for (int i = 0; i < n; ++i)
+        for (int d = 0; d < D; ++d)
+          t[i][d] = centres(y[static_cast<size_t>(i)], d) * sep + nd(rng) +
+                    (target && d == D - 1 ? static_cast<float>(shift) : 0.f);
+      feats[tap] = t;
+    }
+    auto z = torch::empty({n, K});
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < K; ++k) z[i][k] = (k == y[static_cast<size_t>(i)] ? 2.f : 0.f) + nd(rng);
+    feats["logits"] = z;
+    w.write(bi, 0, feats);
+  }
+  w.close();
+  return path;
+}
+
+/// Tags balanced (a stack of open elements), one root <svg>: enough to catch a truncated or
+/// mis-nested picture without an XML library.
+bool svg_well_formed(const std::string& s, std::string* why) {
+  std::vector<std::string> stack;
+  size_t roots = 0;
+  for (size_t p = s.find('<'); p != std::string::npos; p = s.find('<', p + 1)) {
+    size_t e = s.find('>', p);
+    if (e == std::string::npos) return *why = "unterminated tag", false;
+    std::string tag = s.substr(p + 1, e - p - 1);
+    if (tag.empty()) return *why = "empty tag", false;
+    if (tag[0] == '?' || tag[0] == '!') continue;
+    if (tag[0] == '/') {
+      std::string name = tag.substr(1);
+      if (stack.empty() || stack.back() != name) return *why = "unbalanced </" + name + ">", false;
+      stack.pop_back();
+      continue;
+    }
+    std::string name = tag.substr(0, tag.find_first_of(" \t\n/"));
+    if (tag.back() == '/') {
+      if (stack.empty()) return *why = "element outside the root", false;
+      continue;
+    }
+    if (stack.empty()) {
+      ++roots;
+      if (name != "svg") return *why = "root is <" + name + ">", false;
+    }
+    stack.push_back(name);
+  }
+  if (!stack.empty()) return *why = "unclosed <" + stack.back() + ">", false;
+  if (roots != 1) return *why = "expected one root", false;
+  return true;
+}
+
+std::string one_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t;
+}
+
+class ProbeCli : public ::testing::Test {
+ protected:
+  // a directory per test: ctest runs the tests of this file as parallel processes
+  void SetUp() override {
+    dir_ = testutil::fresh_dir(std::string("probe_cli_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    far_ = make_cache(dir_ + "/far.h5", 6.0);
+  }
+  static probe::ProbeOptions fast_options() {
+    probe::ProbeOptions o;
+    o.tsne_rows = 120;
+    o.tsne_opts.iterations = 300;
+    o.knn_k = 5;
+    return o;
+  }
+  std::string dir_, far_;
+};
+
+}  // namespace
+
+TEST(ProbeOrder, NaturalSortPoolingAndLogitsLast) {
+  EXPECT_EQ(probe::order_taps({"pooled", "layer10", "logits", "layer2", "features", "stem", "conv1", "layer2"}),
+            (std::vector<std::string>{"stem", "conv1", "layer2", "layer10", "pooled", "features", "logits"}));
+  EXPECT_EQ(probe::order_taps({"blocks.11", "blocks.2", "blocks.0"}),
+            (std::vector<std::string>{"blocks.0", "blocks.2", "blocks.11"}));
+}
+
+TEST_F(ProbeCli, ProbeCacheMatchesSklearnAndSeparatesTheDomains) {
+  auto o = fast_options();
+  o.linear.Cs = {1.0};  // no sweep: the probe trains on all of source/train, as the reference
+  o.linear.fit.tol = 1e-8;
+  o.linear.fit.ftol = 0;
+  o.linear.fit.max_iter = 2000;
+  auto r = probe::probe_cache(far_, o);
+  ASSERT_EQ(r.taps.size(), 4u);
+  std::vector<std::string> names;
+  for (auto& t : r.taps) names.push_back(t.tap);
+  EXPECT_EQ(names, (std::vector<std::string>{"layer2", "layer10", "pooled", "logits"}));
+  EXPECT_EQ(r.source_name, "mnist");
+  EXPECT_EQ(r.target_name, "uci-digits");
+  const auto& pooled = r.taps[2];
+  EXPECT_EQ(pooled.dim, D);
+  EXPECT_EQ(pooled.num_classes, K);
+  EXPECT_EQ(pooled.source_train_rows, 240);
+  EXPECT_EQ(pooled.target_rows, 150);
+  ASSERT_TRUE(pooled.source_acc && pooled.target_acc);
+  EXPECT_TRUE(pooled.target_target_acc.has_value());  // trained on target/train, tested on target/test
+  ASSERT_TRUE(pooled.a_distance.has_value());
+  EXPECT_GT(pooled.a_distance->a_distance, 1.9) << "error " << pooled.a_distance->error;
+  EXPECT_GT(*pooled.mmd2, 0.0);
+  EXPECT_TRUE(pooled.knn_source_acc && pooled.knn_target_acc);
+  EXPECT_TRUE(pooled.logme && pooled.h_score);
+  EXPECT_EQ(pooled.scores_on, "target");
+  EXPECT_GT(pooled.source_acc.value(), r.taps[0].source_acc.value());  // deeper = more separable here
+  EXPECT_TRUE(r.leep && r.nce) << r.leep_note;
+  ASSERT_TRUE(r.tsne.has_value());
+  EXPECT_EQ(r.tsne->tap, "pooled");  // deepest tap other than logits
+  EXPECT_EQ(r.tsne->Y.rows(), 120);
+
+  if (!testutil::python_has({"sklearn", "numpy", "h5py"})) GTEST_SKIP() << "/usr/bin/python3 with sklearn and h5py needed";
+  std::string taps, out;
+  for (auto& t : r.taps) taps += (taps.empty() ? "" : ",") + t.tap;
+  int rc = testutil::run_shell(
+      "/usr/bin/python3 " + testutil::source_path("scripts/probe_cache_reference.py") + " " + far_ + " " + taps + " 1.0 2>&1",
+      &out);
+  ASSERT_EQ(rc, 0) << out;
+  std::istringstream in(out);
+  std::map<std::string, std::pair<double, double>> ref;
+  for (std::string tap; in >> tap;) in >> ref[tap].first >> ref[tap].second;
+  for (auto& t : r.taps) {
+    ASSERT_TRUE(ref.count(t.tap)) << out;
+    // 90 test rows: at most one prediction may differ (a row on the decision boundary)
+    EXPECT_NEAR(t.source_acc.value(), ref[t.tap].first, 1.2) << t.tap;
+    EXPECT_NEAR(t.target_acc.value(), ref[t.tap].second, 1.2) << t.tap;
+  }
+}
+
+TEST_F(ProbeCli, SameDistributionHasSmallADistanceAndSweepChoosesOnVal) {
+  auto near = make_cache(dir_ + "/near.h5", 0.0, 2);
+  auto o = fast_options();
+  o.taps = {"pooled"};
+  o.tsne = false;
+  o.scores = false;
+  o.linear.Cs = {0.01, 0.1, 1, 10};
+  auto r = probe::probe_cache(near, o);
+  ASSERT_EQ(r.taps.size(), 1u);
+  const auto& t = r.taps[0];
+  ASSERT_TRUE(t.a_distance.has_value());
+  EXPECT_LT(t.a_distance->a_distance, 0.6) << "error " << t.a_distance->error;
+  ASSERT_TRUE(t.best_C.has_value());
+  ASSERT_FALSE(t.sweep.empty());
+  double best = -1;
+  for (auto& p : t.sweep) best = std::max(best, p.val_acc);
+  for (auto& p : t.sweep) {
+    if (p.C == *t.best_C) {
+      EXPECT_EQ(p.val_acc, best);
+    }
+  }
+  EXPECT_FALSE(r.leep.has_value());
+  EXPECT_FALSE(r.tsne.has_value());
+  // an unknown tap is a usage error naming the taps there are
+  o.taps = {"layer7"};
+  try {
+    probe::probe_cache(near, o);
+    ADD_FAILURE() << "unknown tap accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer10"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ProbeCli, ReportFilesJsonAndSvgs) {
+  auto o = fast_options();
+  o.taps = {"layer2", "pooled"};
+  auto r = probe::probe_cache(far_, o);
+  auto out = dir_ + "/report";
+  auto files = probe::write_probe_report(r, out);
+  EXPECT_EQ(files.size(), 5u);
+  for (auto f : {"probe.json", "probe.md", "transferability.svg", "tsne_domain.svg", "tsne_class.svg"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  auto j = nlohmann::json::parse(core::read_file(out + "/probe.json"));
+  ASSERT_EQ(j["taps"].size(), 2u);
+  EXPECT_EQ(j["taps"][0]["tap"], "layer2");
+  for (auto k : {"seconds", "source_acc", "target_acc", "target_target_acc", "iterations", "objective", "best_C", "sweep"})
+    EXPECT_TRUE(j["taps"][1]["linear"].contains(k)) << k;
+  EXPECT_TRUE(j["taps"][1]["linear"]["source_acc"].is_number());
+  for (auto k : {"a_distance", "mmd2", "coral", "logme", "h_score", "knn", "dim", "num_classes"})
+    EXPECT_TRUE(j["taps"][1].contains(k)) << k;
+  EXPECT_GT(j["taps"][1]["a_distance"]["a_distance"].get<double>(), 1.9);
+  EXPECT_TRUE(j["leep"].is_number());
+  EXPECT_EQ(j["tsne"]["tap"], "pooled");
+  EXPECT_EQ(j["attributes"]["backbone"], "lenet");
+  for (auto f : {"transferability.svg", "tsne_domain.svg", "tsne_class.svg"}) {
+    auto svg = core::read_file(out + "/" + f);
+    std::string why;
+    EXPECT_TRUE(svg_well_formed(svg, &why)) << f << ": " << why;
+  }
+  auto chart = core::read_file(out + "/transferability.svg");
+  for (auto s : {"layer2", "pooled", "A-distance", "source → target"}) EXPECT_NE(chart.find(s), std::string::npos) << s;
+  EXPECT_NE(core::read_file(out + "/tsne_class.svg").find("class 2"), std::string::npos);
+  auto md = core::read_file(out + "/probe.md");
+  EXPECT_NE(md.find("| pooled |"), std::string::npos) << md;
+  EXPECT_NE(r.text_table().find("A-dist"), std::string::npos);
+  std::string why;
+  EXPECT_FALSE(svg_well_formed("<svg><g></svg>", &why));  // the checker itself catches a bad nesting
+}
+
+TEST_F(ProbeCli, ProbeCommandEndToEnd) {
+  auto out = dir_ + "/cli_out";
+  auto r = run_cli({"probe", far_, "--out=" + out, "--probe.tsne_rows=100", "--probe.tsne_iters=250",
+                    "--probe.Cs=0.1,1", "--run.threads=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("src→tgt %"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer10"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("wrote"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("tap pooled (3/4"), std::string::npos) << r.err;  // progress per tap
+  auto j = nlohmann::json::parse(core::read_file(out + "/probe.json"));
+  auto lin = j["taps"][0]["linear"];
+  for (auto k : {"seconds", "source_acc", "iterations", "objective"}) EXPECT_TRUE(lin[k].is_number()) << k;
+  EXPECT_TRUE(fs::exists(out + "/tsne_domain.svg"));
+  // default output directory: beside the cache; the benchmark's flags
+  auto copy = dir_ + "/copy.h5";
+  fs::copy_file(far_, copy, fs::copy_options::overwrite_existing);
+  auto b = run_cli({"probe", copy, "--probe.taps=pooled", "--probe.Cs=1", "--probe.max_iter=100", "--probe.knn_k=0",
+                    "--probe.distances=false", "--probe.scores=false", "--probe.tsne=false", "--run.threads=1",
+                    "--run.log_level=warn"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(b.err, "");
+  auto jb = nlohmann::json::parse(core::read_file(dir_ + "/copy_probe/probe.json"));
+  EXPECT_TRUE(jb["taps"][0]["linear"]["source_acc"].is_number());
+  EXPECT_TRUE(jb["taps"][0]["a_distance"].is_null());
+  EXPECT_FALSE(fs::exists(dir_ + "/copy_probe/tsne_domain.svg"));
+}
+
+TEST_F(ProbeCli, MissingCacheAndBadOptionsAreOneLineErrors) {
+  auto out = dir_ + "/never";
+  auto r = run_cli({"probe", dir_ + "/missing.h5", "--out=" + out});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(one_line(r.err).find('\n'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("missing.h5"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));  // nothing written
+  auto t = run_cli({"probe", far_, "--probe.taps=layer7", "--out=" + out});
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+  EXPECT_EQ(one_line(t.err).find('\n'), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("layer7"), std::string::npos) << t.err;
+  EXPECT_FALSE(fs::exists(out));
+  auto c = run_cli({"probe", far_, "--probe.Cs=1,abc"});
+  EXPECT_EQ(c.exit_code, 2) << c.err;
+  EXPECT_NE(c.err.find("probe.Cs"), std::string::npos) << c.err;
+  auto a = run_cli({"advise", dir_ + "/missing.h5"});
+  EXPECT_NE(a.exit_code, 0);
+  EXPECT_EQ(one_line(a.err).find('\n'), std::string::npos) << a.err;
+  auto h = run_cli({"probe", "--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("Examples:"), std::string::npos);
+  EXPECT_NE(h.out.find("--probe.Cs"), std::string::npos);
+}
+
+TEST_F(ProbeCli, AdviseWritesAConfigTrainAccepts) {
+  auto ini = dir_ + "/advice/digits.ini";
+  auto r = run_cli({"advise", far_, "--out=" + ini, "--run.threads=1", "--run.log_level=warn"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto s : {"evidence", "tap pooled", "A-distance", "advice:", "wrote"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  // target labels in the cache, but the extraction config says the target is unlabelled; A-distance ≈ 2
+  // -> domain adaptation, the band from source→source
+  EXPECT_NE(r.out.find("data.target.labelled = false"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("linear probe source→source on pooled"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cdan+E"), std::string::npos) << r.out;
+  auto text = core::read_file(ini);
+  EXPECT_NE(text.find("method = cdan+E"), std::string::npos) << text;
+  EXPECT_NE(text.find("backbone = lenet"), std::string::npos) << text;  // from the cache's config
+  EXPECT_NE(text.find("freeze = "), std::string::npos) << text;
+  auto t = run_cli({"train", "--config", ini, "--help"});
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  // one tap only; the logits tap can be chosen explicitly
+  auto two = run_cli({"advise", far_, "--probe.taps=layer2,pooled", "--out=" + dir_ + "/x.ini"});
+  EXPECT_EQ(two.exit_code, 2) << two.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.ini"));
+}
