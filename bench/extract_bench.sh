@@ -43,7 +43,7 @@ for r in $(seq "$REPS"); do
   cpu_fwd=$(add "$cpu_fwd" "$cf"); cpu_f32=$(add "$cpu_f32" "$ca"); cpu_f16=$(add "$cpu_f16" "$cb")
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
-echo "$(nproc) cores, $THREADS thread(s), $((2 * LIMIT)) images, taps $TAPS, file $(du -h "$WORK/f32.h5" | cut -f1) (float32)"
+echo "$(getconf _NPROCESSORS_ONLN) cores, $THREADS thread(s), $((2 * LIMIT)) images, taps $TAPS, file $(du -h "$WORK/f32.h5" | cut -f1) (float32)"
 echo "wall (best of $REPS): forward only ${best_fwd} images/s; extract float32 ${best_f32} images/s (ratio $(ratio "$best_f32" "$best_fwd")), float16 ${best_f16} images/s (ratio $(ratio "$best_f16" "$best_fwd"))"
 echo "cpu (sum of $REPS, whole process incl. start-up): forward only ${cpu_fwd} s; float32 ${cpu_f32} s (ratio $(ratio "$cpu_fwd" "$cpu_f32")), float16 ${cpu_f16} s (ratio $(ratio "$cpu_fwd" "$cpu_f16"))"
 # the writer's own time (conversion + HDF5 writes + flushes) as a share of the extraction loop

@@ -20,7 +20,7 @@ if [ ! -f "$WORK/jpeg/.done" ]; then
   "$PY" "$SRC/bench/loader_bench.py" make "$WORK/data/fashion-mnist/test_images.npy" "$WORK/jpeg" 2000
   touch "$WORK/jpeg/.done"
 fi
-echo "folder: $(find "$WORK/jpeg" -name '*.jpg' | wc -l) JPEG files; $(nproc) cores; workers $WORKERS, batch $BS, $BATCHES batches"
+echo "folder: $(find "$WORK/jpeg" -name '*.jpg' | wc -l) JPEG files; $(getconf _NPROCESSORS_ONLN) cores; workers $WORKERS, batch $BS, $BATCHES batches"
 CPP=$("$BIN" data bench --data.dataset=image_folder --data.root="$WORK/jpeg" \
   --data.transform="random_resized_crop(224), hflip, normalize(imagenet)" \
   --loader.workers="$WORKERS" --loader.batch_size="$BS" --bench.batches="$BATCHES")

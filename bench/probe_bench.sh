@@ -46,6 +46,6 @@ if [ ! -f "$SYN" ]; then
   echo "generating $SYN ..."
   "$PY" "$SRC/bench/probe_bench.py" make "$SYN.tmp" $SIZE && mv "$SYN.tmp" "$SYN"
 fi
-echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "$(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 run_one "$SYN" pooled synthetic
 if [ $# -ge 3 ]; then run_one "$2" "$3" real; fi

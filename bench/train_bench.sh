@@ -51,7 +51,7 @@ run_shiftlab() {  # NAME WARMUP STEPS IMAGES_PER_STEP args...
   shiftlab_rate "$WORK/runs/$name" "$warm" "$ips" "$warm"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $THREADS, loader workers $WORKERS"
+echo "machine: $(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $THREADS, loader workers $WORKERS"
 printf "%-34s %14s %14s %8s\n" "benchmark" "shiftlab img/s" "python img/s" "ratio"
 
 for which in "${WHICH[@]}"; do
