@@ -10,7 +10,7 @@
 #  3. scripts/study_table.py: Markdown table (mean ± std over seeds) + SVG (accuracy vs labels).
 # Resumable: finished runs are skipped. JOBS runs in parallel, each single-threaded and niced.
 # Environment: ROOT (runs/study), SEEDS ("0 1 2"), LABELS ("10 100 0"; 0 = all), STRATEGIES,
-# JOBS (2), STEPS (200), PRETRAIN_STEPS (500).
+# ADAPTER_LABELS ("10 100"), JOBS (2), STEPS (200), PRETRAIN_STEPS (500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${ROOT:-runs/study}
@@ -19,7 +19,7 @@ labels=${LABELS:-"10 100 0"}
 strategies=${STRATEGIES:-"probe head scratch top1 full two_phase residual bottleneck lora"}
 jobs=${JOBS:-2}
 steps=${STEPS:-200}
-bin=$PWD/build/shiftlab
+bin=${BIN:-$PWD/build/shiftlab}
 [ -x "$bin" ] || bash scripts/build.sh
 for d in fashion-mnist mnist; do "$bin" data prepare $d >/dev/null; done
 mkdir -p "$root"
@@ -76,6 +76,12 @@ export -f one
 export root bin cfg pre steps
 export OPTS_DUMP="$(declare -p opts)"
 
-list=$(for s in $seeds; do for n in $labels; do for v in $strategies; do echo "$v $n $s"; done; done; done)
+# the strategies first (seed-major, so a partial run still covers every one), then the adapters,
+# which run at ADAPTER_LABELS only (issue 6 compares them in the few-label regime)
+adapter_labels=${ADAPTER_LABELS:-"10 100"}
+list=$(for s in $seeds; do for n in $labels; do for v in $strategies; do
+         case $v in residual|bottleneck|lora) ;; *) echo "$v $n $s" ;; esac; done; done; done
+       for s in $seeds; do for n in $adapter_labels; do for v in $strategies; do
+         case $v in residual|bottleneck|lora) echo "$v $n $s" ;; esac; done; done; done)
 echo "$list" | xargs -P "$jobs" -L 1 bash -c 'eval "$OPTS_DUMP"; one "$0" "$1" "$2"'
 /usr/bin/python3 scripts/study_table.py "$root"
