@@ -5,6 +5,7 @@
 #   (a) a synthetic 50k × 2048, 65-class Gaussian mixture (+ 10k test rows), generated once;
 #   (b) a real cache when given: bench/probe_bench.sh [BUILD_DIR] [CACHE TAP]
 # Env: C (default 1), MAX_ITER (100 = sklearn's default), THREADS (1), SIZE="N_TRAIN N_TEST DIM CLASSES".
+#      SKIP_SYNTHETIC=1 runs only the real cache.
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${1:-$SRC/build}"
@@ -47,5 +48,5 @@ if [ ! -f "$SYN" ]; then
   "$PY" "$SRC/bench/probe_bench.py" make "$SYN.tmp" $SIZE && mv "$SYN.tmp" "$SYN"
 fi
 echo "$(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-run_one "$SYN" pooled synthetic
+[ "${SKIP_SYNTHETIC:-0}" = 1 ] || run_one "$SYN" pooled synthetic
 if [ $# -ge 3 ]; then run_one "$2" "$3" real; fi

@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <torch/version.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -88,11 +89,23 @@ void set_deterministic(bool on) {
   if (on) ctx.setBenchmarkCuDNN(false);
 }
 
+// The BLAS behind libtorch's CPU matrix products (OpenBLAS here) keeps its own thread pool, sized
+// to all cores by default: with --run.threads=1 on a machine busy with other jobs its idle threads
+// spin in sched_yield (measured: a 4.7 s linear probe took 250 s). Match it to run.threads unless
+// OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS say otherwise. Looked up at run time, so builds against
+// another BLAS (MKL in pip's libtorch) are unaffected.
+static void set_blas_threads(int threads) {
+  if (std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS")) return;
+  using SetThreads = void (*)(int);
+  if (auto f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(threads);
+}
+
 torch::Device setup_runtime(const RuntimeOptions& o) {
   set_log_level(parse_log_level(o.log_level));
   set_deterministic(o.deterministic);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
+  set_blas_threads(threads);
   seed_everything(o.seed);
   return resolve_device(o.device);
 }
