@@ -55,9 +55,9 @@ one() {  # STRATEGY N SEED
     [ -f "$dir/probe/probe.json" ] && { echo "skip $name (done)"; return 0; }
     mkdir -p "$dir"
     nice -n 10 "$bin" extract --config $cfg --model.weights="$pre" $data --run.seed=$s --run.threads=1 \
-      --run.log_level=warn --taps=pooled --overwrite "$dir/features.h5" >/dev/null
+      --run.log_level=warn --taps=pooled --overwrite=true "$dir/features.h5" >/dev/null || return 1
     nice -n 10 "$bin" probe "$dir/features.h5" --probe.taps=pooled --probe.knn_k=0 --probe.distances=false \
-      --probe.scores=false --probe.tsne=false --run.threads=1 --run.log_level=warn --out="$dir/probe" >/dev/null
+      --probe.scores=false --probe.tsne=false --run.threads=1 --run.log_level=warn --out="$dir/probe" >/dev/null || return 1
     rm -f "$dir/features.h5"
     echo "done $name: $(/usr/bin/python3 -c "import json; t=json.load(open('$dir/probe/probe.json'))['taps'][0]['linear']; print('target %.2f %%' % t['target_acc'])")"
     return 0
