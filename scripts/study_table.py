@@ -110,7 +110,11 @@ def main():
         if pre[best] <= m["scratch"]:
             notes.append(f"{label}: no pretrained strategy beats scratch ({m['scratch']:.1f}); best is {best} "
                          f"({pre[best]:.1f}, {pre[best] - m['scratch']:+.1f} points)")
-        elif "full" in m and "head" in m and m["full"] > m["scratch"]:
+        else:
+            beat = sorted((s for s in pre if pre[s] > m["scratch"]), key=lambda s: -pre[s])
+            notes.append(f"{label}: beating scratch ({m['scratch']:.1f}): " +
+                         ", ".join(f"{s} {pre[s]:.1f} ({pre[s] - m['scratch']:+.1f})" for s in beat))
+        if "full" in m and "head" in m and m["full"] > m["scratch"]:
             notes.append(f"{label}: feature extraction reaches {100 * (m['head'] - m['scratch']) / (m['full'] - m['scratch']):.0f} % "
                          f"of full fine-tuning's gain over scratch")
     md = "\n".join(lines) + "\n" + ("\n".join("- " + n for n in notes) + "\n" if notes else "")
