@@ -34,23 +34,11 @@ static std::string pct(const std::optional<double>& v) {
   return os.str();
 }
 
-/// A key ("data.target.labelled") of the INI the cache records as its root attribute "config".
-static std::string recorded_config(const nlohmann::json& attrs, const std::string& key) {
-  if (!attrs.is_object() || !attrs.contains("config") || !attrs["config"].is_string()) return "";
-  std::istringstream in(attrs["config"].get<std::string>());
-  std::string section, value;
-  for (std::string line; std::getline(in, line);) {
-    line = core::trim(line);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    if (line.front() == '[' && line.back() == ']') {
-      section = core::trim(line.substr(1, line.size() - 2));
-      continue;
-    }
-    auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = core::trim(line.substr(0, eq));
-    if ((section.empty() ? k : section + "." + k) == key) value = core::trim(line.substr(eq + 1));
-  }
+/// The value of `key` ("data.target.labelled") in the configuration the cache records, "" if absent.
+static std::string recorded_value(const nlohmann::json& attrs, const std::string& key) {
+  std::string value;
+  for (auto& e : probe::recorded_config(attrs))
+    if (e.key == key) value = e.value;  // the last one wins, as when the INI is read
   return value;
 }
 
@@ -98,7 +86,7 @@ static int run_advise(const core::Config& cfg, const std::vector<std::string>&) 
         for (auto l : b.labels) target_train_labelled = target_train_labelled || l >= 0;
       }
   }
-  const bool declared_unlabelled = recorded_config(rep.attributes, "data." + po.target + ".labelled") == "false";
+  const bool declared_unlabelled = recorded_value(rep.attributes, "data." + po.target + ".labelled") == "false";
   const bool labels_for_eval_only = target_train_labelled && declared_unlabelled;
   if (labels_for_eval_only) target_train_labelled = false;
   probe::Evidence ev;

@@ -62,6 +62,7 @@ def collect(root):
         if os.path.exists(pj):
             t = json.load(open(pj))["taps"][0]
             acc = t["linear"].get("target_acc")
+            params[strat] = (t["dim"] * t["num_classes"] + t["num_classes"], None)  # weights + biases
         else:
             for sj in glob.glob(os.path.join(d, "*", "summary.json")):
                 s = json.load(open(sj))
@@ -86,7 +87,7 @@ def main():
     csv = ["strategy,labels_per_class,mean,std,seeds"]
     for s in strats:
         p = params.get(s)
-        ptxt = f"{p[0]:,} ({100 * p[0] / p[1]:.3g} %)" if p else ("512 × 10 + 10" if s == "probe" else "")
+        ptxt = "" if not p else f"{p[0]:,}" if p[1] is None else f"{p[0]:,} ({100 * p[0] / p[1]:.3g} %)"
         cells = []
         for t in tags:
             v = res.get((t, s), [])

@@ -34,17 +34,23 @@ if [ ! -f "$pre" ]; then
   "$bin" weights export "$run" "$pre.tmp.safetensors" && mv "$pre.tmp.safetensors" "$pre"
 fi
 
-half=$(( steps / 2 ))
-declare -A opts=(
-  [scratch]="--model.freeze=none --optim.lr=0.05"
-  [head]="--model.weights=$pre --model.freeze=backbone --optim.lr=0.05"
-  [top1]="--model.weights=$pre --model.freeze=top:1 --optim.lr=0.01"
-  [full]="--model.weights=$pre --model.freeze=none --optim.lr=0.01 --optim.layer_decay=0.5"
-  [two_phase]="--model.weights=$pre --model.freeze=none --optim.lr=0.01 --optim.layer_decay=0.5 --train.phase1_steps=$half --train.phase1_lr=0.05 --schedule.warmup=10"
-  [residual]="--model.weights=$pre --model.freeze=backbone --optim.lr=0.05 --model.adapters=residual@layer3,layer4"
-  [bottleneck]="--model.weights=$pre --model.freeze=backbone --optim.lr=0.05 --model.adapters=bottleneck(dim=64)@layer1,layer2,layer3,layer4"
-  [lora]="--model.weights=$pre --model.freeze=backbone --optim.lr=0.05 --model.adapters=lora(r=8,alpha=16)@layer3.*.conv*,layer4.*.conv*"
-)
+# Options of a strategy (a function, not an associative array: xargs' shells inherit functions).
+# two_phase: phase 1 (head) + phase 2 (all) share the same step budget as the others.
+opts_of() {  # STRATEGY -> train options
+  local w="--model.weights=$pre" frozen="--model.weights=$pre --model.freeze=backbone --optim.lr=0.05"
+  case $1 in
+    scratch) echo "--model.freeze=none --optim.lr=0.05 --train.steps=$steps" ;;
+    head) echo "$frozen --train.steps=$steps" ;;
+    top1) echo "$w --model.freeze=top:1 --optim.lr=0.01 --train.steps=$steps" ;;
+    full) echo "$w --model.freeze=none --optim.lr=0.01 --optim.layer_decay=0.5 --train.steps=$steps" ;;
+    two_phase) echo "$w --model.freeze=none --optim.lr=0.01 --optim.layer_decay=0.5 --train.phase1_steps=$(( steps / 2 ))" \
+                    "--train.phase1_lr=0.05 --schedule.warmup=10 --train.steps=$(( steps / 2 ))" ;;
+    residual) echo "$frozen --model.adapters=residual@layer3,layer4 --train.steps=$steps" ;;
+    bottleneck) echo "$frozen --model.adapters=bottleneck(dim=64)@layer1,layer2,layer3,layer4 --train.steps=$steps" ;;
+    lora) echo "$frozen --model.adapters=lora(r=8,alpha=16)@layer3.*.conv*,layer4.*.conv* --train.steps=$steps" ;;
+    *) echo "unknown strategy '$1'" >&2; return 1 ;;
+  esac
+}
 
 one() {  # STRATEGY N SEED
   local v=$1 n=$2 s=$3
@@ -65,16 +71,15 @@ one() {  # STRATEGY N SEED
   if ls "$dir"/*/summary.json >/dev/null 2>&1 && grep -q '"completed"' "$dir"/*/summary.json; then
     echo "skip $name (done)"; return 0
   fi
+  local o
+  o=$(opts_of "$v") || return 1
   rm -rf "$dir"
-  local st=$steps  # two_phase: phase 1 (head) + phase 2 (all) = the same step budget as the others
-  [ "$v" = two_phase ] && st=$(( steps / 2 ))
   # shellcheck disable=SC2086
-  nice -n 10 "$bin" train --config $cfg ${opts[$v]} $data --run.seed=$s --run.root="$root" --run.name="$name" \
-    --run.threads=1 --train.steps=$st --run.log_level=warn 2>&1 | tail -n 1 | sed "s|^|done $name: |"
+  nice -n 10 "$bin" train --config $cfg $o $data --run.seed=$s --run.root="$root" --run.name="$name" \
+    --run.threads=1 --run.log_level=warn 2>&1 | tail -n 1 | sed "s|^|done $name: |"
 }
-export -f one
+export -f one opts_of
 export root bin cfg pre steps
-export OPTS_DUMP="$(declare -p opts)"
 
 # the strategies first (seed-major, so a partial run still covers every one), then the adapters,
 # which run at ADAPTER_LABELS only (issue 6 compares them in the few-label regime)
@@ -83,5 +88,5 @@ list=$(for s in $seeds; do for n in $labels; do for v in $strategies; do
          case $v in residual|bottleneck|lora) ;; *) echo "$v $n $s" ;; esac; done; done; done
        for s in $seeds; do for n in $adapter_labels; do for v in $strategies; do
          case $v in residual|bottleneck|lora) echo "$v $n $s" ;; esac; done; done; done)
-echo "$list" | xargs -P "$jobs" -L 1 bash -c 'eval "$OPTS_DUMP"; one "$0" "$1" "$2"'
+echo "$list" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1" "$2"'
 /usr/bin/python3 scripts/study_table.py "$root"

@@ -31,7 +31,7 @@ namespace {
 
 std::string data_dir() {
   static std::string d = [] {
-    auto dir = testutil::fresh_dir("crash_safety_data_" + std::to_string(::getpid()));
+    auto dir = testutil::fresh_dir("crash_safety_data");
     for (const char* name : {"src", "tgt"}) {
       const int64_t n = 64, h = 14, w = 14;
       std::vector<uint8_t> px(static_cast<size_t>(n * h * w));

@@ -41,15 +41,7 @@ namespace {
 
 // ---------------------------------------------------------------- helpers
 
-std::string data_root() {
-  static std::string root = [] {
-    auto r = testutil::fresh_dir("dist_data_" + std::to_string(::getpid()));
-    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
-    EXPECT_EQ(res.exit_code, 0) << res.err;
-    return r;
-  }();
-  return root;
-}
+std::string data_root() { return testutil::prepared_digits_root(); }
 
 // A free loopback port: the kernel's pick for port 0.
 int free_port() {

@@ -41,7 +41,7 @@ struct Fixture {
 const Fixture& fixture() {
   static Fixture f = [] {
     Fixture x;
-    auto dir = testutil::fresh_dir("features_" + std::to_string(::getpid()));
+    auto dir = testutil::fresh_dir("features");
     x.data = dir + "/data";
     auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + x.data});
     EXPECT_EQ(res.exit_code, 0) << res.err;

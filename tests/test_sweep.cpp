@@ -168,15 +168,7 @@ TEST(Report, NiceTicksCoverRange) {
 }
 
 namespace {
-std::string data_root() {
-  static std::string root = [] {
-    auto r = testutil::fresh_dir("sweep_data_" + std::to_string(::getpid()));
-    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
-    EXPECT_EQ(res.exit_code, 0) << res.err;
-    return r;
-  }();
-  return root;
-}
+std::string data_root() { return testutil::prepared_digits_root(); }
 
 std::vector<std::string> sweep_args(const std::string& out, const std::string& steps) {
   auto root = data_root();

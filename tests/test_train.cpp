@@ -18,16 +18,7 @@ using testutil::run_cli;
 
 namespace {
 
-std::string data_root() {
-  static std::string root = [] {
-    // one copy per test process: ctest runs the tests of this file in parallel processes
-    auto r = testutil::fresh_dir("train_data_" + std::to_string(::getpid()));
-    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
-    EXPECT_EQ(res.exit_code, 0) << res.err;
-    return r;
-  }();
-  return root;
-}
+std::string data_root() { return testutil::prepared_digits_root(); }
 
 std::vector<std::string> base_args(const std::string& runs, const std::string& method) {
   auto root = data_root();

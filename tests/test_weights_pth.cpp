@@ -34,7 +34,7 @@ class Pth : public ::testing::Test {
       rc_ = 0;
       return;
     }
-    auto tmp = testutil::fresh_dir("pth_fixtures_tmp" + std::to_string(::getpid()));
+    auto tmp = testutil::fresh_dir("pth_fixtures_tmp");
     std::string out;
     rc_ = testutil::run_shell("/usr/bin/python3 " + script + " pth " + tmp, &out);
     log_ = out;

@@ -333,7 +333,7 @@ static po::options_description describe(const Schema& schema) {
 // ignored, "[a.b]" makes later keys "a.b.key", "key = value" splits at the first '='. Parsed here
 // rather than by boost, whose error message for an invalid line loops forever when the line holds
 // one of its "%placeholder%" tokens (found by fuzzing); errors also name the line number.
-void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin) {
+std::vector<IniEntry> parse_ini_text(const std::string& text, const std::string& origin) {
   // a NUL byte would end a value silently: refuse it
   auto nul = text.find('\0');
   if (nul != std::string::npos)
@@ -343,6 +343,7 @@ void apply_ini_text(Config& cfg, const std::string& text, const std::string& ori
     if (b == std::string::npos) return std::string();
     return x.substr(b, x.find_last_not_of(" \t\r") - b + 1);
   };
+  std::vector<IniEntry> entries;
   std::istringstream in(text);
   std::string line, prefix;
   size_t row = 0;
@@ -363,11 +364,17 @@ void apply_ini_text(Config& cfg, const std::string& text, const std::string& ori
                            "' (expected [section] or key = value)"));
     std::string key = trim_ws(s.substr(0, eq));
     if (key.empty()) throw UsageError(str("config file '", origin, "' line ", row, ": no key before '='"));
-    key = prefix + key;
-    if (cfg.schema().has(key) && cfg.schema().spec(key).cli_only)
-      throw UsageError(str("config file '", origin, "' line ", row, ": '", key,
+    entries.push_back({prefix + key, trim_ws(s.substr(eq + 1)), row});
+  }
+  return entries;
+}
+
+void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin) {
+  for (auto& e : parse_ini_text(text, origin)) {
+    if (cfg.schema().has(e.key) && cfg.schema().spec(e.key).cli_only)
+      throw UsageError(str("config file '", origin, "' line ", e.line, ": '", e.key,
                            "' is a command-line option, not a config key"));
-    cfg.set(key, trim_ws(s.substr(eq + 1)), origin);
+    cfg.set(e.key, e.value, origin);
   }
 }
 

@@ -129,6 +129,15 @@ void apply_ini_file(Config& cfg, const std::string& path);
 /// The same on INI text already in memory; `origin` names it in errors (for tests and the fuzzer).
 void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin);
 
+/// One "key = value" line of INI text: the key with its section prefix ("train.lr"), 1-based line.
+struct IniEntry {
+  std::string key, value;
+  size_t line = 0;
+};
+/// The entries of INI text in order, with the syntax apply_ini_text reads (no schema check).
+/// Throws UsageError naming `origin` and the line of a malformed one.
+std::vector<IniEntry> parse_ini_text(const std::string& text, const std::string& origin);
+
 /// Splits "a, b,,c" -> {"a","b","c"}.
 std::vector<std::string> split_list(const std::string& s, char sep = ',');
 std::string trim(const std::string& s);

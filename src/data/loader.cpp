@@ -46,13 +46,19 @@ std::vector<int64_t> epoch_order(const Dataset& ds, const LoaderOptions& o, int6
   return order;
 }
 
+// Positions [0, total) of an n-item (wrapped) epoch order are dealt out to the shards.
+static int64_t shard_total(int64_t n, const LoaderOptions& o) {
+  const int64_t w = o.shard_count;
+  if (!o.shard_even) return n;
+  return o.drop_last ? n / w * w : (n + w - 1) / w * w;
+}
+
 std::vector<int64_t> shard_order(const std::vector<int64_t>& order, const LoaderOptions& o) {
   const int64_t w = o.shard_count, r = o.shard_rank;
   check(w >= 1 && r >= 0 && r < w, "bad loader shard ", r, " of ", w);
   if (w == 1) return order;
   const int64_t n = static_cast<int64_t>(order.size());
-  int64_t total = n;  // positions [0, total) of the (wrapped) order are dealt out
-  if (o.shard_even) total = o.drop_last ? n / w * w : (n + w - 1) / w * w;
+  const int64_t total = shard_total(n, o);
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(total / w + 1));
   for (int64_t p = r; p < total && n > 0; p += w) out.push_back(order[static_cast<size_t>(p % n)]);
@@ -83,7 +89,7 @@ int64_t Loader::batches_per_epoch() const {
   int64_t n = static_cast<int64_t>(ds_->size());
   const int64_t w = o_.shard_count, bs = o_.batch_size;
   if (w > 1) {  // this shard's size (shard_order)
-    const int64_t total = !o_.shard_even ? n : o_.drop_last ? n / w * w : (n + w - 1) / w * w;
+    const int64_t total = shard_total(n, o_);
     n = total / w + (o_.shard_rank < total % w ? 1 : 0);
   }
   return o_.drop_last ? n / bs : (n + bs - 1) / bs;

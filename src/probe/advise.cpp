@@ -129,22 +129,20 @@ Advice advise(const Evidence& e) {
   return a;
 }
 
+std::vector<core::IniEntry> recorded_config(const nlohmann::json& attrs) {
+  if (!attrs.is_object() || !attrs.contains("config") || !attrs["config"].is_string()) return {};
+  try {
+    return core::parse_ini_text(attrs["config"].get<std::string>(), "cache attribute config");
+  } catch (const core::UsageError&) {
+    return {};  // not the INI text extract writes: nothing recorded
+  }
+}
+
 std::string advice_ini(const Advice& a, const nlohmann::json& attrs, const std::vector<std::string>& header) {
   core::Config cfg(train::experiment_schema());
   // the extraction's own data/model settings, as far as train knows them
-  std::string section;
-  std::istringstream in(attrs.is_object() ? attrs.value("config", std::string()) : std::string());
-  for (std::string line; std::getline(in, line);) {
-    line = core::trim(line);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    if (line.front() == '[' && line.back() == ']') {
-      section = core::trim(line.substr(1, line.size() - 2));
-      continue;
-    }
-    auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = core::trim(line.substr(0, eq)), value = core::trim(line.substr(eq + 1));
-    if (!section.empty()) key = section + "." + key;
+  for (auto& e : recorded_config(attrs)) {
+    const std::string &key = e.key, &value = e.value;
     bool wanted = key.rfind("data.", 0) == 0 || key.rfind("model.", 0) == 0;
     if (!wanted || !cfg.schema().has(key) || cfg.schema().spec(key).cli_only) continue;
     if (value == cfg.schema().spec(key).default_value) continue;  // keep the written config short

@@ -25,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/options.h"
+
 namespace shiftlab::probe {
 
 struct Evidence {
@@ -56,6 +58,10 @@ struct Advice {
 
 /// The recommendation (UsageError when no probe accuracy is in the evidence).
 Advice advise(const Evidence& e);
+
+/// The entries of the INI a cache records as its root attribute "config" (the extraction's
+/// resolved configuration); empty when there is none or it is not INI text.
+std::vector<core::IniEntry> recorded_config(const nlohmann::json& cache_attributes);
 
 /// A ready INI for `shiftlab train`: the data/model keys of the cache's extraction config (root
 /// attribute "config", keys the train schema knows) overlaid with the advice's settings; every

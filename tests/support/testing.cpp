@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <gtest/gtest.h>
+
 namespace shiftlab::testutil {
 
 namespace fs = std::filesystem;
@@ -22,6 +24,16 @@ std::string fresh_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+std::string prepared_digits_root() {
+  static std::string root = [] {
+    auto r = fresh_dir("digits_data");
+    auto res = run_cli({"data", "prepare", "uci-digits", "--data.root=" + r});
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    return r;
+  }();
+  return root;
 }
 
 std::string source_path(const std::string& rel) { return (fs::path(SHIFTLAB_SOURCE_DIR) / rel).string(); }

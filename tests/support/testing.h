@@ -12,6 +12,8 @@ namespace shiftlab::testutil {
 
 /// A fresh empty directory under the build tree's test-tmp/, named <name>-<pid> (removed first if present).
 std::string fresh_dir(const std::string& name);
+/// A data root with the prepared uci-digits set, prepared once per test process (on first use).
+std::string prepared_digits_root();
 /// Path inside the source tree.
 std::string source_path(const std::string& rel);
 
