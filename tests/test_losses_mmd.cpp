@@ -129,25 +129,16 @@ TEST(Jmmd, EstimatorsMatchExplicitLoops) {
   }
 }
 
-static void write_matrix(const std::string& path, const torch::Tensor& t) {
-  std::ofstream f(path);
-  f.precision(17);
-  for (int64_t i = 0; i < t.size(0); ++i) {
-    for (int64_t j = 0; j < t.size(1); ++j) f << (j ? " " : "") << t[i][j].item<double>();
-    f << "\n";
-  }
-}
-
 TEST(Mmd, MatchesTLlibFormulasFromPython) {
   if (!testutil::python_has({"torch", "numpy"})) GTEST_SKIP() << "/usr/bin/python3 with torch+numpy needed";
   torch::manual_seed(3);
   const int n = 6;
   auto o = outputs(n, n, 5, 4, 0.4);
   auto dir = testutil::fresh_dir("losses_mmd_tllib");
-  write_matrix(dir + "/zs.txt", o.f_s);
-  write_matrix(dir + "/zt.txt", o.f_t);
-  write_matrix(dir + "/ys.txt", o.logits_s);
-  write_matrix(dir + "/yt.txt", o.logits_t);
+  testutil::write_matrix(dir + "/zs.txt", o.f_s);
+  testutil::write_matrix(dir + "/zt.txt", o.f_t);
+  testutil::write_matrix(dir + "/ys.txt", o.logits_s);
+  testutil::write_matrix(dir + "/yt.txt", o.logits_t);
   std::string log;
   ASSERT_EQ(testutil::run_shell("/usr/bin/python3 " + testutil::source_path("scripts/tllib_loss_reference.py") + " " +
                                     dir + " 2>&1",

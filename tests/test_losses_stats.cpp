@@ -176,25 +176,16 @@ TEST(Entropy, ValueAndGradient) {
   EXPECT_NEAR(r.total.item<double>(), h, 1e-13);
 }
 
-static void write_matrix(const std::string& path, const torch::Tensor& t) {
-  std::ofstream f(path);
-  f.precision(17);
-  for (int64_t i = 0; i < t.size(0); ++i) {
-    for (int64_t j = 0; j < t.size(1); ++j) f << (j ? " " : "") << t[i][j].item<double>();
-    f << "\n";
-  }
-}
-
 TEST(Stats, MatchTLlibFormulasFromPython) {
   if (!testutil::python_has({"torch", "numpy"})) GTEST_SKIP() << "/usr/bin/python3 with torch+numpy needed";
   torch::manual_seed(5);
   auto zs = torch::randn({6, 4}, torch::kDouble), zt = torch::randn({6, 4}, torch::kDouble) + 0.2;
   auto ys = torch::randn({6, 3}, torch::kDouble), yt = torch::randn({6, 3}, torch::kDouble) * 2;
   auto dir = testutil::fresh_dir("losses_stats_tllib");
-  write_matrix(dir + "/zs.txt", zs);
-  write_matrix(dir + "/zt.txt", zt);
-  write_matrix(dir + "/ys.txt", ys);
-  write_matrix(dir + "/yt.txt", yt);
+  testutil::write_matrix(dir + "/zs.txt", zs);
+  testutil::write_matrix(dir + "/zt.txt", zt);
+  testutil::write_matrix(dir + "/ys.txt", ys);
+  testutil::write_matrix(dir + "/yt.txt", yt);
   std::string log;
   ASSERT_EQ(testutil::run_shell(
                 "/usr/bin/python3 " + testutil::source_path("scripts/tllib_loss_reference.py") + " " + dir + " 2>&1", &log),

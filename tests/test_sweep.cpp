@@ -168,10 +168,8 @@ TEST(Report, NiceTicksCoverRange) {
 }
 
 namespace {
-std::string data_root() { return testutil::prepared_digits_root(); }
-
 std::vector<std::string> sweep_args(const std::string& out, const std::string& steps) {
-  auto root = data_root();
+  auto root = testutil::prepared_digits_root();
   return {"sweep", "--out=" + out, "--grid", "method=source_only,dann", "--seeds=0,1", "--run.threads=1",
           "--data.source.dataset=uci-digits", "--data.source.root=" + root,
           "--data.source.transform=resize(28), normalize(0.5, 0.5)", "--data.source.batch_size=16",

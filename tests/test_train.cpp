@@ -18,10 +18,8 @@ using testutil::run_cli;
 
 namespace {
 
-std::string data_root() { return testutil::prepared_digits_root(); }
-
 std::vector<std::string> base_args(const std::string& runs, const std::string& method) {
-  auto root = data_root();
+  auto root = testutil::prepared_digits_root();
   return {"train",
           "--run.root=" + runs,
           "--run.name=t",

@@ -1,5 +1,7 @@
 #include "core/options.h"
 
+#include "core/format.h"
+
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <cmath>
@@ -72,13 +74,6 @@ static OptionSpec make(const std::string& key, OptType t, std::string def, const
   return s;
 }
 
-static std::string fmt_double(double v) {
-  std::ostringstream os;
-  os.precision(10);
-  os << v;
-  return os.str();
-}
-
 OptionSpec& Schema::add_bool(const std::string& k, bool d, const std::string& doc) {
   return add(make(k, OptType::Bool, d ? "true" : "false", doc));
 }
@@ -86,7 +81,7 @@ OptionSpec& Schema::add_int(const std::string& k, long long d, const std::string
   return add(make(k, OptType::Int, std::to_string(d), doc));
 }
 OptionSpec& Schema::add_float(const std::string& k, double d, const std::string& doc) {
-  return add(make(k, OptType::Float, fmt_double(d), doc));
+  return add(make(k, OptType::Float, shortest(d), doc));
 }
 OptionSpec& Schema::add_string(const std::string& k, const std::string& d, const std::string& doc) {
   return add(make(k, OptType::String, d, doc));
@@ -136,8 +131,8 @@ static std::string type_desc(const OptionSpec& s) {
   }
   if ((s.type == OptType::Int || s.type == OptType::Float) &&
       (std::isfinite(s.min) || std::isfinite(s.max))) {
-    t += str(" in [", std::isfinite(s.min) ? fmt_double(s.min) : "-inf", ", ",
-             std::isfinite(s.max) ? fmt_double(s.max) : "inf", "]");
+    t += str(" in [", std::isfinite(s.min) ? shortest(s.min) : "-inf", ", ",
+             std::isfinite(s.max) ? shortest(s.max) : "inf", "]");
   }
   return t;
 }

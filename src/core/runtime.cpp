@@ -14,10 +14,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "shiftlab/config.h"
 
-#ifndef SHIFTLAB_VERSION
-#define SHIFTLAB_VERSION "0.0.0"
-#endif
 #ifndef SHIFTLAB_GIT_COMMIT
 #define SHIFTLAB_GIT_COMMIT ""
 #endif

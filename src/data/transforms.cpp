@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/options.h"
 
@@ -54,15 +55,10 @@ void TransformArgs::allow(size_t max_pos, const std::vector<std::string>& keys) 
   for (auto& [k, v] : kw_words) check_key(k);
 }
 
-static std::string fmt(double v) {
-  char b[64];
-  std::snprintf(b, sizeof(b), "%.10g", v);
-  return b;
-}
 static std::string fmt_list(const std::vector<double>& v) {
-  if (v.size() == 1) return fmt(v[0]);
+  if (v.size() == 1) return core::shortest(v[0]);
   std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + core::shortest(v[i]);
   return s + "]";
 }
 
@@ -153,7 +149,7 @@ class Pad : public Transform {
   std::string spec() const override {
     std::string s = (p_[0] == p_[1] && p_[1] == p_[2] && p_[2] == p_[3]) ? str("pad(", p_[0])
                                                                        : str("pad([", p_[0], ", ", p_[1], ", ", p_[2], ", ", p_[3], "]");
-    return s + (fill_ != 0 ? str(", fill=", fmt(fill_), ")") : ")");
+    return s + (fill_ != 0 ? str(", fill=", core::shortest(fill_), ")") : ")");
   }
   bool keeps_u8() const override { return true; }
 
@@ -242,7 +238,7 @@ class Flip : public Transform {
     }
     return im;
   }
-  std::string spec() const override { return str(horiz_ ? "hflip" : "vflip", p_ != 0.5 ? str("(", fmt(p_), ")") : ""); }
+  std::string spec() const override { return str(horiz_ ? "hflip" : "vflip", p_ != 0.5 ? str("(", core::shortest(p_), ")") : ""); }
   bool random() const override { return p_ > 0 && p_ < 1; }
   bool keeps_u8() const override { return true; }
 
@@ -286,7 +282,7 @@ class Rotation : public Transform {
     return out;
   }
   std::string spec() const override {
-    return str("rotation(", lo_ == -hi_ ? fmt(hi_) : str("[", fmt(lo_), ", ", fmt(hi_), "]"), fill_ != 0 ? str(", fill=", fmt(fill_)) : "", ")");
+    return str("rotation(", lo_ == -hi_ ? core::shortest(hi_) : str("[", core::shortest(lo_), ", ", core::shortest(hi_), "]"), fill_ != 0 ? str(", fill=", core::shortest(fill_)) : "", ")");
   }
   bool random() const override { return lo_ != hi_; }
   bool keeps_u8() const override { return true; }
@@ -387,7 +383,7 @@ class ColorJitter : public Transform {
     return im;
   }
   std::string spec() const override {
-    return str("color_jitter(brightness=", fmt(b_), ", contrast=", fmt(c_), ", saturation=", fmt(s_), ", hue=", fmt(h_), ")");
+    return str("color_jitter(brightness=", core::shortest(b_), ", contrast=", core::shortest(c_), ", saturation=", core::shortest(s_), ", hue=", core::shortest(h_), ")");
   }
   bool random() const override { return true; }
 
@@ -407,7 +403,7 @@ class AdjustColour : public Transform {
     return im;
   }
   std::string spec() const override {
-    return str("adjust_color(brightness=", fmt(f_[0]), ", contrast=", fmt(f_[1]), ", saturation=", fmt(f_[2]), ", hue=", fmt(f_[3]), ")");
+    return str("adjust_color(brightness=", core::shortest(f_[0]), ", contrast=", core::shortest(f_[1]), ", saturation=", core::shortest(f_[2]), ", hue=", core::shortest(f_[3]), ")");
   }
 
  private:
@@ -522,10 +518,10 @@ class Normalize : public Transform {
   }
   std::string spec() const override {
     if (!preset_.empty()) return "normalize(" + preset_ + ")";
-    if (m_.size() == 1 && s_.size() == 1) return str("normalize(", fmt(m_[0]), ", ", fmt(s_[0]), ")");
+    if (m_.size() == 1 && s_.size() == 1) return str("normalize(", core::shortest(m_[0]), ", ", core::shortest(s_[0]), ")");
     auto l = [](const std::vector<double>& v) {
       std::string s = "[";
-      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt(v[i]);
+      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + core::shortest(v[i]);
       return s + "]";
     };
     return str("normalize(mean=", l(m_), ", std=", l(s_), ")");
@@ -539,7 +535,7 @@ class Normalize : public Transform {
 // ------------------------------------------------------------------ factories
 int64_t as_size(const TransformArgs& a, double v, const std::string& what) {
   if (!(v >= 1 && v == std::floor(v) && v < 1e6))
-    throw core::UsageError(str("transform ", a.name, ": ", what, " must be a positive integer, got ", fmt(v)));
+    throw core::UsageError(str("transform ", a.name, ": ", what, " must be a positive integer, got ", core::shortest(v)));
   return static_cast<int64_t>(v);
 }
 
@@ -616,7 +612,7 @@ TransformPtr make_bands(const TransformArgs& a) {
   std::vector<int64_t> b;
   for (size_t i = 0; i < a.pos.size(); ++i)
     for (double v : a.pos[i]) {
-      if (!(v >= 0 && v == std::floor(v))) throw core::UsageError(str("transform bands: band index ", fmt(v), " is not a non-negative integer"));
+      if (!(v >= 0 && v == std::floor(v))) throw core::UsageError(str("transform bands: band index ", core::shortest(v), " is not a non-negative integer"));
       b.push_back(static_cast<int64_t>(v));
     }
   if (b.empty()) throw core::UsageError("transform bands needs band indices (0-based), e.g. bands(3, 2, 1)");

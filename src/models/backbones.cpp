@@ -1,5 +1,7 @@
 #include "models/backbones.h"
 
+#include "core/format.h"
+
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
@@ -165,12 +167,6 @@ int64_t input_channels_at(const torch::nn::Module& parent, const std::string& pa
   for (auto& kv : params)
     if (kv.key().compare(0, path.size() + 1, path + ".") == 0 && kv.value().dim() == 4) return kv.value().size(1);
   throw core::Error(core::str("no 4-d weight under '", path, "' to read the input channels from"));
-}
-
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 void BackboneImpl::upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const {

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/format.h"
 #include "core/options.h"
 #include "core/registry.h"
 #include "models/backbone.h"
@@ -132,7 +133,7 @@ torch::Tensor call_child(torch::nn::Module& parent, const std::string& path, tor
 int64_t input_channels_at(const torch::nn::Module& parent, const std::string& path);
 
 /// "[2, 3, 28, 28]" (c10::ArrayRef would make core::str ambiguous through ADL).
-std::string shape_str(const torch::Tensor& t);
+inline std::string shape_str(const torch::Tensor& t) { return core::shape_str(t.sizes()); }
 
 /// For convolutional backbones' forward_features: checks that x is N×C×H×W with C = in_channels()
 /// and that every requested tap is one of tap_names() (UsageErrors naming `family`), and returns

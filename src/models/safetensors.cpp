@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -49,12 +50,6 @@ const DtypeInfo* find_dtype(const std::string& code) {
   for (auto& d : kDtypes)
     if (code == d.code) return &d;
   return nullptr;
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
 }
 
 // A random-access byte source: a file (pread) or a memory image.
@@ -255,7 +250,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
       for (int64_t dim : e.shape) {
         uint64_t ud = static_cast<uint64_t>(dim);
         if (bytes > data_size / ud)
-          throw Error(core::str(ctx, ": shape ", shape_str(e.shape), " of ", e.dtype, " needs more bytes than the ",
+          throw Error(core::str(ctx, ": shape ", core::shape_str(e.shape), " of ", e.dtype, " needs more bytes than the ",
                           data_size, "-byte data section holds"));
         bytes *= ud;
       }
@@ -271,7 +266,7 @@ SafetensorsHeader parse_safetensors_header(const std::string& text, uint64_t dat
       throw Error(core::str(ctx, ": data_offsets [", e.begin, ", ", e.end, "] run past the end of the ", data_size,
                       "-byte data section"));
     if (e.end - e.begin != bytes)
-      throw Error(core::str(ctx, ": shape ", shape_str(e.shape), " × ", e.dtype, " is ", bytes, " bytes but data_offsets [",
+      throw Error(core::str(ctx, ": shape ", core::shape_str(e.shape), " × ", e.dtype, " is ", bytes, " bytes but data_offsets [",
                       e.begin, ", ", e.end, "] span ", e.end - e.begin));
     h.entries.push_back(std::move(e));
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -20,12 +21,6 @@ TensorMap state_dict(const torch::nn::Module& m) {
 }
 
 namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 bool starts_with_any(const std::string& k, const std::vector<std::string>& prefixes) {
   for (auto& p : prefixes)
@@ -71,8 +66,8 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
     const auto& src = it->second;
     if (!src.defined() || src.sizes() != t.sizes()) {
       r.shape_mismatch.push_back(k);
-      r.mismatch_details.push_back(core::str(k, ": model ", shape_str(t.sizes()), " vs file ",
-                                       src.defined() ? shape_str(src.sizes()) : std::string("undefined")));
+      r.mismatch_details.push_back(core::str(k, ": model ", core::shape_str(t.sizes()), " vs file ",
+                                       src.defined() ? core::shape_str(src.sizes()) : std::string("undefined")));
       continue;
     }
     copies.emplace_back(t, src);

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -174,10 +175,6 @@ std::vector<std::string> order_taps(std::vector<std::string> taps) {
 // probe_cache
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 /// Labelled rows of a block (label ≥ 0), as probe inputs.
 struct Rows {
@@ -438,7 +435,7 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
         }
       }
     }
-    tr.seconds = seconds_since(tap_t0);
+    tr.seconds = core::seconds_since(tap_t0);
     auto f1 = [](const std::optional<double>& v, const char* unit) {
       return v ? core::str(std::fixed, std::setprecision(1), *v, unit) : std::string("—");
     };
@@ -518,7 +515,7 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       ts.Y = std::move(res.Y);
       ts.kl = std::move(res.kl);
       core::log_info("probe: t-SNE of ", is.size(), " source + ", it.size(), " target rows of tap ", tap, " in ",
-                     core::str(std::fixed, std::setprecision(1), seconds_since(t_start)), " s",
+                     core::str(std::fixed, std::setprecision(1), core::seconds_since(t_start)), " s",
                      ts.kl.empty() ? std::string() : core::str(", KL ", std::setprecision(3), ts.kl.back().second));
       rep.tsne = std::move(ts);
     } else {

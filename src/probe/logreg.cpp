@@ -12,16 +12,13 @@
 #include <cmath>
 #include <limits>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/log.h"
 
 namespace shiftlab::probe {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void check_labels(const std::vector<int>& y, Eigen::Index n, int K, const char* what) {
   core::check(static_cast<Eigen::Index>(y.size()) == n, what, ": ", y.size(), " labels for ", n, " rows");
@@ -230,7 +227,7 @@ LinearProbe fit_linear_probe(const MatrixF& Xtr, const std::vector<int>& ytr, co
     LogRegOptions fo = o.fit;
     fo.C = o.Cs[i];
     LogRegModel m = fit_logreg(Xs, ytr, K, fo, i ? &prev : nullptr);
-    SweepPoint sp{fo.C, Vs.rows() ? accuracy_pct(m.predict(Vs), yval) : 0.0, m.iterations, seconds_since(t1)};
+    SweepPoint sp{fo.C, Vs.rows() ? accuracy_pct(m.predict(Vs), yval) : 0.0, m.iterations, core::seconds_since(t1)};
     p.sweep.push_back(sp);
     core::log_debug("linear probe C=", fo.C, ": val ", sp.val_acc, " %, ", m.iterations, " iterations, ",
                     sp.seconds, " s");
@@ -244,7 +241,7 @@ LinearProbe fit_linear_probe(const MatrixF& Xtr, const std::vector<int>& ytr, co
     }
     prev = std::move(m);
   }
-  p.seconds = seconds_since(t0);
+  p.seconds = core::seconds_since(t0);
   return p;
 }
 

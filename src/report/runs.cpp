@@ -10,6 +10,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "core/format.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "report/svg.h"
@@ -43,14 +44,7 @@ std::map<std::string, std::string> read_ini(const std::string& path) {
   return out;
 }
 
-std::string fmt(double v, int prec = 2) {
-  if (!std::isfinite(v)) return "";
-  std::ostringstream o;
-  o.setf(std::ios::fixed);
-  o.precision(prec);
-  o << v;
-  return o.str();
-}
+std::string fmt(double v, int prec = 2) { return core::fixed(v, prec); }
 
 std::string pm(const Stat& s, int prec = 2) {
   if (s.n == 0) return "–";

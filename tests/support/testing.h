@@ -57,6 +57,9 @@ struct GradCheckResult {
 GradCheckResult gradcheck(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
                           std::vector<torch::Tensor> inputs, double eps = 1e-6, uint64_t seed = 0);
 
+/// Writes a 2-d tensor as text, one row a line, 17 significant digits (for numpy.loadtxt).
+void write_matrix(const std::string& path, const torch::Tensor& t);
+
 /// True when python3 (Debian's /usr/bin/python3) can import every module listed.
 bool python_has(const std::vector<std::string>& modules);
 
