@@ -1,6 +1,7 @@
 #include "core/runtime.h"
 
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <torch/version.h>
@@ -112,6 +113,11 @@ std::string shiftlab_version() { return SHIFTLAB_VERSION; }
 std::string torch_version() { return TORCH_VERSION; }
 
 std::string blas_provider() {
+  // libtorch built with MKL (PyPI's wheels) does its matrix products in MKL; a "generic" build
+  // (Debian's) calls the libblas.so.3 the system provides
+  const std::string config = at::show_config();
+  for (const char* name : {"mkl", "openblas", "blis", "accelerate"})
+    if (config.find(std::string("BLAS_INFO=") + name) != std::string::npos) return std::string(name) + " (in libtorch)";
   std::error_code ec;
   for (const char* link : {"/etc/alternatives/libblas.so.3-x86_64-linux-gnu",
                            "/etc/alternatives/libblas.so.3-aarch64-linux-gnu"}) {

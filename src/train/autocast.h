@@ -15,12 +15,13 @@ class AutocastGuard {
   AutocastGuard(const torch::Device& device, const std::string& amp) {
     if (!device.is_cuda() || amp == "none") return;
     active_ = true;
-    prev_enabled_ = at::autocast::is_enabled();
     auto dtype = amp == "fp16" ? at::kHalf : at::kBFloat16;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
     at::autocast::set_autocast_dtype(at::kCUDA, dtype);
 #else
+    prev_enabled_ = at::autocast::is_enabled();
     at::autocast::set_enabled(true);
     at::autocast::set_autocast_gpu_dtype(dtype);
 #endif
