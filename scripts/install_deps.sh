@@ -71,14 +71,16 @@ if [ "$torch" = pip ]; then
   cache=${SHIFTLAB_CACHE:-$HOME/.cache/shiftlab}
   venv=$cache/venv-torch$(echo $torch_version | cut -d. -f1-2)
   py=$venv/bin/python
-  if ! "$py" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
+  # torchvision (0.26 goes with torch 2.11): the parity tests' Python reference runs on the same libtorch
+  if ! "$py" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
     mkdir -p "$cache"
     [ -x "$py" ] || /usr/bin/python3 -m venv "$venv"
     echo "install_deps: installing torch==$torch_version (+ its CUDA libraries, ~5 GB) into $venv" >&2
-    if ! "$venv/bin/pip" install -q --disable-pip-version-check "torch==$torch_version" numpy >"$cache/pip-torch.log" 2>&1; then
+    if ! "$venv/bin/pip" install -q --disable-pip-version-check "torch==$torch_version" torchvision==0.26.0 numpy >"$cache/pip-torch.log" 2>&1; then
       echo "install_deps: cannot install torch==$torch_version from PyPI ($(tail -n 1 "$cache/pip-torch.log"))" >&2
       exit 3
     fi
   fi
+  echo "$py" >"$cache/torch-python"  # scripts/test.sh --torch=pip runs the parity references with it
   "$py" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
 fi

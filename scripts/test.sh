@@ -20,5 +20,10 @@ build=${SHIFTLAB_BUILD_DIR:-build}
 rc=0
 SHIFTLAB_BUILD_DIR=$build bash scripts/build.sh --torch="$torch" || rc=$?
 [ $rc -eq 0 ] || exit $rc
+if [ "$torch" = pip ]; then
+  # parity tests compare with torchvision on the same libtorch version (kernels differ across versions)
+  SHIFTLAB_REFERENCE_PYTHON=$(cat "${SHIFTLAB_CACHE:-$HOME/.cache/shiftlab}/torch-python")
+  export SHIFTLAB_REFERENCE_PYTHON
+fi
 cd "$build"
 ctest -j"$(getconf _NPROCESSORS_ONLN)" --output-on-failure --timeout 600

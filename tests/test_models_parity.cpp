@@ -90,7 +90,7 @@ double scaled_err(const torch::Tensor& a, const torch::Tensor& b) {
 std::string generate(const std::string& group) {
   auto dir = testutil::fresh_dir("parity_" + group);
   std::string out;
-  int rc = testutil::run_shell("/usr/bin/python3 " + testutil::source_path("scripts/parity_reference.py") + " " +
+  int rc = testutil::run_shell(std::string(std::getenv("SHIFTLAB_REFERENCE_PYTHON") ? std::getenv("SHIFTLAB_REFERENCE_PYTHON") : "/usr/bin/python3") + " " + testutil::source_path("scripts/parity_reference.py") + " " +
                                    dir + " " + group,
                                &out);
   EXPECT_EQ(rc, 0) << out;
