@@ -169,6 +169,24 @@ TEST(CoreSpec, ItemsSumsTargetsAndArgs) {
   }
 }
 
+TEST(CoreSpec, SweepValuesAreRawTextSplitOutsideBracketsAndQuotes) {
+  auto a = sweep::parse_axis(R"x(data.target.transform="resize(20), pad(4)",resize(28))x");
+  EXPECT_EQ(a.key, "data.target.transform");
+  EXPECT_EQ(a.values, (std::vector<std::string>{"resize(20), pad(4)", "resize(28)"}));
+  a = sweep::parse_axis("data.target.transform=normalize(0.5, 0.5),resize(3)");
+  EXPECT_EQ(a.values, (std::vector<std::string>{"normalize(0.5, 0.5)", "resize(3)"}));
+  a = sweep::parse_axis("model.adapters = lora(r=8)@layer4.*, layer3 | residual@layer3,layer4 ");
+  EXPECT_EQ(a.values, (std::vector<std::string>{"lora(r=8)@layer4.*, layer3", "residual@layer3,layer4"}));
+  a = sweep::parse_axis("model.weights=/w/a b.pt,hf:x/y");
+  EXPECT_EQ(a.values, (std::vector<std::string>{"/w/a b.pt", "hf:x/y"}));
+  a = sweep::parse_axis("optim.lr=randint( 8 , 16 )");
+  EXPECT_EQ(a.dist, "randint");
+  EXPECT_DOUBLE_EQ(a.lo, 8);
+  EXPECT_DOUBLE_EQ(a.hi, 16);
+  a = sweep::parse_axis("method=uniform,dann");  // a distribution's name alone is a value
+  EXPECT_EQ(a.values, (std::vector<std::string>{"uniform", "dann"}));
+}
+
 TEST(CoreSpec, ErrorShowsTextColumnAndCaret) {
   try {
     SpecParser p("method", "dann + 0.1*");
@@ -249,7 +267,8 @@ TEST(CoreSpec, MalformedSpecsNameTheColumn) {
       {Grammar::GroupLr, "layer4=abc", 8, "the lr of group 'layer4' must be a non-negative number"},
       {Grammar::GroupLr, "layer4=-1", 8, "must be a non-negative number"},
       {Grammar::GroupLr, "head=1, head=2", 9, "argument 'head' given twice"},
-      {Grammar::GroupLr, "layer4=1e-3, 0.1", 14, "'0.1' is not name=lr"},
+      {Grammar::GroupLr, "0.1, layer4=1e-3", 1, "'0.1' is not name=lr"},
+      {Grammar::GroupLr, "layer4=1e-3, 0.1", 14, "positional argument after key=value"},
       {Grammar::Grid, "method", 7, "expected '=' and the values after 'method'"},
       {Grammar::Grid, "method=", 8, "expected a value after '='"},
       {Grammar::Grid, "method=a,,b", 10, "expected a value after ','"},

@@ -433,7 +433,7 @@ SpecToken SpecParser::raw(const std::string& stops) {
     }
   }
   pos_ = end;
-  prev_ = text_.substr(t.pos, t.len);
+  if (t.len > 0) prev_ = text_.substr(t.pos, t.len);
   return t;
 }
 
