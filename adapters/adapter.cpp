@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/spec.h"
 #include "models/adapter_hook.h"
 #include "models/resnet.h"
 #include "models/vit.h"
@@ -85,58 +86,29 @@ static std::string join(const std::vector<std::string>& v, const std::string& se
   return s;
 }
 
-static AdapterSpec parse_one(const std::string& text) {
-  auto fail = [&](const std::string& why) {
-    throw UsageError(str("model.adapters: '", text, "': ", why,
-                         " (expected kind[(key=value,...)]@pattern[,pattern...], e.g. lora(r=8)@blocks.*.attn.qkv)"));
-  };
-  auto at = text.find('@');
-  if (at == std::string::npos) fail("no '@' before the target modules");
-  if (text.find('@', at + 1) != std::string::npos) fail("more than one '@' (separate specs with ';')");
-  std::string head = core::trim(text.substr(0, at)), tail = text.substr(at + 1);
-  AdapterSpec s;
-  auto open = head.find('(');
-  if (open == std::string::npos) {
-    s.kind = head;
-  } else {
-    if (head.back() != ')') fail("unbalanced '(' in the arguments");
-    s.kind = core::trim(head.substr(0, open));
-    std::string inner = head.substr(open + 1, head.size() - open - 2);
-    if (inner.find_first_of("()") != std::string::npos) fail("nested parentheses in the arguments");
-    for (auto& item : core::split_list(inner, ',')) {
-      auto eq = item.find('=');
-      if (eq == std::string::npos) fail(str("argument '", item, "' is not key=value"));
-      std::string k = core::trim(item.substr(0, eq)), v = core::trim(item.substr(eq + 1));
-      if (k.empty() || v.empty()) fail(str("argument '", item, "' is not key=value"));
-      for (auto& [k2, v2] : s.args)
-        if (k2 == k) fail(str("argument '", k, "' given twice"));
-      s.args.emplace_back(k, v);
-    }
-  }
-  if (s.kind.empty()) fail("no adapter kind before '@'");
-  if (s.kind.find_first_of(" )") != std::string::npos) fail(str("bad adapter kind '", s.kind, "'"));
-  try {
-    const auto& kind = adapter_registry().get(s.kind);
-    for (auto& [k, v] : s.args) {
-      bool ok = false;
-      for (auto& a : kind.args) ok = ok || a == k;
-      if (!ok)
-        throw UsageError(str("'", text, "': ", s.kind, " takes no argument '", k, "' (arguments: ",
-                             kind.args.empty() ? std::string("none") : join(kind.args), ")"));
-    }
-  } catch (const UsageError& e) {
-    throw UsageError(str("model.adapters: ", e.what()));
-  }
-  for (auto& p : core::split_list(tail, ',')) s.patterns.push_back(p);
-  if (s.patterns.empty()) fail("no target module pattern after '@'");
-  for (auto& p : s.patterns)
-    if (p.find_first_of(" \t()@") != std::string::npos) fail(str("bad module pattern '", p, "'"));
-  return s;
-}
-
 std::vector<AdapterSpec> parse_adapter_specs(const std::string& text) {
+  // the grammar is core::parse_spec_targets (core/spec.h); kinds and argument names are ours
+  core::SpecParser p("model.adapters", text);
   std::vector<AdapterSpec> out;
-  for (auto& part : core::split_list(text, ';')) out.push_back(parse_one(part));
+  for (auto& t : core::parse_spec_targets(p, "an adapter kind", "a target module pattern")) {
+    AdapterSpec s;
+    s.kind = t.item.name;
+    if (!adapter_registry().has(s.kind)) p.fail_unknown("adapter", s.kind, t.item.pos, adapter_registry().names());
+    const auto& kind = adapter_registry().get(s.kind);
+    for (auto& a : t.item.args) {
+      if (a.key.empty())
+        p.fail(a.value.pos, str("argument '", a.value.str(), "' is not key=value"),
+               str(" (", s.kind, " arguments: ", kind.args.empty() ? std::string("none") : join(kind.args), ")"));
+      bool ok = false;
+      for (auto& k : kind.args) ok = ok || k == a.key;
+      if (!ok)
+        p.fail(a.key_pos, str(s.kind, " takes no argument '", a.key, "'"),
+               str(" (arguments: ", kind.args.empty() ? std::string("none") : join(kind.args), ")"));
+      s.args.emplace_back(a.key, a.value.is_word() ? a.value.text : a.value.str());
+    }
+    for (auto& g : t.globs) s.patterns.push_back(g.text);
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

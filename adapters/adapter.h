@@ -1,5 +1,5 @@
 // Adapters: parameter-efficient modules inserted into a pretrained backbone (ResNet or ViT family),
-// configured by one option, model.adapters, with a small grammar:
+// configured by one option, model.adapters, with a small grammar (`targets` in core/spec.h):
 //
 //   specs   := spec (";" spec)*                       e.g.
 //   spec    := kind ["(" key=value ("," key=value)* ")"] "@" pattern ("," pattern)*
@@ -75,7 +75,8 @@ struct AdapterKind {
 core::Registry<AdapterKind>& adapter_registry();
 
 /// Parses model.adapters (empty / blank = no adapters). Kinds and argument names are checked
-/// against the registry; errors are UsageErrors naming model.adapters and the offending text.
+/// against the registry; errors are core::SpecErrors (UsageErrors) naming model.adapters, the text
+/// and the column of the culprit.
 std::vector<AdapterSpec> parse_adapter_specs(const std::string& text);
 /// The canonical text of a spec list ("; "-separated).
 std::string format_adapter_specs(const std::vector<AdapterSpec>& specs);

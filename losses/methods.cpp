@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/spec.h"
 #include "losses/composite.h"
 #include "losses/util.h"
 
@@ -111,50 +112,31 @@ MethodOptions method_options_from(const core::Config& c) {
 
 // ------------------------------------------------------------------ spec grammar
 
-static std::string known_methods() {
-  std::string k;
-  for (auto& n : method_registry().names()) k += (k.empty() ? "" : ", ") + n;
-  return k;
-}
-
 std::vector<MethodTerm> parse_method_spec(const std::string& spec) {
-  auto fail = [&](const std::string& why) {
-    throw core::UsageError(core::str("method: ", why, " in '", spec, "' (grammar: [w*]name + [w*]name ...; known: ",
-                                     known_methods(), ")"));
-  };
+  // the grammar is core::parse_spec_sum (core/spec.h); "+E" is a bare term E after cdan
+  core::SpecParser p("method", spec);
+  if (p.at_end()) p.fail(0, "empty spec", " (e.g. 'dann + 0.1*entropy'; see `shiftlab list methods`)");
   std::vector<MethodTerm> terms;
-  std::vector<std::string> pieces;
-  size_t start = 0;
-  while (true) {
-    size_t plus = spec.find('+', start);
-    pieces.push_back(core::trim(spec.substr(start, plus == std::string::npos ? std::string::npos : plus - start)));
-    if (plus == std::string::npos) break;
-    start = plus + 1;
-  }
-  for (auto& piece : pieces) {
-    if (piece.empty()) fail(spec.find_first_not_of(" \t") == std::string::npos ? "empty spec" : "empty term");
-    if (piece == "E") {
+  for (auto& term : core::parse_spec_sum(p, "a method name")) {
+    const core::SpecItem& it = term.item;
+    if (it.name == "E" && !term.weight && !it.parens && !method_registry().has("E")) {
       if (terms.empty() || terms.back().name != "cdan" || terms.back().entropy_flag)
-        fail("'+E' (entropy conditioning) may only follow 'cdan'");
+        p.fail(it.pos, "'+E' (entropy conditioning) may only follow 'cdan'");
       terms.back().entropy_flag = true;
       continue;
     }
     MethodTerm t;
-    std::string name = piece;
-    size_t star = piece.find('*');
-    if (star != std::string::npos) {
-      std::string w = core::trim(piece.substr(0, star));
-      name = core::trim(piece.substr(star + 1));
-      char* end = nullptr;
-      t.weight = std::strtod(w.c_str(), &end);
-      if (w.empty() || !end || *end != '\0' || !std::isfinite(t.weight) || t.weight < 0)
-        fail(core::str("bad weight '", w, "' (a non-negative number)"));
+    if (term.weight) {
+      const core::SpecValue& w = *term.weight;
+      if (!w.is_number() || !std::isfinite(w.number) || w.number < 0)
+        p.fail(w.pos, core::str("bad weight '", w.str(), "'"), " (a weight is a non-negative number)");
+      t.weight = w.number;
     }
-    if (!method_registry().has(name)) {
-      std::string hint = core::nearest(name, method_registry().names());
-      fail(core::str("unknown method '", name, "'", hint.empty() ? "" : core::str(" — did you mean '", hint, "'?")));
-    }
-    t.name = name;
+    if (!method_registry().has(it.name)) p.fail_unknown("method", it.name, it.pos, method_registry().names());
+    if (it.parens)
+      p.fail(it.paren_pos, core::str("a method term takes no arguments"),
+             core::str(" (set the [", it.name, "] options instead)"));
+    t.name = it.name;
     terms.push_back(t);
   }
   return terms;

@@ -1,6 +1,6 @@
 // The DA-method registry, the typed options of every method, and the composition grammar.
 //
-// A method spec is a sum of weighted terms (a small grammar, like faiss' factory strings):
+// A method spec is a sum of weighted terms (the `sum` grammar of core/spec.h):
 //   spec  := term ( '+' term )*
 //   term  := [ weight '*' ] name [ '+E' ]      weight: a non-negative number, default 1
 // e.g. "dann", "dann + 0.1*entropy", "cdan+E", "0.5*dan + mcc". "+E" (entropy conditioning) is
@@ -87,7 +87,8 @@ struct MethodTerm {
   std::string name;
   bool entropy_flag = false;  ///< "+E" suffix (cdan only)
 };
-/// Parses a spec; throws UsageError naming the bad token and listing the known methods.
+/// Parses a spec; throws core::SpecError (a UsageError) with the column of the bad token; an
+/// unknown name lists the known methods.
 std::vector<MethodTerm> parse_method_spec(const std::string& spec);
 /// Canonical text of parsed terms; parse_method_spec(format_method_spec(t)) == t.
 std::string format_method_spec(const std::vector<MethodTerm>& terms);

@@ -7,6 +7,7 @@
 #include "core/format.h"
 #include "core/error.h"
 #include "core/options.h"
+#include "core/spec.h"
 
 namespace shiftlab::data {
 
@@ -545,7 +546,7 @@ std::pair<int64_t, int64_t> size_arg(const TransformArgs& a) {
   if (v.size() == 2) return {as_size(a, v[0], "size"), as_size(a, v[1], "size")};
   if (v.size() != 1) throw core::UsageError(str("transform ", a.name, ": size must be N or [H, W]"));
   int64_t h = as_size(a, v[0], "size");
-  if (a.pos.size() >= 2 && !a.kw.count("size")) return {h, as_size(a, a.pos[1][0], "width")};
+  if (a.pos.size() >= 2 && !a.kw.count("size")) return {h, as_size(a, a.num(1, "width", 0), "width")};
   return {h, h};
 }
 
@@ -694,84 +695,54 @@ std::string TransformChain::spec() const {
 }
 
 namespace {
-/// Splits at top-level commas (outside () and []).
-std::vector<std::string> split_top(const std::string& s, const std::string& context) {
-  std::vector<std::string> out;
-  int depth = 0;
-  std::string cur;
-  for (char ch : s) {
-    if (ch == '(' || ch == '[') ++depth;
-    if (ch == ')' || ch == ']') --depth;
-    if (depth < 0) throw core::UsageError(str("transform chain: unbalanced brackets in '", context, "'"));
-    if (ch == ',' && depth == 0) {
-      out.push_back(core::trim(cur));
-      cur.clear();
-    } else {
-      cur += ch;
+/// A transform argument's value as TransformArgs holds it: numbers (a list, or one), or a word.
+void transform_arg_value(const core::SpecParser& p, const core::SpecValue& v, std::vector<double>& nums, std::string& word) {
+  if (v.is_number()) {
+    nums.push_back(v.number);
+  } else if (v.is_word()) {
+    word = v.text;
+  } else {
+    if (v.items.empty()) p.fail(v.pos, "empty list", " (a list holds one or more numbers)");
+    for (auto& x : v.items) {
+      if (!x.is_number()) p.fail(x.pos, str("'", x.str(), "' is not a number"), " (lists hold numbers)");
+      nums.push_back(x.number);
     }
   }
-  if (depth != 0) throw core::UsageError(str("transform chain: unbalanced brackets in '", context, "'"));
-  out.push_back(core::trim(cur));
-  return out;
-}
-
-bool parse_number(const std::string& s, double& v) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  v = std::strtod(s.c_str(), &end);
-  return end && *end == 0;
 }
 }  // namespace
 
 TransformChain parse_transforms(const std::string& text) {
+  // the grammar is core::parse_spec_items (core/spec.h); names and arguments are checked here
   std::vector<TransformPtr> ops;
-  if (core::trim(text).empty() || core::trim(text) == "none") return TransformChain{};
-  for (const std::string& item : split_top(text, text)) {
-    if (item.empty()) throw core::UsageError(str("transform chain '", text, "': empty item"));
+  if (core::trim(text) == "none") return TransformChain{};
+  core::SpecParser p("transform chain", text);
+  for (const core::SpecItem& item : core::parse_spec_items(p, "a transform name")) {
     TransformArgs a;
-    auto lp = item.find('(');
-    a.name = core::trim(item.substr(0, lp));
-    if (lp != std::string::npos) {
-      if (item.back() != ')') throw core::UsageError(str("transform '", item, "': expected ')' at the end"));
-      std::string inner = item.substr(lp + 1, item.size() - lp - 2);
-      if (!core::trim(inner).empty())
-        for (const std::string& arg : split_top(inner, item)) {
-          std::string key, val = arg;
-          auto eq = arg.find('=');
-          if (eq != std::string::npos) key = core::trim(arg.substr(0, eq)), val = core::trim(arg.substr(eq + 1));
-          std::vector<double> nums;
-          std::string word;
-          if (!val.empty() && val.front() == '[') {
-            if (val.back() != ']') throw core::UsageError(str("transform '", item, "': bad list '", val, "'"));
-            for (auto& x : split_top(val.substr(1, val.size() - 2), item)) {
-              double d;
-              if (!parse_number(x, d)) throw core::UsageError(str("transform '", item, "': '", x, "' is not a number"));
-              nums.push_back(d);
-            }
-          } else {
-            double d;
-            if (parse_number(val, d)) nums.push_back(d);
-            else if (!val.empty() && std::isalpha(static_cast<unsigned char>(val[0]))) word = val;
-            else throw core::UsageError(str("transform '", item, "': bad argument '", arg, "'"));
-          }
-          if (key.empty()) {
-            if (!a.kw.empty() || !a.kw_words.empty())
-              throw core::UsageError(str("transform '", item, "': positional argument after key=value"));
-            a.pos.push_back(nums);
-            a.pos_words.push_back(word);
-          } else if (!word.empty()) {
-            a.kw_words[key] = word;
-          } else {
-            a.kw[key] = nums;
-          }
-        }
+    for (const core::SpecArg& arg : item.args) {
+      std::vector<double> nums;
+      std::string word;
+      transform_arg_value(p, arg.value, nums, word);
+      if (arg.key.empty()) {
+        a.pos.push_back(nums);
+        a.pos_words.push_back(word);
+      } else if (!word.empty() || arg.value.is_word()) {
+        a.kw_words[arg.key] = word;
+      } else {
+        a.kw[arg.key] = nums;
+      }
     }
-    std::string name = a.name;
+    std::string name = item.name;
     if (name == "to_rgb") name = "grey_to_rgb";
     if (name == "random_rotation") name = "rotation";
-    const TransformFactory& f = transform_registry().get(name);
+    if (!transform_registry().has(name)) p.fail_unknown("transform", item.name, item.pos, transform_registry().names());
     a.name = name;
-    ops.push_back(f(a));
+    try {
+      ops.push_back(transform_registry().get(name)(a));
+    } catch (const core::SpecError&) {
+      throw;
+    } catch (const core::UsageError& e) {  // a bad argument: the factory's message, at the item
+      p.fail(item.pos, e.what());
+    }
   }
   return TransformChain(std::move(ops));
 }

@@ -1,7 +1,8 @@
 // Config-driven, seeded image transforms and their small text grammar.
 //
-// Grammar (data/README.md):  chain := item ("," item)* ;  item := name [ "(" args ")" ]
-//   args := arg ("," arg)* ;  arg := value | key "=" value ;  value := number | word | "[" number, ... "]"
+// Grammar (`items` in core/spec.h; data/README.md):  chain := item ("," item)* | "none" | ""
+//   item := name [ "(" args ")" ] ;  args := arg ("," arg)* ;  arg := value | key "=" value
+//   value := number | word | "[" number, ... "]"     (positional args before key=value ones)
 // e.g. "resize(32), center_crop(28), grey_to_rgb, normalize(0.5, 0.5)"
 //      "random_resized_crop(224, scale=[0.08, 1]), hflip, normalize(imagenet)"
 // Items run left to right on an Image (image.h). Random items draw from one Rng seeded per
@@ -83,7 +84,8 @@ class TransformChain {
   std::vector<TransformPtr> ops_;
 };
 
-/// Parses the grammar above; UsageError naming the bad item / argument.
+/// Parses the grammar above; core::SpecError (a UsageError) with the column of the bad item /
+/// argument.
 TransformChain parse_transforms(const std::string& text);
 
 /// ImageNet mean / std (RGB), as torchvision.

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/spec.h"
 #include "models/adapter_hook.h"
 
 namespace shiftlab::models {
@@ -18,18 +19,14 @@ void declare_param_group_options(core::Schema& s) {
 }
 
 std::map<std::string, double> parse_group_lr(const std::string& spec) {
+  // the grammar is core::parse_spec_args (core/spec.h): name=lr, ...
+  core::SpecParser p("optim.group_lr", spec);
   std::map<std::string, double> m;
-  for (auto& item : core::split_list(spec)) {
-    auto eq = item.find('=');
-    core::check_usage(eq != std::string::npos, "optim.group_lr: '", item, "' is not name=lr");
-    std::string name = core::trim(item.substr(0, eq)), val = core::trim(item.substr(eq + 1));
-    core::check_usage(!name.empty(), "optim.group_lr: '", item, "' has no group name");
-    char* end = nullptr;
-    double lr = std::strtod(val.c_str(), &end);
-    core::check_usage(!val.empty() && end && *end == '\0' && std::isfinite(lr) && lr >= 0, "optim.group_lr: '",
-                      item, "' — lr must be a non-negative number");
-    core::check_usage(!m.count(name), "optim.group_lr: group '", name, "' given twice");
-    m[name] = lr;
+  for (auto& a : core::parse_spec_args(p)) {
+    if (a.key.empty()) p.fail(a.value.pos, core::str("'", a.value.str(), "' is not name=lr"), " (e.g. layer4=1e-3, head=1e-2)");
+    if (!a.value.is_number() || !std::isfinite(a.value.number) || a.value.number < 0)
+      p.fail(a.value.pos, core::str("the lr of group '", a.key, "' must be a non-negative number, not '", a.value.str(), "'"));
+    m[a.key] = a.value.number;
   }
   return m;
 }

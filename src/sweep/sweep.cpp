@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/signals.h"
+#include "core/spec.h"
 #include "report/runs.h"
 
 extern char** environ;
@@ -32,32 +33,42 @@ namespace shiftlab::sweep {
 namespace fs = std::filesystem;
 
 Axis parse_axis(const std::string& item) {
-  auto eq = item.find('=');
-  core::check_usage(eq != std::string::npos && eq > 0 && eq + 1 < item.size(),
-                    "--grid '", item, "': expected key=value1,value2,... (or key=loguniform(lo,hi) with --random)");
+  // the grammar is `axis` in core/spec.h: key=v1,v2 | key=v1|v2 | key=dist(lo, hi)
+  core::SpecParser p("--grid", item);
   Axis a;
-  a.key = core::trim(item.substr(0, eq));
-  std::string v = core::trim(item.substr(eq + 1));
-  for (auto* d : {"uniform", "loguniform", "randint"}) {
-    std::string p = std::string(d) + "(";
-    if (v.rfind(p, 0) == 0 && v.back() == ')') {
-      auto parts = core::split_list(v.substr(p.size(), v.size() - p.size() - 1));
-      core::check_usage(parts.size() == 2, "--grid '", item, "': ", d, " takes two bounds, e.g. ", d, "(1e-4, 1e-2)");
-      char* e1 = nullptr;
-      char* e2 = nullptr;
-      a.lo = std::strtod(parts[0].c_str(), &e1);
-      a.hi = std::strtod(parts[1].c_str(), &e2);
-      core::check_usage(*e1 == '\0' && *e2 == '\0' && a.lo < a.hi, "--grid '", item,
-                        "': bounds must be numbers with lo < hi");
-      core::check_usage(std::string(d) != "loguniform" || a.lo > 0, "--grid '", item, "': loguniform needs lo > 0");
+  a.key = p.name("an option name (key=value1,value2,... or key=loguniform(lo,hi) with --random)").text;
+  p.expect('=', "'=' and the values");
+  core::SpecToken first = p.peek();
+  if (first.kind == core::SpecToken::Name) {
+    core::SpecParser look(p);
+    look.next();
+    bool call = look.accept('(');
+    for (auto* d : {"uniform", "loguniform", "randint"}) {
+      if (!call || first.text != d) continue;
+      core::SpecItem dist = p.item("a distribution");
+      p.expect_end("the end");
+      if (dist.args.size() != 2 || !dist.args[0].key.empty() || !dist.args[1].key.empty())
+        p.fail(dist.paren_pos, core::str(d, " takes two bounds"), core::str(" (e.g. ", d, "(1e-4, 1e-2))"));
+      for (auto& b : dist.args)
+        if (!b.value.is_number()) p.fail(b.value.pos, core::str("bound '", b.value.str(), "' is not a number"));
+      a.lo = dist.args[0].value.number;
+      a.hi = dist.args[1].value.number;
+      if (!(a.lo < a.hi)) p.fail(dist.args[0].value.pos, "bounds must be numbers with lo < hi");
+      if (std::string(d) == "loguniform" && !(a.lo > 0)) p.fail(dist.args[0].value.pos, "loguniform needs lo > 0");
       a.dist = d;
       return a;
     }
   }
-  a.values = core::split_list(v, v.find('|') != std::string::npos ? '|' : ',');
-  core::check_usage(!a.values.empty(), "--grid '", item, "': no values");
+  // values: raw texts (each option's own syntax), split at '|' when there is one, else at ','
+  const char sep = p.has_top_level('|') ? '|' : ',';
   std::set<std::string> seen;
-  for (auto& x : a.values) core::check_usage(seen.insert(x).second, "--grid '", item, "': value '", x, "' twice");
+  while (true) {
+    core::SpecToken v = p.raw(std::string(1, sep));
+    if (v.kind == core::SpecToken::End) p.fail_expected("a value");
+    if (!seen.insert(v.text).second) p.fail(v.pos, core::str("value '", v.text, "' given twice"));
+    a.values.push_back(v.text);
+    if (!p.accept(sep)) break;
+  }
   return a;
 }
 

@@ -17,16 +17,16 @@
 
 namespace shiftlab::sweep {
 
-/// One swept option. Values are a list ("key=a,b,c", or "key=a|b|c" when values contain
-/// commas), or — in random search only — a distribution: uniform(lo,hi), loguniform(lo,hi),
-/// randint(lo,hi) (inclusive).
+/// One swept option (`axis` in core/spec.h). Values are a list ("key=a,b,c", or "key=a|b|c" when
+/// values contain commas outside brackets; a quoted value is taken without its quotes), or — in
+/// random search only — a distribution: uniform(lo,hi), loguniform(lo,hi), randint(lo,hi) (inclusive).
 struct Axis {
   std::string key;
   std::vector<std::string> values;  ///< list values (empty for a distribution)
   std::string dist;                 ///< "" | uniform | loguniform | randint
   double lo = 0, hi = 0;
 };
-/// Parses "key=values" (UsageError naming the item when malformed).
+/// Parses "key=values" (a core::SpecError naming --grid, the item and the column when malformed).
 Axis parse_axis(const std::string& item);
 
 struct Plan {
