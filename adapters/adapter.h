@@ -100,9 +100,10 @@ struct AdapterOptions {
   std::vector<AdapterSpec> specs;  ///< model.adapters, parsed
 };
 
-/// Declares model.adapters.
-void declare_adapter_options(core::Schema& s);
-AdapterOptions adapter_options_from(const core::Config& c);
+/// model.adapters (read through parse_adapter_specs, written with format_adapter_specs).
+const core::OptionTable<AdapterOptions>& adapter_option_table();
+inline void declare_adapter_options(core::Schema& s) { adapter_option_table().declare(s); }
+inline AdapterOptions adapter_options_from(const core::Config& c) { return adapter_option_table().read(c); }
 
 /// Per spec what was done, plus totals.
 struct AdaptersReport {
