@@ -44,6 +44,7 @@ struct AdapterSpec {
   std::vector<std::pair<std::string, std::string>> args;  ///< in the order given
   std::vector<std::string> patterns;
 
+  bool operator==(const AdapterSpec& o) const { return kind == o.kind && args == o.args && patterns == o.patterns; }
   /// Canonical text, e.g. "lora(r=8,alpha=16)@blocks.*.attn.qkv" (parses back to the same spec).
   std::string str() const;
   bool has(const std::string& key) const;

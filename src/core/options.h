@@ -190,10 +190,6 @@ namespace detail {
 long long parse_option_int(const std::string& key, const std::string& item, const OptionSpec& spec);
 double parse_option_float(const std::string& key, const std::string& item, const OptionSpec& spec);
 std::string join_list(const std::vector<std::string>& items);
-template <class M, class = void>
-struct has_option_value : std::false_type {};
-template <class M>
-struct has_option_value<M, std::void_t<decltype(OptionValue<M>::type)>> : std::true_type {};
 }  // namespace detail
 
 template <>
@@ -323,13 +319,7 @@ class OptionField : public OptionFieldBase<T> {
     access_(t) = std::move(v);
   }
   bool same(const T& a, const T& b) const override {
-    const M& x = access_(const_cast<T&>(a));
-    const M& y = access_(const_cast<T&>(b));
-    if constexpr (detail::has_option_value<M>::value) {
-      return x == y;
-    } else {
-      return format_(x) == format_(y);  // field_as types need no operator==
-    }
+    return access_(const_cast<T&>(a)) == access_(const_cast<T&>(b));
   }
 
  private:
@@ -372,8 +362,8 @@ class OptionTable {
         [](const Config& c, const std::string& k, const OptionSpec& s) { return OptionValue<M>::read(c, k, s); },
         [](const M& v) { return OptionValue<M>::format(v); }));
   }
-  /// A key bound to a member of any type, with its own text form: `parse(text, key)` (throws
-  /// UsageError naming key) and `format(value)`, parse(format(v)) == v.
+  /// A key bound to a member of any type with an operator==, with its own text form:
+  /// `parse(text, key)` (throws UsageError naming key) and `format(value)`, parse(format(v)) == v.
   template <class A>
   OptionField<T, member_of<A>>& field_as(const std::string& key, A access, OptType type,
                                          std::function<member_of<A>(const std::string&, const std::string&)> parse,
