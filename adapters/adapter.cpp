@@ -206,19 +206,21 @@ int64_t adapter_numel(const torch::nn::Module& m) {
 
 // ---------------------------------------------------------------- options and apply
 
-void declare_adapter_options(core::Schema& s) {
-  s.add_string("model.adapters", "",
-               "adapters inserted into the backbone (ResNet / ViT), trained even when it is frozen: "
-               "kind[(key=value,...)]@pattern[,pattern] joined by ';', e.g. 'residual@layer3,layer4; "
-               "bottleneck(dim=64)@layer4; lora(r=8,alpha=16,dropout=0)@blocks.*.attn.qkv'. Kinds: residual "
-               "(mode=parallel|series), bottleneck (dim, act=relu|gelu), lora (r, alpha, dropout); patterns name "
-               "backbone modules, '*' within a name segment, '**' across dots (see `shiftlab list adapters`)");
-}
-
-AdapterOptions adapter_options_from(const core::Config& c) {
-  AdapterOptions o;
-  o.specs = parse_adapter_specs(c.get_string("model.adapters"));
-  return o;
+const core::OptionTable<AdapterOptions>& adapter_option_table() {
+  static const auto table = [] {
+    core::OptionTable<AdapterOptions> t("adapters::AdapterOptions");
+    t.field_as(
+        "model.adapters", &AdapterOptions::specs, core::OptType::String,
+        [](const std::string& text, const std::string&) { return parse_adapter_specs(text); },
+        [](const std::vector<AdapterSpec>& specs) { return format_adapter_specs(specs); },
+        "adapters inserted into the backbone (ResNet / ViT), trained even when it is frozen: "
+        "kind[(key=value,...)]@pattern[,pattern] joined by ';', e.g. 'residual@layer3,layer4; "
+        "bottleneck(dim=64)@layer4; lora(r=8,alpha=16,dropout=0)@blocks.*.attn.qkv'. Kinds: residual "
+        "(mode=parallel|series), bottleneck (dim, act=relu|gelu), lora (r, alpha, dropout); patterns name "
+        "backbone modules, '*' within a name segment, '**' across dots (see `shiftlab list adapters`)");
+    return t;
+  }();
+  return table;
 }
 
 std::string AdaptersReport::summary() const {

@@ -44,6 +44,7 @@ struct AdapterSpec {
   std::vector<std::pair<std::string, std::string>> args;  ///< in the order given
   std::vector<std::string> patterns;
 
+  bool operator==(const AdapterSpec& o) const { return kind == o.kind && args == o.args && patterns == o.patterns; }
   /// Canonical text, e.g. "lora(r=8,alpha=16)@blocks.*.attn.qkv" (parses back to the same spec).
   std::string str() const;
   bool has(const std::string& key) const;
@@ -101,9 +102,10 @@ struct AdapterOptions {
   std::vector<AdapterSpec> specs;  ///< model.adapters, parsed
 };
 
-/// Declares model.adapters.
-void declare_adapter_options(core::Schema& s);
-AdapterOptions adapter_options_from(const core::Config& c);
+/// model.adapters (read through parse_adapter_specs, written with format_adapter_specs).
+const core::OptionTable<AdapterOptions>& adapter_option_table();
+inline void declare_adapter_options(core::Schema& s) { adapter_option_table().declare(s); }
+inline AdapterOptions adapter_options_from(const core::Config& c) { return adapter_option_table().read(c); }
 
 /// Per spec what was done, plus totals.
 struct AdaptersReport {

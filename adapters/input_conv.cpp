@@ -18,37 +18,26 @@ const std::vector<std::string>& input_conv_modes() {
   return m;
 }
 
-void declare_input_conv_options(core::Schema& s) {
-  s.add_int("model.bands", 0,
+const core::OptionTable<InputConvOptions>& input_conv_option_table() {
+  static const auto table = [] {
+    using O = InputConvOptions;
+    core::OptionTable<O> t("adapters::InputConvOptions");
+    t.field("model.bands", &O::bands,
             "input bands (channels) of the data; 0 = the backbone's own (model.in_channels, no adaptation); "
             "another value adapts the pretrained first conv")
-      .range(0, 4096);
-  s.add_choice("model.band_mode", "auto", input_conv_modes(),
-               "how a pretrained 3-band first conv is adapted to model.bands bands: auto (C=1 mean, C=2 "
-               "first_k, C>=3 copy_mean), mean, first_k, copy_mean, repeat_scaled (timm), zero_extra, "
-               "learned_1x1");
-  s.add_list("model.rgb_bands", "",
-             "input bands (0-based) that feed the pretrained R,G,B filters, e.g. 3,2,1 for Sentinel-2 "
-             "B4,B3,B2 (default 0,1,2)");
-}
-
-InputConvOptions input_conv_options_from(const core::Config& c) {
-  InputConvOptions o;
-  o.bands = c.get_int("model.bands");
-  o.mode = c.get_string("model.band_mode");
-  for (const auto& s : c.get_list("model.rgb_bands")) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != s.size() || v < 0)
-      throw UsageError(core::str("model.rgb_bands: '", s, "' is not a band index (expected e.g. 3,2,1)"));
-    o.rgb_bands.push_back(v);
-  }
-  return o;
+        .range(0, 4096);
+    t.field("model.band_mode", &O::mode,
+            "how a pretrained 3-band first conv is adapted to model.bands bands: auto (C=1 mean, C=2 "
+            "first_k, C>=3 copy_mean), mean, first_k, copy_mean, repeat_scaled (timm), zero_extra, "
+            "learned_1x1")
+        .choices(input_conv_modes());
+    t.field("model.rgb_bands", &O::rgb_bands,
+            "input bands (0-based) that feed the pretrained R,G,B filters, e.g. 3,2,1 for Sentinel-2 "
+            "B4,B3,B2 (default 0,1,2)")
+        .range(0, 4095);
+    return t;
+  }();
+  return table;
 }
 
 namespace {

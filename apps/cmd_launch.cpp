@@ -70,33 +70,56 @@ std::string describe_status(int status) {
 
 }  // namespace
 
+namespace {
+struct LaunchOptions {
+  int nproc = 0;
+  int nnodes = 1;
+  int node_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 0;
+  double grace = 10;
+};
+
+const core::OptionTable<LaunchOptions>& launch_option_table() {
+  static const auto table = [] {
+    using O = LaunchOptions;
+    core::OptionTable<O> t("apps::LaunchOptions");
+    t.field("nproc", &O::nproc, "processes (ranks) on this machine; 0 = one per visible GPU, or 1 without CUDA")
+        .range(0, 4096)
+        .alias('n');
+    t.field("nnodes", &O::nnodes, "machines in the job (run launch on each with its --node_rank)").range(1, 1 << 20);
+    t.field("node_rank", &O::node_rank, "this machine's index in [0, nnodes)").range(0, 1 << 20);
+    t.field("master_addr", &O::master_addr, "address of the machine running rank 0 (node_rank 0)");
+    t.field("master_port", &O::master_port, "rank 0's TCP port; 0 = a free local port (single machine only)")
+        .range(0, 65535);
+    t.field("grace", &O::grace, "seconds the other ranks get to stop after one failed, before SIGKILL").range(0, 3600);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema launch_schema() {
   core::Schema s;
-  s.add_int("nproc", 0, "processes (ranks) on this machine; 0 = one per visible GPU, or 1 without CUDA")
-      .range(0, 4096)
-      .alias('n');
-  s.add_int("nnodes", 1, "machines in the job (run launch on each with its --node_rank)").range(1, 1 << 20);
-  s.add_int("node_rank", 0, "this machine's index in [0, nnodes)").range(0, 1 << 20);
-  s.add_string("master_addr", "127.0.0.1", "address of the machine running rank 0 (node_rank 0)");
-  s.add_int("master_port", 0, "rank 0's TCP port; 0 = a free local port (single machine only)").range(0, 65535);
-  s.add_float("grace", 10, "seconds the other ranks get to stop after one failed, before SIGKILL").range(0, 3600);
+  launch_option_table().declare(s);
   return s;
 }
 
 static int run_launch(const core::Config& cfg, const std::vector<std::string>& argv) {
   const auto& cmd = cfg.positional;
   core::check_usage(!cmd.empty(), "launch: no command; usage: shiftlab launch -n N -- train [options]");
-  int nproc = static_cast<int>(cfg.get_int("nproc"));
+  const auto lo = launch_option_table().read(cfg);
+  int nproc = lo.nproc;
   if (nproc == 0) nproc = std::max<int>(1, static_cast<int>(torch::cuda::device_count()));
-  const int nnodes = static_cast<int>(cfg.get_int("nnodes"));
-  const int node_rank = static_cast<int>(cfg.get_int("node_rank"));
+  const int nnodes = lo.nnodes;
+  const int node_rank = lo.node_rank;
   core::check_usage(node_rank < nnodes, "option 'node_rank' = ", node_rank, " must be below nnodes = ", nnodes);
-  int port = static_cast<int>(cfg.get_int("master_port"));
+  int port = lo.master_port;
   core::check_usage(port != 0 || nnodes == 1,
                     "option 'master_port': with nnodes > 1 give the same port on every machine");
   if (port == 0) port = free_port();
-  const std::string addr = cfg.get_string("master_addr");
-  const double grace = cfg.get_float("grace");
+  const std::string addr = lo.master_addr;
+  const double grace = lo.grace;
   const int world = nproc * nnodes;
   const std::string exe = self_exe(argv.empty() ? "shiftlab" : argv[0]);
 

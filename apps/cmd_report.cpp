@@ -12,27 +12,47 @@ namespace shiftlab::apps {
 
 namespace fs = std::filesystem;
 
+namespace {
+struct ReportOptions {
+  std::vector<std::string> by;
+  std::string out;
+  bool curves = true;
+};
+
+const core::OptionTable<ReportOptions>& report_option_table() {
+  static const auto table = [] {
+    using O = ReportOptions;
+    core::OptionTable<O> t("apps::ReportOptions");
+    t.field("by", &O::by,
+            "group runs by these options (default: every option that differs between the runs, seeds pooled)");
+    t.field("out", &O::out, "write results.md, results.csv and curves/ here (default: the directory given, when one)")
+        .path();
+    t.field("curves", &O::curves, "draw learning curves (accuracies, loss terms, λ) per group as SVG");
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema report_schema() {
   core::Schema s;
-  s.add_list("by", "", "group runs by these options (default: every option that differs between the runs, seeds "
-                       "pooled)");
-  s.add_path("out", "", "write results.md, results.csv and curves/ here (default: the directory given, when one)");
-  s.add_bool("curves", true, "draw learning curves (accuracies, loss terms, λ) per group as SVG");
+  report_option_table().declare(s);
   return s;
 }
 
 static int run_report(const core::Config& cli, const std::vector<std::string>&) {
+  const auto ro = report_option_table().read(cli);
   auto runs = report::find_runs(cli.positional);
   core::check(!runs.empty(), "no run directories (with summary.json) under ", cli.positional.front());
-  auto keys = cli.get_list("by");
+  auto keys = ro.by;
   if (keys.empty()) keys = report::varying_keys(runs);
   auto groups = report::group_runs(runs, keys);
   auto md = report::markdown_table(groups, keys);
   std::cout << runs.size() << " runs in " << groups.size() << " groups\n\n" << md;
-  std::string out = cli.get_string("out");
+  std::string out = ro.out;
   if (out.empty() && cli.positional.size() == 1) out = cli.positional.front();
   if (!out.empty()) {
-    size_t n = report::write_results(out, groups, keys, "Results", cli.get_bool("curves"));
+    size_t n = report::write_results(out, groups, keys, "Results", ro.curves);
     std::cout << "\nwrote " << out << "/results.md, results.csv" << (n ? ", " + std::to_string(n) + " curves in curves/" : "")
               << "\n";
   }

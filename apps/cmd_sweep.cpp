@@ -18,20 +18,55 @@ namespace shiftlab::apps {
 
 namespace fs = std::filesystem;
 
+namespace {
+// The command flags of `shiftlab sweep`. --grid is repeatable: run_sweep reads every one from argv
+// (the struct holds the last).
+struct SweepFlags {
+  std::string grid;
+  std::vector<int64_t> seeds{0};
+  int jobs = 1;
+  std::string name;
+  std::string out;
+  int64_t random = 0;
+  int64_t random_seed = 0;
+  bool retry_failed = false;
+  bool dry_run = false;
+};
+
+const core::OptionTable<SweepFlags>& sweep_flag_table() {
+  static const auto table = [] {
+    using O = SweepFlags;
+    core::OptionTable<O> t("apps::SweepFlags");
+    t.field("grid", &O::grid,
+            "KEY=V1,V2,... one swept option (repeat --grid for more; '|' separates values that "
+            "contain commas; with --random also uniform(lo,hi), loguniform(lo,hi), randint(lo,hi))")
+        .command_flag();
+    t.field("seeds", &O::seeds, "seeds run for every combination, e.g. 0,1,2")
+        .range(0, 9.2e18)
+        .command_flag()
+        .check([](std::vector<int64_t>& v, const std::string&) { core::check_usage(!v.empty(), "--seeds: no seeds given"); });
+    t.field("jobs", &O::jobs, "runs at a time (each gets cores/jobs threads unless run.threads is given)")
+        .range(1, 256)
+        .command_flag();
+    t.field("name", &O::name,
+            "sweep name: the directory is <run.root>/sweeps/<name> (default: the first config's name)")
+        .command_flag();
+    t.field("out", &O::out, "sweep directory (overrides --name)").path().command_flag();
+    t.field("random", &O::random, "random search: this many combinations drawn from the grid (0 = full grid)")
+        .range(0, 1e6)
+        .command_flag();
+    t.field("random_seed", &O::random_seed, "seed of the random search").range(0, 9e18).command_flag();
+    t.field("retry_failed", &O::retry_failed, "run again the combinations whose run failed").command_flag();
+    t.field("dry_run", &O::dry_run, "print the runs (and their commands) without starting them").command_flag();
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema sweep_schema() {
   auto s = train::experiment_schema();
-  s.add_string("grid", "", "KEY=V1,V2,... one swept option (repeat --grid for more; '|' separates values that "
-                           "contain commas; with --random also uniform(lo,hi), loguniform(lo,hi), randint(lo,hi))")
-      .command_flag();
-  s.add_list("seeds", "0", "seeds run for every combination, e.g. 0,1,2").command_flag();
-  s.add_int("jobs", 1, "runs at a time (each gets cores/jobs threads unless run.threads is given)").range(1, 256).command_flag();
-  s.add_string("name", "", "sweep name: the directory is <run.root>/sweeps/<name> (default: the first config's name)")
-      .command_flag();
-  s.add_path("out", "", "sweep directory (overrides --name)").command_flag();
-  s.add_int("random", 0, "random search: this many combinations drawn from the grid (0 = full grid)").range(0, 1e6).command_flag();
-  s.add_int("random_seed", 0, "seed of the random search").range(0, 9e18).command_flag();
-  s.add_bool("retry_failed", false, "run again the combinations whose run failed").command_flag();
-  s.add_bool("dry_run", false, "print the runs (and their commands) without starting them").command_flag();
+  sweep_flag_table().declare(s);
   return s;
 }
 
@@ -57,11 +92,12 @@ static std::string value_text(const core::Config& c, const std::string& key) {
 }
 
 static int run_sweep(const core::Config& cli, const std::vector<std::string>& argv) {
+  const auto flags = sweep_flag_table().read(cli);
   sweep::Plan plan;
   for (auto& f : cli.config_files) plan.configs.push_back(fs::absolute(f).lexically_normal().string());
   // Every --grid (repeatable), and the experiment options given on the command line (fixed for all runs).
-  const std::set<std::string> sweep_flags = {"grid", "seeds", "jobs", "name", "out", "random", "random_seed",
-                                             "retry_failed", "dry_run", "config", "c", "help", "h"};
+  std::set<std::string> sweep_flags = {"config", "c", "help", "h"};
+  for (auto& k : sweep_flag_table().keys()) sweep_flags.insert(k);
   std::set<std::string> fixed;
   for (size_t i = 0; i < argv.size(); ++i) {
     const auto& a = argv[i];
@@ -85,21 +121,14 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
   }
   for (auto& k : fixed)
     if (k != "run.root") plan.overrides.emplace_back(k, value_text(cli, k));
-  for (auto& s : cli.get_list("seeds")) {
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    core::check_usage(end && *end == '\0' && v >= 0, "--seeds: '", s, "' is not a non-negative integer");
-    plan.seeds.push_back(v);
-  }
-  plan.seeds.erase(plan.seeds.begin());  // the default {0} placeholder
-  core::check_usage(!plan.seeds.empty(), "--seeds: no seeds given");
-  plan.random = cli.get_int("random");
-  plan.random_seed = cli.get_int("random_seed");
+  plan.seeds.assign(flags.seeds.begin(), flags.seeds.end());
+  plan.random = flags.random;
+  plan.random_seed = flags.random_seed;
   auto jobs = sweep::expand(plan);
 
-  std::string name = cli.get_string("name");
+  std::string name = flags.name;
   if (name.empty()) name = plan.configs.empty() ? "sweep" : fs::path(plan.configs.front()).stem().string();
-  std::string dir = cli.get_string("out");
+  std::string dir = flags.out;
   if (dir.empty()) dir = (fs::path(cli.get_string("run.root")) / "sweeps" / name).string();
 
   // Validate every child's options before starting anything: a typo fails now, not after hours.
@@ -132,7 +161,7 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
     }
   }
 
-  if (cli.get_bool("dry_run")) {
+  if (flags.dry_run) {
     std::cout << jobs.size() << " runs into " << dir << ":\n";
     for (auto& j : jobs) {
       std::cout << "  " << j.name() << ":";
@@ -145,8 +174,8 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
   sweep::RunnerOptions ro;
   ro.exe = self_exe();
   ro.sweep_dir = dir;
-  ro.jobs = static_cast<int>(cli.get_int("jobs"));
-  ro.retry_failed = cli.get_bool("retry_failed");
+  ro.jobs = flags.jobs;
+  ro.retry_failed = flags.retry_failed;
   if (!fixed.count("run.threads")) {
     int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ro.child_extra.push_back("--run.threads=" + std::to_string(std::max(1, hw / ro.jobs)));

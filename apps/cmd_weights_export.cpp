@@ -19,23 +19,43 @@
 
 namespace shiftlab::apps {
 
+namespace {
+struct ExportFlags {
+  std::string checkpoint = "best";
+  std::string part = "backbone";
+  bool merge_lora = false;
+};
+
+const core::OptionTable<ExportFlags>& export_flag_table() {
+  static const auto table = [] {
+    using O = ExportFlags;
+    core::OptionTable<O> t("apps::ExportFlags");
+    t.field("checkpoint", &O::checkpoint, "which checkpoint of the run").choices({"best", "latest"}).command_flag();
+    t.field("part", &O::part,
+            "backbone: the backbone alone, torchvision/timm names; model: backbone.* + bottleneck.* + head.*")
+        .choices({"backbone", "model"})
+        .command_flag();
+    t.field("merge_lora", &O::merge_lora,
+            "fold LoRA adapters into the base weights first, so the file has the plain backbone's names")
+        .command_flag();
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 static core::Schema export_schema() {
   auto s = train::experiment_schema();
-  s.add_choice("checkpoint", "best", {"best", "latest"}, "which checkpoint of the run").command_flag();
-  s.add_choice("part", "backbone", {"backbone", "model"},
-               "backbone: the backbone alone, torchvision/timm names; model: backbone.* + bottleneck.* + head.*")
-      .command_flag();
-  s.add_bool("merge_lora", false,
-             "fold LoRA adapters into the base weights first, so the file has the plain backbone's names")
-      .command_flag();
+  export_flag_table().declare(s);
   return s;
 }
 
 static int run_export(const core::Config& cli, const std::vector<std::string>&) {
   auto run = core::RunDir::open(cli.positional.at(0));
   const std::string out = cli.positional.at(1);
+  const auto flags = export_flag_table().read(cli);
   auto cfg = config_of_run(run, cli, {"run.log_level"});
-  std::string ck = run.file(cli.get_string("checkpoint") + ".pt");
+  std::string ck = run.file(flags.checkpoint + ".pt");
   // the class count is in the checkpoint; read it before building the model
   train::CheckpointParts none;
   auto meta = train::load_checkpoint(ck, none, false);
@@ -46,16 +66,16 @@ static int run_export(const core::Config& cli, const std::vector<std::string>&) 
   parts.base_weights = cfg.get_string("model.weights");
   parts.base_sha256 = base_sha;
   train::load_checkpoint(ck, parts, false);
-  if (cli.get_bool("merge_lora")) {
+  if (flags.merge_lora) {
     auto n = adapters::merge_lora(*model->backbone());
     std::cout << "merged " << n << " LoRA module" << (n == 1 ? "" : "s") << " into the base weights\n";
   }
   auto left = models::adapter_parameter_names(*model->backbone());
   if (!left.empty())
     core::log_warn("the export holds ", left.size(), " adapter tensors (e.g. '", *left.begin(),
-                   "'): only shiftlab with the same model.adapters loads it", cli.get_bool("merge_lora") ? "" : "; --merge_lora folds LoRA in");
+                   "'): only shiftlab with the same model.adapters loads it", flags.merge_lora ? "" : "; --merge_lora folds LoRA in");
   models::TensorMap tensors;
-  if (cli.get_string("part") == "backbone") {
+  if (flags.part == "backbone") {
     tensors = models::state_dict(*model->backbone());
   } else {
     tensors = models::state_dict(*model);
@@ -63,12 +83,12 @@ static int run_export(const core::Config& cli, const std::vector<std::string>&) 
   for (auto& [k, v] : tensors) v = v.detach().to(torch::kCPU).contiguous();
   std::map<std::string, std::string> md{{"format", "pt"},
                                         {"shiftlab_run", run.path()},
-                                        {"shiftlab_checkpoint", cli.get_string("checkpoint")},
+                                        {"shiftlab_checkpoint", flags.checkpoint},
                                         {"shiftlab_step", std::to_string(meta.value("step", int64_t{-1}))},
                                         {"backbone", cfg.get_string("model.backbone")},
-                                        {"part", cli.get_string("part")}};
+                                        {"part", flags.part}};
   models::save_safetensors(out, tensors, md);
-  std::cout << "wrote " << out << ": " << tensors.size() << " tensors (" << cli.get_string("part") << ", step "
+  std::cout << "wrote " << out << ": " << tensors.size() << " tensors (" << flags.part << ", step "
             << meta.value("step", int64_t{-1}) << "), sha256 " << core::sha256_file(out) << "\n";
   return 0;
 }

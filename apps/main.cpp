@@ -13,11 +13,6 @@
 
 namespace shiftlab::apps {
 
-core::Registry<Command>& commands() {
-  static core::Registry<Command> r("commands", "shiftlab subcommands");
-  return r;
-}
-
 static void print_usage(std::ostream& os) {
   os << "usage: shiftlab <command> [--config FILE.ini ...] [--section.key=value ...] [args]\n"
         "       shiftlab <command> --help     every option with type, default and doc\n"

@@ -17,97 +17,100 @@ core::Registry<MethodFactory>& method_registry() {
 
 // ------------------------------------------------------------------ options
 
-static void declare_adversarial(core::Schema& s, const std::string& sec, const std::string& what) {
-  s.add_int(sec + ".hidden", 1024, what + " discriminator width").range(1, 1 << 20);
-  s.add_int(sec + ".depth", 2, what + " discriminator hidden layers").range(1, 16);
-  s.add_bool(sec + ".bn", true, what + " discriminator: BatchNorm (else ReLU + Dropout 0.5)");
-  s.add_choice(sec + ".schedule", "ganin", {"ganin", "constant"},
-               what + " GRL coefficient: ganin = max_lambda*(2/(1+exp(-gamma p))-1), constant = max_lambda");
-  s.add_float(sec + ".gamma", 10, what + " steepness gamma of the ganin schedule").range(0, 1e4);
-  s.add_float(sec + ".max_lambda", 1, what + " final (or constant) GRL coefficient").range(0, 1e4);
+namespace {
+
+// The keys of an adversarial method's AdversarialOptions (DANN, CDAN) under section `sec`.
+template <class Get>
+void adversarial_fields(core::OptionTable<MethodOptions>& t, const std::string& sec, const std::string& what,
+                        Get get) {
+  t.field(sec + ".hidden", [get](MethodOptions& o) -> auto& { return get(o).hidden; },
+          what + " discriminator width")
+      .range(1, 1 << 20);
+  t.field(sec + ".depth", [get](MethodOptions& o) -> auto& { return get(o).depth; },
+          what + " discriminator hidden layers")
+      .range(1, 16);
+  t.field(sec + ".bn", [get](MethodOptions& o) -> auto& { return get(o).bn; },
+          what + " discriminator: BatchNorm (else ReLU + Dropout 0.5)");
+  t.field(sec + ".schedule", [get](MethodOptions& o) -> auto& { return get(o).schedule; },
+          what + " GRL coefficient: ganin = max_lambda*(2/(1+exp(-gamma p))-1), constant = max_lambda")
+      .choices({"ganin", "constant"});
+  t.field(sec + ".gamma", [get](MethodOptions& o) -> auto& { return get(o).gamma; },
+          what + " steepness gamma of the ganin schedule")
+      .range(0, 1e4);
+  t.field(sec + ".max_lambda", [get](MethodOptions& o) -> auto& { return get(o).max_lambda; },
+          what + " final (or constant) GRL coefficient")
+      .range(0, 1e4);
 }
 
-void declare_method_options(core::Schema& s) {
-  s.add_string("method", "source_only",
-               "DA method spec: weighted sum of registered methods, e.g. \"dann + 0.1*entropy\", \"cdan+E\", "
-               "\"0.5*dan + mcc\" (see `shiftlab list methods`)");
-  declare_adversarial(s, "dann", "DANN");
-  s.add_list("dan.kernels", "0.125,0.25,0.5,1,2", "DAN Gaussian bandwidth multipliers of the mean pairwise sq. distance");
-  s.add_choice("dan.estimator", "unbiased", {"biased", "unbiased", "linear"}, "DAN MMD^2 estimator");
-  s.add_list("dan.taps", "features", "DAN layers (\"features\" = classifier input; other backbone taps by name)");
-  s.add_list("jan.kernels", "0.125,0.25,0.5,1,2", "JAN feature-kernel bandwidth multipliers");
-  s.add_float("jan.softmax_sigma", 0.92, "JAN fixed bandwidth of the softmax-output kernel").range(1e-6, 1e6);
-  s.add_choice("jan.estimator", "unbiased", {"biased", "unbiased", "linear"}, "JAN joint MMD^2 estimator");
-  s.add_list("jan.taps", "features", "JAN feature layers joined with the softmax outputs");
-  declare_adversarial(s, "cdan", "CDAN");
-  s.add_bool("cdan.entropy", false, "CDAN+E entropy conditioning (also set by \"cdan+E\" in the spec)");
-  s.add_bool("cdan.randomized", false, "CDAN: force the randomized multilinear map");
-  s.add_int("cdan.random_dim", 1024, "CDAN randomized map output dimension").range(1, 1 << 20);
-  s.add_int("cdan.random_threshold", 4096, "CDAN: use the randomized map when D*K exceeds this").range(0, 1e12);
-  s.add_bool("coral.mean_term", false, "CORAL: add TLlib's mean-difference term");
-  s.add_float("mcc.temperature", 2.5, "MCC softmax temperature").range(1e-6, 1e6);
-  s.add_float("entropy.diversity", 0, "entropy: weight of -H(mean prediction) (1 = information maximisation)")
-      .range(0, 1e6);
-  s.add_int("bsp.k", 1, "BSP: number of largest singular values penalised per domain").range(1, 1 << 20);
-  s.add_float("afn.delta", 1, "AFN (stepwise SAFN): feature-norm increase per step").range(0, 1e6);
-  s.add_float("mdd.margin", 4, "MDD margin gamma").range(0, 1e6);
-  s.add_int("mdd.width", 1024, "MDD adversarial head width").range(1, 1 << 20);
-  s.add_choice("mdd.schedule", "ganin", {"ganin", "constant"}, "MDD GRL coefficient schedule (as dann.schedule)");
-  s.add_float("mdd.gamma", 10, "MDD steepness of the ganin schedule").range(0, 1e4);
-  s.add_float("mdd.max_lambda", 0.1, "MDD final (or constant) GRL coefficient").range(0, 1e4);
-}
-
-static std::vector<double> float_list(const core::Config& c, const std::string& key) {
-  std::vector<double> v;
-  for (auto& item : c.get_list(key)) {
-    char* end = nullptr;
-    double x = std::strtod(item.c_str(), &end);
-    core::check_usage(end && *end == '\0' && std::isfinite(x) && x > 0, key, ": '", item,
-                      "' is not a positive number");
-    v.push_back(x);
-  }
+// Kernel bandwidth multipliers: at least one, each > 0.
+void check_kernel_list(std::vector<double>& v, const std::string& key) {
+  for (double x : v) core::check_usage(x > 0, key, ": '", core::format_number(x), "' is not a positive number");
   core::check_usage(!v.empty(), key, ": at least one value is needed");
-  return v;
 }
 
-static void read_adversarial(const core::Config& c, const std::string& sec, AdversarialOptions& o) {
-  o.hidden = c.get_int(sec + ".hidden");
-  o.depth = c.get_int(sec + ".depth");
-  o.bn = c.get_bool(sec + ".bn");
-  o.schedule = c.get_string(sec + ".schedule");
-  o.gamma = c.get_float(sec + ".gamma");
-  o.max_lambda = c.get_float(sec + ".max_lambda");
-}
+}  // namespace
 
-MethodOptions method_options_from(const core::Config& c) {
-  MethodOptions o;
-  o.spec = c.get_string("method");
-  parse_method_spec(o.spec);  // fail early, at the app boundary
-  read_adversarial(c, "dann", o.dann);
-  o.dan.kernels = float_list(c, "dan.kernels");
-  o.dan.estimator = c.get_string("dan.estimator");
-  o.dan.taps = c.get_list("dan.taps");
-  core::check_usage(!o.dan.taps.empty(), "dan.taps: at least one tap is needed");
-  o.jan.kernels = float_list(c, "jan.kernels");
-  o.jan.softmax_sigma = c.get_float("jan.softmax_sigma");
-  o.jan.estimator = c.get_string("jan.estimator");
-  o.jan.taps = c.get_list("jan.taps");
-  read_adversarial(c, "cdan", o.cdan);
-  o.cdan.entropy = c.get_bool("cdan.entropy");
-  o.cdan.randomized = c.get_bool("cdan.randomized");
-  o.cdan.random_dim = c.get_int("cdan.random_dim");
-  o.cdan.random_threshold = c.get_int("cdan.random_threshold");
-  o.coral.mean_term = c.get_bool("coral.mean_term");
-  o.mcc.temperature = c.get_float("mcc.temperature");
-  o.entropy.diversity = c.get_float("entropy.diversity");
-  o.bsp.k = c.get_int("bsp.k");
-  o.afn.delta = c.get_float("afn.delta");
-  o.mdd.margin = c.get_float("mdd.margin");
-  o.mdd.width = c.get_int("mdd.width");
-  o.mdd.schedule = c.get_string("mdd.schedule");
-  o.mdd.gamma = c.get_float("mdd.gamma");
-  o.mdd.max_lambda = c.get_float("mdd.max_lambda");
-  return o;
+const core::OptionTable<MethodOptions>& method_option_table() {
+  static const auto table = [] {
+    using O = MethodOptions;
+    core::OptionTable<O> t("losses::MethodOptions");
+    t.field("method", &O::spec,
+            "DA method spec: weighted sum of registered methods, e.g. \"dann + 0.1*entropy\", \"cdan+E\", "
+            "\"0.5*dan + mcc\" (see `shiftlab list methods`)")
+        .check([](std::string& v, const std::string&) { parse_method_spec(v); });  // fail early, at the app boundary
+    adversarial_fields(t, "dann", "DANN", [](O& o) -> AdversarialOptions& { return o.dann; });
+    t.field("dan.kernels", [](O& o) -> auto& { return o.dan.kernels; },
+            "DAN Gaussian bandwidth multipliers of the mean pairwise sq. distance")
+        .check(check_kernel_list);
+    t.field("dan.estimator", [](O& o) -> auto& { return o.dan.estimator; }, "DAN MMD^2 estimator")
+        .choices({"biased", "unbiased", "linear"});
+    t.field("dan.taps", [](O& o) -> auto& { return o.dan.taps; },
+            "DAN layers (\"features\" = classifier input; other backbone taps by name)")
+        .check([](std::vector<std::string>& v, const std::string& key) {
+          core::check_usage(!v.empty(), key, ": at least one tap is needed");
+        });
+    t.field("jan.kernels", [](O& o) -> auto& { return o.jan.kernels; }, "JAN feature-kernel bandwidth multipliers")
+        .check(check_kernel_list);
+    t.field("jan.softmax_sigma", [](O& o) -> auto& { return o.jan.softmax_sigma; },
+            "JAN fixed bandwidth of the softmax-output kernel")
+        .range(1e-6, 1e6);
+    t.field("jan.estimator", [](O& o) -> auto& { return o.jan.estimator; }, "JAN joint MMD^2 estimator")
+        .choices({"biased", "unbiased", "linear"});
+    t.field("jan.taps", [](O& o) -> auto& { return o.jan.taps; }, "JAN feature layers joined with the softmax outputs");
+    adversarial_fields(t, "cdan", "CDAN", [](O& o) -> AdversarialOptions& { return o.cdan; });
+    t.field("cdan.entropy", [](O& o) -> auto& { return o.cdan.entropy; },
+            "CDAN+E entropy conditioning (also set by \"cdan+E\" in the spec)");
+    t.field("cdan.randomized", [](O& o) -> auto& { return o.cdan.randomized; },
+            "CDAN: force the randomized multilinear map");
+    t.field("cdan.random_dim", [](O& o) -> auto& { return o.cdan.random_dim; },
+            "CDAN randomized map output dimension")
+        .range(1, 1 << 20);
+    t.field("cdan.random_threshold", [](O& o) -> auto& { return o.cdan.random_threshold; },
+            "CDAN: use the randomized map when D*K exceeds this")
+        .range(0, 1e12);
+    t.field("coral.mean_term", [](O& o) -> auto& { return o.coral.mean_term; }, "CORAL: add TLlib's mean-difference term");
+    t.field("mcc.temperature", [](O& o) -> auto& { return o.mcc.temperature; }, "MCC softmax temperature")
+        .range(1e-6, 1e6);
+    t.field("entropy.diversity", [](O& o) -> auto& { return o.entropy.diversity; },
+            "entropy: weight of -H(mean prediction) (1 = information maximisation)")
+        .range(0, 1e6);
+    t.field("bsp.k", [](O& o) -> auto& { return o.bsp.k; }, "BSP: number of largest singular values penalised per domain")
+        .range(1, 1 << 20);
+    t.field("afn.delta", [](O& o) -> auto& { return o.afn.delta; }, "AFN (stepwise SAFN): feature-norm increase per step")
+        .range(0, 1e6);
+    t.field("mdd.margin", [](O& o) -> auto& { return o.mdd.margin; }, "MDD margin gamma").range(0, 1e6);
+    t.field("mdd.width", [](O& o) -> auto& { return o.mdd.width; }, "MDD adversarial head width").range(1, 1 << 20);
+    t.field("mdd.schedule", [](O& o) -> auto& { return o.mdd.schedule; },
+            "MDD GRL coefficient schedule (as dann.schedule)")
+        .choices({"ganin", "constant"});
+    t.field("mdd.gamma", [](O& o) -> auto& { return o.mdd.gamma; }, "MDD steepness of the ganin schedule")
+        .range(0, 1e4);
+    t.field("mdd.max_lambda", [](O& o) -> auto& { return o.mdd.max_lambda; },
+            "MDD final (or constant) GRL coefficient")
+        .range(0, 1e4);
+    return t;
+  }();
+  return table;
 }
 
 // ------------------------------------------------------------------ spec grammar

@@ -74,12 +74,12 @@ struct MethodOptions {
   std::string spec = "source_only";
 };
 
-/// Declares key "method" (top level) and sections dann.*, dan.*, jan.*, cdan.*, coral.*, mcc.*,
-/// entropy.*, bsp.*, afn.*, mdd.*.
-void declare_method_options(core::Schema& s);
-/// Reads them back; the spec is parsed here so a bad spec fails at the app boundary (UsageError
-/// naming key "method").
-MethodOptions method_options_from(const core::Config& c);
+/// Key "method" (top level) and sections dann.*, dan.*, jan.*, cdan.*, coral.*, mcc.*, entropy.*,
+/// bsp.*, afn.*, mdd.*. Reading parses the spec, so a bad spec fails at the app boundary
+/// (UsageError naming key "method").
+const core::OptionTable<MethodOptions>& method_option_table();
+inline void declare_method_options(core::Schema& s) { method_option_table().declare(s); }
+inline MethodOptions method_options_from(const core::Config& c) { return method_option_table().read(c); }
 
 /// One parsed term of a spec.
 struct MethodTerm {

@@ -460,9 +460,8 @@ TEST(DistTrain, ARankThatDiesEndsTheOtherWithinTheTimeout) {
   auto logs = testutil::fresh_dir("dist_kill_logs");
   auto r0 = spawn(args, env, logs, "rank0");
   env["RANK"] = "1";
-  auto args1 = args;
-  args1.push_back("--train.fail_at_step=3");  // SIGKILLs itself before step 3
-  auto r1 = spawn(args1, env, logs, "rank1");
+  env["SHIFTLAB_TEST_FAIL_AT_STEP"] = "3";  // SIGKILLs itself before step 3
+  auto r1 = spawn(args, env, logs, "rank1");
   int st1 = 0, st0 = 0;
   ASSERT_EQ(::waitpid(r1.pid, &st1, 0), r1.pid);
   auto died = std::chrono::steady_clock::now();
@@ -517,10 +516,10 @@ TEST(DistLaunch, OneFailingRankStopsTheOthersAndFailsTheLaunch) {
   auto runs = testutil::fresh_dir("dist_launch_fail");
   auto args = train_args(runs, "source_only", 4, "lenet");
   args.push_back("--train.steps=200");
-  args.push_back("--train.fail_at_step=2");
-  args.push_back("--train.fail_rank=1");
+  testutil::CliOptions rank1_dies;
+  rank1_dies.env = {{"SHIFTLAB_TEST_FAIL_AT_STEP", "2"}, {"SHIFTLAB_TEST_FAIL_RANK", "1"}};
   auto t0 = std::chrono::steady_clock::now();
-  auto r = run_cli(launch(2, args));
+  auto r = testutil::run_cli_with(launch(2, args), rank1_dies);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.exit_code, 128 + 9) << r.err;
   EXPECT_NE(r.err.find("rank 1"), std::string::npos) << r.err;
@@ -540,9 +539,9 @@ TEST(DistTrain, ResumeOfTwoRanksEqualsUninterrupted) {
     return a;
   };
   auto runs_a = testutil::fresh_dir("dist_resume_a");
-  auto args = base(runs_a);
-  args.push_back("--train.fail_at_step=3");
-  auto killed = run_cli(launch(2, args));
+  testutil::CliOptions kill_at_3;
+  kill_at_3.env["SHIFTLAB_TEST_FAIL_AT_STEP"] = "3";
+  auto killed = testutil::run_cli_with(launch(2, base(runs_a)), kill_at_3);
   EXPECT_NE(killed.exit_code, 0) << killed.err;
   auto run = only_run(runs_a);
   auto resumed = run_cli(launch(2, {"train", "--resume", run, "--run.log_level=warn"}));

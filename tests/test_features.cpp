@@ -271,7 +271,9 @@ TEST(Features, ResumeAfterSigkillEqualsUninterrupted) {
   ASSERT_EQ(run_cli(args(ref, {"--taps=layer3,pooled", "--dtype=float16"})).exit_code, 0);
   auto t1 = clock::now();
   // killed inside the 3rd write: data handed to HDF5, not yet flushed or counted
-  auto r = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--kill_in_write=3"}));
+  testutil::CliOptions kill_in_3rd_write;
+  kill_in_3rd_write.env["SHIFTLAB_TEST_KILL_IN_WRITE"] = "3";
+  auto r = testutil::run_cli_with(args(cut, {"--taps=layer3,pooled", "--dtype=float16"}), kill_in_3rd_write);
   auto t2 = clock::now();
   ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
   // this machine's start-up time S (the killed run barely started) and full-run time T

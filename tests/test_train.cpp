@@ -114,8 +114,9 @@ TEST(Train, SmokeRunWritesAFullRunDirectory) {
 TEST(Train, ResumeAfterSigkillEqualsUninterrupted) {
   auto runs_a = testutil::fresh_dir("train_resume_a");
   auto args = base_args(runs_a, "dann");
-  args.push_back("--train.fail_at_step=6");
-  auto killed = run_cli(args);
+  testutil::CliOptions kill_at_6;
+  kill_at_6.env["SHIFTLAB_TEST_FAIL_AT_STEP"] = "6";
+  auto killed = testutil::run_cli_with(args, kill_at_6);
   EXPECT_EQ(killed.exit_code, 128 + 9) << killed.err;
   auto run = only_run(runs_a);
   EXPECT_EQ(summary(run)["status"], "running");

@@ -52,6 +52,15 @@ std::vector<std::string> split_list(const std::string& s, char sep) {
   return out;
 }
 
+std::string format_number(double v) {
+  char b[64];
+  for (int digits = 10; digits <= 17; ++digits) {
+    std::snprintf(b, sizeof b, "%.*g", digits, v);
+    if (std::strtod(b, nullptr) == v) break;
+  }
+  return b;
+}
+
 std::vector<std::string> OptionSpec::all_choices() const {
   return dynamic_choices ? dynamic_choices() : choices;
 }
@@ -81,7 +90,7 @@ OptionSpec& Schema::add_int(const std::string& k, long long d, const std::string
   return add(make(k, OptType::Int, std::to_string(d), doc));
 }
 OptionSpec& Schema::add_float(const std::string& k, double d, const std::string& doc) {
-  return add(make(k, OptType::Float, shortest(d), doc));
+  return add(make(k, OptType::Float, format_number(d), doc));
 }
 OptionSpec& Schema::add_string(const std::string& k, const std::string& d, const std::string& doc) {
   return add(make(k, OptType::String, d, doc));
@@ -129,7 +138,7 @@ static std::string type_desc(const OptionSpec& s) {
     for (auto& x : s.all_choices()) c += (c.empty() ? "" : "|") + x;
     t = c.empty() ? "name" : c;
   }
-  if ((s.type == OptType::Int || s.type == OptType::Float) &&
+  if ((s.type == OptType::Int || s.type == OptType::Float || s.type == OptType::List) &&
       (std::isfinite(s.min) || std::isfinite(s.max))) {
     t += str(" in [", std::isfinite(s.min) ? shortest(s.min) : "-inf", ", ",
              std::isfinite(s.max) ? shortest(s.max) : "inf", "]");
@@ -305,6 +314,87 @@ std::string Config::to_ini(const std::string& header) const {
     }
   }
   return os.str();
+}
+
+// ---------------------------------------------------------------- option values of tables
+
+namespace detail {
+
+void throw_option_error(const std::string& key, const std::string& what) {
+  throw UsageError(str("option '", key, "': ", what));
+}
+
+static std::string range_text(const OptionSpec& s) {
+  return str("[", std::isfinite(s.min) ? format_number(s.min) : "-inf", ", ",
+             std::isfinite(s.max) ? format_number(s.max) : "inf", "]");
+}
+
+long long parse_option_int(const std::string& key, const std::string& item, const OptionSpec& spec) {
+  long long v = 0;
+  if (!parse_ll(item, v)) throw_option_error(key, str("'", item, "' is not an integer"));
+  if (v < spec.min || v > spec.max) throw_option_error(key, str("'", item, "' is outside ", range_text(spec)));
+  return v;
+}
+
+double parse_option_float(const std::string& key, const std::string& item, const OptionSpec& spec) {
+  double v = 0;
+  if (!parse_d(item, v)) throw_option_error(key, str("'", item, "' is not a number"));
+  if (v < spec.min || v > spec.max) throw_option_error(key, str("'", item, "' is outside ", range_text(spec)));
+  return v;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (auto& x : items) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+}  // namespace detail
+
+bool OptionValue<bool>::read(const Config& c, const std::string& key, const OptionSpec&) {
+  bool b = false;
+  if (!parse_bool(c.get_string(key), b))
+    detail::throw_option_error(key, str("expected true or false, got '", c.get_string(key), "'"));
+  return b;
+}
+
+double OptionValue<double>::read(const Config& c, const std::string& key, const OptionSpec& spec) {
+  return detail::parse_option_float(key, c.get_string(key), spec);
+}
+
+std::string OptionValue<std::string>::read(const Config& c, const std::string& key, const OptionSpec&) {
+  return c.get_string(key);
+}
+
+std::vector<std::string> OptionValue<std::vector<std::string>>::read(const Config& c, const std::string& key,
+                                                                      const OptionSpec&) {
+  return c.get_list(key);
+}
+
+std::string OptionValue<std::vector<double>>::format(const std::vector<double>& v) {
+  std::vector<std::string> items;
+  for (double x : v) items.push_back(format_number(x));
+  return detail::join_list(items);
+}
+
+std::vector<double> OptionValue<std::vector<double>>::read(const Config& c, const std::string& key,
+                                                           const OptionSpec& spec) {
+  std::vector<double> v;
+  for (auto& item : c.get_list(key)) v.push_back(detail::parse_option_float(key, item, spec));
+  return v;
+}
+
+std::string OptionValue<std::vector<int64_t>>::format(const std::vector<int64_t>& v) {
+  std::vector<std::string> items;
+  for (auto x : v) items.push_back(std::to_string(x));
+  return detail::join_list(items);
+}
+
+std::vector<int64_t> OptionValue<std::vector<int64_t>>::read(const Config& c, const std::string& key,
+                                                             const OptionSpec& spec) {
+  std::vector<int64_t> v;
+  for (auto& item : c.get_list(key)) v.push_back(detail::parse_option_int(key, item, spec));
+  return v;
 }
 
 // ---------------------------------------------------------------- parsing

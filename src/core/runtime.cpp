@@ -23,24 +23,20 @@
 
 namespace shiftlab::core {
 
-void declare_runtime_options(Schema& s) {
-  s.add_string("run.device", "auto", "device: auto (CUDA when available), cpu, cuda or cuda:N");
-  s.add_int("run.threads", 0, "intra-op CPU threads; 0 = all cores").range(0, 1024);
-  s.add_int("run.seed", 0, "random seed for torch, loaders and C++ RNGs").range(0, 9.0e18);
-  s.add_choice("run.log_level", "info", {"debug", "info", "warn", "error", "quiet"}, "console log level");
-  s.add_bool("run.deterministic", false,
-             "deterministic kernels only (GPU: reproducible bit for bit, slower; CPU is deterministic anyway)");
-}
-
-RuntimeOptions runtime_options_from(const Config& c) {
-  RuntimeOptions o;
-  o.device = c.get_string("run.device");
-  o.threads = static_cast<int>(c.get_int("run.threads"));
-  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
-  o.log_level = c.get_string("run.log_level");
-  o.deterministic = c.get_bool("run.deterministic");
-  resolve_device(o.device);  // validate early: a usage error, not a crash later
-  return o;
+const OptionTable<RuntimeOptions>& runtime_option_table() {
+  static const auto table = [] {
+    using O = RuntimeOptions;
+    OptionTable<O> t("core::RuntimeOptions");
+    t.field("run.device", &O::device, "device: auto (CUDA when available), cpu, cuda or cuda:N")
+        .check([](std::string& v, const std::string&) { resolve_device(v); });  // a usage error now, not a crash later
+    t.field("run.threads", &O::threads, "intra-op CPU threads; 0 = all cores").range(0, 1024);
+    t.field("run.seed", &O::seed, "random seed for torch, loaders and C++ RNGs").range(0, 9.0e18);
+    t.field("run.log_level", &O::log_level, "console log level").choices({"debug", "info", "warn", "error", "quiet"});
+    t.field("run.deterministic", &O::deterministic,
+            "deterministic kernels only (GPU: reproducible bit for bit, slower; CPU is deterministic anyway)");
+    return t;
+  }();
+  return table;
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }

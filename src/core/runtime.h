@@ -21,9 +21,10 @@ struct RuntimeOptions {
   bool deterministic = false;
 };
 
-/// Declares run.device, run.threads, run.seed, run.log_level, run.deterministic.
-void declare_runtime_options(Schema& s);
-RuntimeOptions runtime_options_from(const Config& c);
+/// run.device, run.threads, run.seed, run.log_level, run.deterministic (reading checks the device).
+const OptionTable<RuntimeOptions>& runtime_option_table();
+inline void declare_runtime_options(Schema& s) { runtime_option_table().declare(s); }
+inline RuntimeOptions runtime_options_from(const Config& c) { return runtime_option_table().read(c); }
 
 /// Resolves "auto|cpu|cuda|cuda:N" (UsageError when CUDA is asked for but missing).
 torch::Device resolve_device(const std::string& spec);

@@ -43,10 +43,16 @@ struct DomainOptions {
   uint64_t subset_seed = 0;           ///< seed of the per_class / limit subset
 };
 
-/// Declares <prefix>.dataset, .root, .split, .transform, .labelled, .on_error, .cache, .labels,
-/// .images_key, .labels_key, .layout with the given defaults.
-void declare_domain_options(core::Schema& s, const std::string& prefix, const DomainOptions& defaults);
-DomainOptions domain_options_from(const core::Config& c, const std::string& prefix);
+/// <prefix>.dataset, .root, .split, .transform, .labelled, .on_error, .cache, .labels,
+/// .images_key, .labels_key, .layout, .per_class, .limit, .subset_seed.
+const core::OptionTable<DomainOptions>& domain_option_table();
+/// Declares them under `prefix` with the values of `defaults` as defaults.
+inline void declare_domain_options(core::Schema& s, const std::string& prefix, const DomainOptions& defaults) {
+  domain_option_table().declare(s, prefix, defaults);
+}
+inline DomainOptions domain_options_from(const core::Config& c, const std::string& prefix) {
+  return domain_option_table().read(c, prefix);
+}
 
 struct LoaderOptions {
   int64_t batch_size = 64;
@@ -68,9 +74,15 @@ struct LoaderOptions {
   bool shard_even = true;
 };
 
-/// Declares <prefix>.batch_size, .workers, .shuffle, .drop_last, .balanced, .seed, .prefetch,
-/// .pin_memory, .preload with LoaderOptions' defaults (or `defaults`).
-void declare_loader_options(core::Schema& s, const std::string& prefix, const LoaderOptions& defaults = {});
-LoaderOptions loader_options_from(const core::Config& c, const std::string& prefix);
+/// <prefix>.batch_size, .workers, .shuffle, .drop_last, .balanced, .seed, .prefetch, .pin_memory,
+/// .preload (the shard_* members are set by the trainer, not config keys).
+const core::OptionTable<LoaderOptions>& loader_option_table();
+/// Declares them under `prefix` with LoaderOptions' defaults (or `defaults`).
+inline void declare_loader_options(core::Schema& s, const std::string& prefix, const LoaderOptions& defaults = {}) {
+  loader_option_table().declare(s, prefix, defaults);
+}
+inline LoaderOptions loader_options_from(const core::Config& c, const std::string& prefix) {
+  return loader_option_table().read(c, prefix);
+}
 
 }  // namespace shiftlab::data

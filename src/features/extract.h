@@ -35,13 +35,14 @@ struct ExtractOptions {
   bool forward_only = false;                ///< benchmark: same loop, nothing written
   std::vector<std::string> source_splits;   ///< empty: data.source.split + data.source.val_split
   std::vector<std::string> target_splits;   ///< empty: data.target.split + data.target.test_split
-  int64_t kill_in_write = -1;               ///< testing aid: SIGKILL inside the k-th block write
 };
 
 /// Command flags of `shiftlab extract`: taps, pool, dtype, batch_size, workers, limit, overwrite,
-/// forward_only, source_splits, target_splits, kill_in_write.
-void declare_extract_options(core::Schema& s);
-ExtractOptions extract_options_from(const core::Config& c);
+/// forward_only, source_splits, target_splits. (The crash-test hook is SHIFTLAB_TEST_KILL_IN_WRITE,
+/// core/test_hooks.h.)
+const core::OptionTable<ExtractOptions>& extract_option_table();
+inline void declare_extract_options(core::Schema& s) { extract_option_table().declare(s); }
+inline ExtractOptions extract_options_from(const core::Config& c) { return extract_option_table().read(c); }
 
 /// One (domain, split) to extract.
 struct ExtractInput {

@@ -34,7 +34,7 @@ namespace shiftlab::models {
 
 /// What a backbone factory needs. Fields a family does not use are ignored.
 struct BackboneOptions {
-  std::string name = "lenet";  ///< registry name
+  std::string name = "resnet50";  ///< registry name (model.backbone)
   int64_t in_channels = 3;     ///< input bands the first conv / patch embedding takes
   bool small_stem = false;     ///< ResNet: 3×3 stride-1 conv1 and no max-pool (28–32 px inputs)
   int64_t image_size = 224;    ///< ViT: input side; the position embedding is sized to it

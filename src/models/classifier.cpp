@@ -7,45 +7,51 @@
 
 namespace shiftlab::models {
 
-void declare_model_options(core::Schema& s) {
-  s.add_registry_choice("model.backbone", "resnet50", [] { return backbone_registry().names(); },
-                        "backbone architecture (see `shiftlab list backbones`)");
-  s.add_int("model.in_channels", 3, "input bands the backbone's first conv takes").range(1, 4096);
-  s.add_bool("model.small_stem", false, "ResNet: 3x3 stride-1 conv1 and no max-pool (28-32 px inputs)");
-  s.add_int("model.image_size", 224,
+const core::OptionTable<ModelOptions>& model_option_table() {
+  static const auto table = [] {
+    using O = ModelOptions;
+    core::OptionTable<O> t("models::ModelOptions");
+    t.field("model.backbone", [](O& o) -> auto& { return o.backbone.name; },
+            "backbone architecture (see `shiftlab list backbones`)")
+        .choices_from([] { return backbone_registry().names(); });
+    t.field("model.in_channels", [](O& o) -> auto& { return o.backbone.in_channels; },
+            "input bands the backbone's first conv takes")
+        .range(1, 4096);
+    t.field("model.small_stem", [](O& o) -> auto& { return o.backbone.small_stem; },
+            "ResNet: 3x3 stride-1 conv1 and no max-pool (28-32 px inputs)");
+    t.field("model.image_size", [](O& o) -> auto& { return o.backbone.image_size; },
             "ViT: input side in pixels (sizes the position embedding); convolutional backbones take any size "
             "(each one's native size and eval transform: `shiftlab list backbones`)")
-      .range(1, 8192);
-  s.add_choice("model.pool", "token", {"token", "mean"}, "ViT pooling: class token or mean of patch tokens");
-  s.add_float("model.drop_path", -1.0,
-              "stochastic depth (ViT, ConvNeXt, EfficientNet; train mode only): rate reached by the deepest block; "
-              "-1 = torchvision's default for the architecture (EfficientNet 0.2, ConvNeXt 0.1, ViT 0)")
-      .range(-1, 0.99);
-  s.add_choice("model.head", "linear", {"linear", "bottleneck"},
-               "classifier head: linear, or bottleneck (Linear-BN-ReLU-Dropout) + linear");
-  s.add_int("model.bottleneck_dim", 256, "bottleneck width (model.head = bottleneck)").range(1, 1 << 20);
-  s.add_float("model.dropout", 0.0, "dropout on the features before the classifier").range(0, 0.99);
-  s.add_string("model.freeze", "none",
-               "none | backbone | top:<k> (train only the deepest k backbone layer groups; the head always trains)");
-  s.add_choice("model.bn", "train", {"train", "frozen"},
-               "backbone BatchNorm: train (batch statistics) or frozen (eval mode, running stats fixed)");
-}
-
-ModelOptions model_options_from(const core::Config& c) {
-  ModelOptions m;
-  m.backbone.name = c.get_string("model.backbone");
-  m.backbone.in_channels = c.get_int("model.in_channels");
-  m.backbone.small_stem = c.get_bool("model.small_stem");
-  m.backbone.image_size = c.get_int("model.image_size");
-  m.backbone.pool = c.get_string("model.pool");
-  m.backbone.drop_path = c.get_float("model.drop_path");
-  m.head.type = c.get_string("model.head");
-  m.head.bottleneck_dim = c.get_int("model.bottleneck_dim");
-  m.head.dropout = c.get_float("model.dropout");
-  m.freeze = c.get_string("model.freeze");
-  m.bn = c.get_string("model.bn");
-  trainable_backbone_groups(m.freeze, 1 << 30);  // validate the grammar early
-  return m;
+        .range(1, 8192);
+    t.field("model.pool", [](O& o) -> auto& { return o.backbone.pool; },
+            "ViT pooling: class token or mean of patch tokens")
+        .choices({"token", "mean"});
+    t.field("model.drop_path", [](O& o) -> auto& { return o.backbone.drop_path; },
+            "stochastic depth (ViT, ConvNeXt, EfficientNet; train mode only): rate reached by the deepest block; "
+            "-1 = torchvision's default for the architecture (EfficientNet 0.2, ConvNeXt 0.1, ViT 0)")
+        .range(-1, 0.99);
+    t.field("model.head", [](O& o) -> auto& { return o.head.type; },
+            "classifier head: linear, or bottleneck (Linear-BN-ReLU-Dropout) + linear")
+        .choices({"linear", "bottleneck"});
+    t.field("model.bottleneck_dim", [](O& o) -> auto& { return o.head.bottleneck_dim; },
+            "bottleneck width (model.head = bottleneck)")
+        .range(1, 1 << 20);
+    t.field("model.dropout", [](O& o) -> auto& { return o.head.dropout; },
+            "dropout on the features before the classifier")
+        .range(0, 0.99);
+    t.field("model.freeze", &O::freeze,
+            "none | backbone | top:<k> (train only the deepest k backbone layer groups; the head always trains)")
+        .check([](std::string& v, const std::string&) { trainable_backbone_groups(v, 1 << 30); });
+    t.field("model.bn", &O::bn,
+            "backbone BatchNorm: train (batch statistics) or frozen (eval mode, running stats fixed)")
+        .choices({"train", "frozen"});
+    t.field("model.weights", &O::weights,
+            "pretrained backbone weights (.safetensors or .pth); empty = random init")
+        .path();
+    t.field("model.strict", &O::strict, "weights must match the backbone exactly (head keys are always skipped)");
+    return t;
+  }();
+  return table;
 }
 
 int64_t trainable_backbone_groups(const std::string& freeze, int64_t num_groups) {

@@ -31,12 +31,16 @@ struct ModelOptions {
   HeadOptions head;
   std::string freeze = "none";  ///< none | backbone | top:<k>
   std::string bn = "train";     ///< train | frozen
+  std::string weights;          ///< pretrained backbone weights (.safetensors / .pth); "" = random init
+  bool strict = true;           ///< weights must match the backbone exactly (head keys always skipped)
 };
 
 /// model.backbone, model.in_channels, model.small_stem, model.image_size, model.pool,
-/// model.drop_path, model.head, model.bottleneck_dim, model.dropout, model.freeze, model.bn.
-void declare_model_options(core::Schema& s);
-ModelOptions model_options_from(const core::Config& c);
+/// model.drop_path, model.head, model.bottleneck_dim, model.dropout, model.freeze, model.bn,
+/// model.weights, model.strict. Reading checks the model.freeze grammar.
+const core::OptionTable<ModelOptions>& model_option_table();
+inline void declare_model_options(core::Schema& s) { model_option_table().declare(s); }
+inline ModelOptions model_options_from(const core::Config& c) { return model_option_table().read(c); }
 
 class ClassifierImpl : public torch::nn::Module {
  public:

@@ -10,12 +10,28 @@
 
 namespace shiftlab::models {
 
-void declare_param_group_options(core::Schema& s) {
-  s.add_float("optim.lr", 1e-2, "learning rate of the head (backbone groups: × layer_decay^distance)").range(0, 1e3);
-  s.add_float("optim.layer_decay", 1.0, "layer-wise lr decay per layer group away from the head").range(0, 1);
-  s.add_float("optim.weight_decay", 5e-4, "weight decay").range(0, 10);
-  s.add_bool("optim.no_decay_bn_bias", true, "no weight decay on biases, norm weights, tokens, position embeddings");
-  s.add_string("optim.group_lr", "", "per-group lr overrides, e.g. layer4=1e-3,head=1e-2");
+const core::OptionTable<ParamGroupOptions>& param_group_option_table() {
+  static const auto table = [] {
+    using O = ParamGroupOptions;
+    core::OptionTable<O> t("models::ParamGroupOptions");
+    t.field("optim.lr", &O::lr, "learning rate of the head (backbone groups: × layer_decay^distance)").range(0, 1e3);
+    t.field("optim.layer_decay", &O::layer_decay, "layer-wise lr decay per layer group away from the head")
+        .range(0, 1);
+    t.field("optim.weight_decay", &O::weight_decay, "weight decay").range(0, 10);
+    t.field("optim.no_decay_bn_bias", &O::no_decay_bn_bias,
+            "no weight decay on biases, norm weights, tokens, position embeddings");
+    t.field_as(
+        "optim.group_lr", &O::lr_overrides, core::OptType::String,
+        [](const std::string& text, const std::string&) { return parse_group_lr(text); },
+        [](const std::map<std::string, double>& m) {
+          std::string out;
+          for (auto& [name, lr] : m) out += (out.empty() ? "" : ",") + name + "=" + core::format_number(lr);
+          return out;
+        },
+        "per-group lr overrides, e.g. layer4=1e-3,head=1e-2");
+    return t;
+  }();
+  return table;
 }
 
 std::map<std::string, double> parse_group_lr(const std::string& spec) {
@@ -29,16 +45,6 @@ std::map<std::string, double> parse_group_lr(const std::string& spec) {
     m[a.key] = a.value.number;
   }
   return m;
-}
-
-ParamGroupOptions param_group_options_from(const core::Config& c) {
-  ParamGroupOptions o;
-  o.lr = c.get_float("optim.lr");
-  o.layer_decay = c.get_float("optim.layer_decay");
-  o.weight_decay = c.get_float("optim.weight_decay");
-  o.no_decay_bn_bias = c.get_bool("optim.no_decay_bn_bias");
-  o.lr_overrides = parse_group_lr(c.get_string("optim.group_lr"));
-  return o;
 }
 
 bool is_no_decay(const std::string& name, const torch::Tensor& p) {

@@ -26,8 +26,11 @@ struct ParamGroupOptions {
 };
 
 /// optim.lr, optim.layer_decay, optim.weight_decay, optim.no_decay_bn_bias, optim.group_lr.
-void declare_param_group_options(core::Schema& s);
-ParamGroupOptions param_group_options_from(const core::Config& c);
+const core::OptionTable<ParamGroupOptions>& param_group_option_table();
+inline void declare_param_group_options(core::Schema& s) { param_group_option_table().declare(s); }
+inline ParamGroupOptions param_group_options_from(const core::Config& c) {
+  return param_group_option_table().read(c);
+}
 /// Parses "layer4=1e-3, head=1e-2" (`args` in core/spec.h; a core::SpecError naming optim.group_lr
 /// and the column on a bad item).
 std::map<std::string, double> parse_group_lr(const std::string& spec);

@@ -27,94 +27,70 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------------------------
 // options
 
-void declare_probe_options(core::Schema& s) {
-  const ProbeOptions d;
-  s.add_list("probe.taps", "", "taps to analyse (default: every tap of the cache), e.g. layer3,pooled");
-  s.add_string("probe.source", d.source, "domain group of the labelled source rows");
-  s.add_string("probe.target", d.target, "domain group of the target rows");
-  s.add_string("probe.train_split", d.train_split, "split the probes are trained on");
-  s.add_string("probe.val_split", d.val_split, "split C is chosen on (when the test split exists too)");
-  s.add_string("probe.test_split", d.test_split, "split the probes are tested on");
-  s.add_float("probe.val_fraction", d.val_fraction, "fraction of the training rows carved off when a split is missing")
-      .range(0.01, 0.9);
-  s.add_int("probe.max_train_rows", d.max_train_rows, "subsample the probe's training rows to this many (0 = all)")
-      .range(0, 1e12);
-  std::ostringstream cs;
-  for (size_t i = 0; i < d.linear.Cs.size(); ++i) cs << (i ? "," : "") << d.linear.Cs[i];
-  s.add_list("probe.Cs", cs.str(),
-             "inverse L2 strengths tried by the linear probe, increasing (one value = no sweep)");
-  s.add_int("probe.patience", d.linear.patience, "stop the C sweep after this many values without improvement")
-      .range(1, 1000);
-  s.add_int("probe.max_iter", d.linear.fit.max_iter, "L-BFGS iterations per fit").range(1, 1e7);
-  s.add_float("probe.tol", d.linear.fit.tol, "L-BFGS gradient-norm tolerance (mean-form objective)").range(0, 1);
-  s.add_int("probe.warmup_rows", d.linear.fit.warmup_rows,
-            "warm-start each fit on this many random rows first (0 = off)").range(0, 1e12);
-  s.add_int("probe.knn_k", d.knn_k, "neighbours of the cosine kNN probe (0 = no kNN probe)").range(0, 100000);
-  s.add_bool("probe.distances", d.distances, "proxy A-distance, MK-MMD² and CORAL distance between the domains");
-  s.add_int("probe.a_distance_rows", d.a_distance.max_rows, "rows per domain for the A-distance (0 = all)")
-      .range(0, 1e12);
-  s.add_int("probe.mmd_rows", d.mmd.max_rows, "rows per domain for MK-MMD² (0 = all)").range(0, 1e12);
-  s.add_int("probe.coral_rows", d.coral_rows, "rows per domain for the CORAL distance (0 = all)").range(0, 1e12);
-  s.add_bool("probe.scores", d.scores, "transferability scores: LogME, H-score (per tap), LEEP and NCE (logits tap)");
-  s.add_int("probe.score_rows", d.score_rows, "rows used by LogME / H-score / LEEP / NCE (subsampled; 0 = all)")
-      .range(0, 1e12);
-  s.add_string("probe.logits_tap", d.logits_tap, "tap holding the source model's class scores (for LEEP / NCE)");
-  s.add_bool("probe.tsne", d.tsne, "t-SNE of source vs target features (tsne_domain.svg, tsne_class.svg)");
-  s.add_string("probe.tsne_tap", d.tsne_tap, "tap embedded by t-SNE (default: the deepest tap other than logits)");
-  s.add_int("probe.tsne_rows", d.tsne_rows, "source + target rows embedded (exact t-SNE: O(N²) per iteration)")
-      .range(4, 20000);
-  s.add_float("probe.perplexity", d.tsne_opts.perplexity, "t-SNE perplexity (lowered for small sets)").range(1, 1000);
-  s.add_int("probe.tsne_iters", d.tsne_opts.iterations, "t-SNE iterations").range(1, 100000);
-  s.add_int("probe.seed", static_cast<long long>(d.seed), "seed of every split and subsample").range(0, 9.0e18);
-}
-
-ProbeOptions probe_options_from(const core::Config& c) {
-  ProbeOptions o;
-  o.taps = c.get_list("probe.taps");
-  o.source = c.get_string("probe.source");
-  o.target = c.get_string("probe.target");
-  o.train_split = c.get_string("probe.train_split");
-  o.val_split = c.get_string("probe.val_split");
-  o.test_split = c.get_string("probe.test_split");
-  o.val_fraction = c.get_float("probe.val_fraction");
-  o.max_train_rows = c.get_int("probe.max_train_rows");
-  o.linear.Cs.clear();
-  for (auto& v : c.get_list("probe.Cs")) {
-    double C = 0;
-    size_t used = 0;
-    try {
-      C = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    core::check_usage(used == v.size() && std::isfinite(C) && C > 0, "option 'probe.Cs': '", v,
-                      "' is not a positive number (expected e.g. 0.01,0.1,1,10)");
-    o.linear.Cs.push_back(C);
-  }
-  core::check_usage(!o.linear.Cs.empty(), "option 'probe.Cs': give at least one C value (e.g. 1)");
-  std::sort(o.linear.Cs.begin(), o.linear.Cs.end());
-  o.linear.Cs.erase(std::unique(o.linear.Cs.begin(), o.linear.Cs.end()), o.linear.Cs.end());
-  o.linear.patience = static_cast<int>(c.get_int("probe.patience"));
-  o.linear.fit.max_iter = static_cast<int>(c.get_int("probe.max_iter"));
-  o.linear.fit.tol = c.get_float("probe.tol");
-  o.linear.fit.warmup_rows = c.get_int("probe.warmup_rows");
-  o.knn_k = static_cast<int>(c.get_int("probe.knn_k"));
-  o.distances = c.get_bool("probe.distances");
-  o.a_distance.max_rows = c.get_int("probe.a_distance_rows");
-  o.a_distance.fit = o.linear.fit;
-  o.mmd.max_rows = c.get_int("probe.mmd_rows");
-  o.coral_rows = c.get_int("probe.coral_rows");
-  o.scores = c.get_bool("probe.scores");
-  o.score_rows = c.get_int("probe.score_rows");
-  o.logits_tap = c.get_string("probe.logits_tap");
-  o.tsne = c.get_bool("probe.tsne");
-  o.tsne_tap = c.get_string("probe.tsne_tap");
-  o.tsne_rows = c.get_int("probe.tsne_rows");
-  o.tsne_opts.perplexity = c.get_float("probe.perplexity");
-  o.tsne_opts.iterations = static_cast<int>(c.get_int("probe.tsne_iters"));
-  o.seed = static_cast<uint64_t>(c.get_int("probe.seed"));
-  o.a_distance.seed = o.mmd.seed = o.tsne_opts.seed = o.seed;
-  return o;
+const core::OptionTable<ProbeOptions>& probe_option_table() {
+  static const auto table = [] {
+    using O = ProbeOptions;
+    core::OptionTable<O> t("probe::ProbeOptions");
+    t.field("probe.taps", &O::taps, "taps to analyse (default: every tap of the cache), e.g. layer3,pooled");
+    t.field("probe.source", &O::source, "domain group of the labelled source rows");
+    t.field("probe.target", &O::target, "domain group of the target rows");
+    t.field("probe.train_split", &O::train_split, "split the probes are trained on");
+    t.field("probe.val_split", &O::val_split, "split C is chosen on (when the test split exists too)");
+    t.field("probe.test_split", &O::test_split, "split the probes are tested on");
+    t.field("probe.val_fraction", &O::val_fraction, "fraction of the training rows carved off when a split is missing")
+        .range(0.01, 0.9);
+    t.field("probe.max_train_rows", &O::max_train_rows, "subsample the probe's training rows to this many (0 = all)")
+        .range(0, 1e12);
+    t.field("probe.Cs", [](O& o) -> auto& { return o.linear.Cs; },
+            "inverse L2 strengths tried by the linear probe, increasing (one value = no sweep)")
+        .check([](std::vector<double>& cs, const std::string& key) {
+          for (double C : cs)
+            core::check_usage(C > 0, "option '", key, "': '", core::format_number(C),
+                              "' is not a positive number (expected e.g. 0.01,0.1,1,10)");
+          core::check_usage(!cs.empty(), "option '", key, "': give at least one C value (e.g. 1)");
+          std::sort(cs.begin(), cs.end());
+          cs.erase(std::unique(cs.begin(), cs.end()), cs.end());
+        });
+    t.field("probe.patience", [](O& o) -> auto& { return o.linear.patience; },
+            "stop the C sweep after this many values without improvement")
+        .range(1, 1000);
+    t.field("probe.max_iter", [](O& o) -> auto& { return o.linear.fit.max_iter; }, "L-BFGS iterations per fit")
+        .range(1, 1e7);
+    t.field("probe.tol", [](O& o) -> auto& { return o.linear.fit.tol; },
+            "L-BFGS gradient-norm tolerance (mean-form objective)")
+        .range(0, 1);
+    t.field("probe.warmup_rows", [](O& o) -> auto& { return o.linear.fit.warmup_rows; },
+            "warm-start each fit on this many random rows first (0 = off)")
+        .range(0, 1e12);
+    t.field("probe.knn_k", &O::knn_k, "neighbours of the cosine kNN probe (0 = no kNN probe)").range(0, 100000);
+    t.field("probe.distances", &O::distances, "proxy A-distance, MK-MMD² and CORAL distance between the domains");
+    t.field("probe.a_distance_rows", [](O& o) -> auto& { return o.a_distance.max_rows; },
+            "rows per domain for the A-distance (0 = all)")
+        .range(0, 1e12);
+    t.field("probe.mmd_rows", [](O& o) -> auto& { return o.mmd.max_rows; }, "rows per domain for MK-MMD² (0 = all)")
+        .range(0, 1e12);
+    t.field("probe.coral_rows", &O::coral_rows, "rows per domain for the CORAL distance (0 = all)").range(0, 1e12);
+    t.field("probe.scores", &O::scores, "transferability scores: LogME, H-score (per tap), LEEP and NCE (logits tap)");
+    t.field("probe.score_rows", &O::score_rows, "rows used by LogME / H-score / LEEP / NCE (subsampled; 0 = all)")
+        .range(0, 1e12);
+    t.field("probe.logits_tap", &O::logits_tap, "tap holding the source model's class scores (for LEEP / NCE)");
+    t.field("probe.tsne", &O::tsne, "t-SNE of source vs target features (tsne_domain.svg, tsne_class.svg)");
+    t.field("probe.tsne_tap", &O::tsne_tap, "tap embedded by t-SNE (default: the deepest tap other than logits)");
+    t.field("probe.tsne_rows", &O::tsne_rows, "source + target rows embedded (exact t-SNE: O(N²) per iteration)")
+        .range(4, 20000);
+    t.field("probe.perplexity", [](O& o) -> auto& { return o.tsne_opts.perplexity; },
+            "t-SNE perplexity (lowered for small sets)")
+        .range(1, 1000);
+    t.field("probe.tsne_iters", [](O& o) -> auto& { return o.tsne_opts.iterations; }, "t-SNE iterations")
+        .range(1, 100000);
+    t.field("probe.seed", &O::seed, "seed of every split and subsample").range(0, 9.0e18);
+    t.on_read([](O& o) {
+      o.a_distance.fit = o.linear.fit;
+      o.a_distance.seed = o.mmd.seed = o.tsne_opts.seed = o.seed;
+    });
+    return t;
+  }();
+  return table;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ struct ProbeOptions {
   uint64_t seed = 0;
 };
 
-/// Declares probe.* (taps, splits, sweep, kNN, distances, scores, t-SNE).
-void declare_probe_options(core::Schema& s);
-ProbeOptions probe_options_from(const core::Config& c);
+/// probe.* (taps, splits, sweep, kNN, distances, scores, t-SNE). Reading sorts probe.Cs and
+/// copies the fit options and the seed into the distance and t-SNE options.
+const core::OptionTable<ProbeOptions>& probe_option_table();
+inline void declare_probe_options(core::Schema& s) { probe_option_table().declare(s); }
+inline ProbeOptions probe_options_from(const core::Config& c) { return probe_option_table().read(c); }
 
 /// Results for one tap; absent values were not computable (no labels, no such block).
 struct TapReport {

@@ -110,35 +110,31 @@ DistEnv dist_env_from(const std::string& mode, const EnvLookup& lookup) {
 
 // ---------------------------------------------------------------- options
 
-void declare_dist_options(core::Schema& s) {
-  s.add_choice("dist.env", "auto", {"auto", "env", "slurm", "none"},
-               "distributed environment: auto (RANK/WORLD_SIZE as torchrun and `shiftlab launch` set them, else "
-               "Slurm's SLURM_PROCID/SLURM_STEP_NUM_TASKS/SLURM_LOCALID inside srun), env, slurm, or none (one "
-               "process whatever is set)");
-  s.add_choice("dist.backend", "auto", {"auto", "gloo", "nccl"},
-               "collective backend: auto (nccl on CUDA, gloo on CPU), gloo or nccl");
-  s.add_float("dist.timeout", 1800,
-              "seconds the rendezvous and every collective may wait; a rank whose peer died or hangs fails with an "
-              "error by then")
-      .range(1, 1e7);
-  s.add_float("dist.bucket_mb", 25, "gradient all-reduce bucket size in MiB").range(0.001, 1e5);
-  s.add_bool("dist.overlap", true,
-             "launch each gradient bucket's all-reduce from autograd hooks as soon as it is filled, overlapping "
-             "the rest of the backward pass (false: all buckets after backward)");
-  s.add_bool("dist.sync_bn", false,
-             "SyncBatchNorm: BatchNorm layers (backbone, bottleneck head, domain discriminators) normalise training "
-             "batches with the statistics of all ranks' batches together");
-}
-
-DistOptions dist_options_from(const core::Config& c) {
-  DistOptions o;
-  o.env = c.get_string("dist.env");
-  o.backend = c.get_string("dist.backend");
-  o.timeout_s = c.get_float("dist.timeout");
-  o.bucket_mb = c.get_float("dist.bucket_mb");
-  o.overlap = c.get_bool("dist.overlap");
-  o.sync_bn = c.get_bool("dist.sync_bn");
-  return o;
+const core::OptionTable<DistOptions>& dist_option_table() {
+  static const auto table = [] {
+    using O = DistOptions;
+    core::OptionTable<O> t("train::DistOptions");
+    t.field("dist.env", &O::env,
+            "distributed environment: auto (RANK/WORLD_SIZE as torchrun and `shiftlab launch` set them, else "
+            "Slurm's SLURM_PROCID/SLURM_STEP_NUM_TASKS/SLURM_LOCALID inside srun), env, slurm, or none (one "
+            "process whatever is set)")
+        .choices({"auto", "env", "slurm", "none"});
+    t.field("dist.backend", &O::backend, "collective backend: auto (nccl on CUDA, gloo on CPU), gloo or nccl")
+        .choices({"auto", "gloo", "nccl"});
+    t.field("dist.timeout", &O::timeout_s,
+            "seconds the rendezvous and every collective may wait; a rank whose peer died or hangs fails with an "
+            "error by then")
+        .range(1, 1e7);
+    t.field("dist.bucket_mb", &O::bucket_mb, "gradient all-reduce bucket size in MiB").range(0.001, 1e5);
+    t.field("dist.overlap", &O::overlap,
+            "launch each gradient bucket's all-reduce from autograd hooks as soon as it is filled, overlapping "
+            "the rest of the backward pass (false: all buckets after backward)");
+    t.field("dist.sync_bn", &O::sync_bn,
+            "SyncBatchNorm: BatchNorm layers (backbone, bottleneck head, domain discriminators) normalise training "
+            "batches with the statistics of all ranks' batches together");
+    return t;
+  }();
+  return table;
 }
 
 std::string dist_backends_compiled() {

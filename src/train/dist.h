@@ -84,8 +84,9 @@ struct DistOptions {
 };
 
 /// dist.env, dist.backend, dist.timeout, dist.bucket_mb, dist.overlap, dist.sync_bn.
-void declare_dist_options(core::Schema& s);
-DistOptions dist_options_from(const core::Config& c);
+const core::OptionTable<DistOptions>& dist_option_table();
+inline void declare_dist_options(core::Schema& s) { dist_option_table().declare(s); }
+inline DistOptions dist_options_from(const core::Config& c) { return dist_option_table().read(c); }
 
 /// The backends this build supports, e.g. "gloo, nccl", or "" when built without c10d.
 std::string dist_backends_compiled();

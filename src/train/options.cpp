@@ -12,77 +12,55 @@
 
 namespace shiftlab::train {
 
-void declare_train_options(core::Schema& s) {
-  s.add_int("train.steps", 1000, "optimisation steps").range(0, 1e12);
-  s.add_int("train.eval_every", 200, "evaluate (and checkpoint) every N steps; 0 = only at the end").range(0, 1e12);
-  s.add_int("train.log_every", 50, "log averaged loss terms every N steps").range(1, 1e12);
-  s.add_int("train.keep", 0, "periodic step-N checkpoints to keep besides latest and best").range(0, 1e6);
-  s.add_choice("train.select", "source_val", {"source_val", "target_entropy", "oracle"},
-               "model selection: source-val accuracy (honest), target prediction entropy (unsupervised), "
-               "or target-test accuracy (oracle, flagged in the summary)");
-  s.add_float("train.label_smoothing", 0, "label smoothing of the source cross-entropy").range(0, 1);
-  s.add_bool("train.together", true, "source and target batches go through the backbone together");
-  s.add_int("train.early_stop", 0, "stop after N evaluations without improvement; 0 = off").range(0, 1e6);
-  s.add_choice("train.amp", "none", {"none", "bf16", "fp16"}, "CUDA autocast precision");
-  s.add_bool("train.channels_last", false, "CUDA: channels_last memory format");
-  s.add_int("train.phase1_steps", 0,
+const core::OptionTable<TrainOptions>& train_option_table() {
+  static const auto table = [] {
+    using O = TrainOptions;
+    core::OptionTable<O> t("train::TrainOptions");
+    t.field("train.steps", &O::steps, "optimisation steps").range(0, 1e12);
+    t.field("train.eval_every", &O::eval_every, "evaluate (and checkpoint) every N steps; 0 = only at the end")
+        .range(0, 1e12);
+    t.field("train.log_every", &O::log_every, "log averaged loss terms every N steps").range(1, 1e12);
+    t.field("train.keep", &O::keep, "periodic step-N checkpoints to keep besides latest and best").range(0, 1e6);
+    t.field("train.select", &O::select,
+            "model selection: source-val accuracy (honest), target prediction entropy (unsupervised), "
+            "or target-test accuracy (oracle, flagged in the summary)")
+        .choices({"source_val", "target_entropy", "oracle"});
+    t.field("train.label_smoothing", &O::label_smoothing, "label smoothing of the source cross-entropy").range(0, 1);
+    t.field("train.together", &O::together, "source and target batches go through the backbone together");
+    t.field("train.early_stop", &O::early_stop, "stop after N evaluations without improvement; 0 = off")
+        .range(0, 1e6);
+    t.field("train.amp", &O::amp, "CUDA autocast precision").choices({"none", "bf16", "fp16"});
+    t.field("train.channels_last", &O::channels_last, "CUDA: channels_last memory format");
+    t.field("train.phase1_steps", &O::phase1_steps,
             "two-phase recipe: first train the head alone (backbone frozen) for N steps, reload the best "
-            "phase-1 checkpoint, then train with model.freeze for train.steps").range(0, 1e12);
-  s.add_float("train.phase1_lr", 0, "head learning rate in phase 1; 0 = optim.lr").range(0, 100);
-  s.add_choice("train.save", "full", {"full", "trainable"},
-               "checkpoint contents: full model, or trainable tensors + buffers only (adapters, head; small files) "
-               "with a reference (path + SHA-256) to model.weights, which rebuilds the rest on load");
-  s.add_int("train.fail_at_step", -1, "testing aid: kill the process with SIGKILL at this step (-1 = never)")
-      .range(-1, 1e12)
-      .command_flag();
-  s.add_int("train.fail_rank", -1, "testing aid: with train.fail_at_step, only this rank of a distributed job dies")
-      .range(-1, 1e6)
-      .command_flag();
-  s.add_int("eval.batch_size", 256, "evaluation batch size").range(1, 1e6);
-  s.add_int("eval.workers", 2, "evaluation loader threads").range(0, 256);
-  s.add_choice("optim.name", "sgd", {"sgd", "adam", "adamw"}, "optimizer");
-  s.add_float("optim.momentum", 0.9, "SGD momentum").range(0, 1);
-  s.add_bool("optim.nesterov", true, "SGD Nesterov momentum");
-  s.add_float("optim.beta1", 0.9, "Adam beta1").range(0, 1);
-  s.add_float("optim.beta2", 0.999, "Adam beta2").range(0, 1);
-  s.add_float("optim.eps", 1e-8, "Adam epsilon").range(0, 1);
-  s.add_float("optim.grad_clip", 0, "clip the global gradient norm to this value; 0 = off").range(0, 1e9);
-  s.add_path("model.weights", "", "pretrained backbone weights (.safetensors or .pth); empty = random init");
-  s.add_bool("model.strict", true, "weights must match the backbone exactly (head keys are always skipped)");
+            "phase-1 checkpoint, then train with model.freeze for train.steps")
+        .range(0, 1e12);
+    t.field("train.phase1_lr", &O::phase1_lr, "head learning rate in phase 1; 0 = optim.lr").range(0, 100);
+    t.field("train.save", &O::save,
+            "checkpoint contents: full model, or trainable tensors + buffers only (adapters, head; small files) "
+            "with a reference (path + SHA-256) to model.weights, which rebuilds the rest on load")
+        .choices({"full", "trainable"});
+    t.field("eval.batch_size", &O::eval_batch_size, "evaluation batch size").range(1, 1e6);
+    t.field("eval.workers", &O::eval_workers, "evaluation loader threads").range(0, 256);
+    return t;
+  }();
+  return table;
 }
 
-TrainOptions train_options_from(const core::Config& c) {
-  TrainOptions o;
-  o.steps = c.get_int("train.steps");
-  o.eval_every = c.get_int("train.eval_every");
-  o.log_every = c.get_int("train.log_every");
-  o.keep = c.get_int("train.keep");
-  o.select = c.get_string("train.select");
-  o.label_smoothing = c.get_float("train.label_smoothing");
-  o.together = c.get_bool("train.together");
-  o.early_stop = c.get_int("train.early_stop");
-  o.amp = c.get_string("train.amp");
-  o.channels_last = c.get_bool("train.channels_last");
-  o.eval_batch_size = c.get_int("eval.batch_size");
-  o.eval_workers = static_cast<int>(c.get_int("eval.workers"));
-  o.fail_at_step = c.get_int("train.fail_at_step");
-  o.fail_rank = c.get_int("train.fail_rank");
-  o.phase1_steps = c.get_int("train.phase1_steps");
-  o.phase1_lr = c.get_float("train.phase1_lr");
-  o.save = c.get_string("train.save");
-  return o;
-}
-
-OptimOptions optim_options_from(const core::Config& c) {
-  OptimOptions o;
-  o.name = c.get_string("optim.name");
-  o.momentum = c.get_float("optim.momentum");
-  o.nesterov = c.get_bool("optim.nesterov");
-  o.beta1 = c.get_float("optim.beta1");
-  o.beta2 = c.get_float("optim.beta2");
-  o.eps = c.get_float("optim.eps");
-  o.grad_clip = c.get_float("optim.grad_clip");
-  return o;
+const core::OptionTable<OptimOptions>& optim_option_table() {
+  static const auto table = [] {
+    using O = OptimOptions;
+    core::OptionTable<O> t("train::OptimOptions");
+    t.field("optim.name", &O::name, "optimizer").choices({"sgd", "adam", "adamw"});
+    t.field("optim.momentum", &O::momentum, "SGD momentum").range(0, 1);
+    t.field("optim.nesterov", &O::nesterov, "SGD Nesterov momentum");
+    t.field("optim.beta1", &O::beta1, "Adam beta1").range(0, 1);
+    t.field("optim.beta2", &O::beta2, "Adam beta2").range(0, 1);
+    t.field("optim.eps", &O::eps, "Adam epsilon").range(0, 1);
+    t.field("optim.grad_clip", &O::grad_clip, "clip the global gradient norm to this value; 0 = off").range(0, 1e9);
+    return t;
+  }();
+  return table;
 }
 
 core::Schema experiment_schema() {

@@ -31,16 +31,23 @@ struct TrainOptions {
   bool channels_last = false;      ///< CUDA: channels_last memory format
   int64_t eval_batch_size = 256;
   int eval_workers = 2;
-  int64_t fail_at_step = -1;       ///< testing aid: abort (SIGKILL-like) at this step
-  int64_t fail_rank = -1;          ///< testing aid: only this rank of a distributed job aborts (-1 = every)
   int64_t phase1_steps = 0;        ///< two-phase recipe: head-only steps before phase 2
   double phase1_lr = 0;            ///< head lr in phase 1 (0: optim.lr)
   std::string save = "full";       ///< checkpoints: full | trainable (trainable tensors + base weights reference)
 };
 
-void declare_train_options(core::Schema& s);
-TrainOptions train_options_from(const core::Config& c);
-OptimOptions optim_options_from(const core::Config& c);
+/// train.*, eval.batch_size, eval.workers.
+const core::OptionTable<TrainOptions>& train_option_table();
+/// optim.name, optim.momentum, optim.nesterov, optim.beta1, optim.beta2, optim.eps, optim.grad_clip.
+const core::OptionTable<OptimOptions>& optim_option_table();
+
+/// Declares both tables.
+inline void declare_train_options(core::Schema& s) {
+  train_option_table().declare(s);
+  optim_option_table().declare(s);
+}
+inline TrainOptions train_options_from(const core::Config& c) { return train_option_table().read(c); }
+inline OptimOptions optim_options_from(const core::Config& c) { return optim_option_table().read(c); }
 
 /// Every option of an experiment (train, eval, sweep): run.*, data.*, model.*, method, optim.*,
 /// schedule.*, train.*.

@@ -9,27 +9,21 @@ core::Registry<ScheduleFn>& schedule_registry() {
   return r;
 }
 
-void declare_schedule_options(core::Schema& s) {
-  s.add_registry_choice("schedule.name", "constant", [] { return schedule_registry().names(); },
-                        "learning-rate schedule");
-  s.add_int("schedule.warmup", 0, "linear warmup steps before the schedule").range(0, 1e12);
-  s.add_int("schedule.step_size", 1000, "step schedule: steps between decays").range(1, 1e12);
-  s.add_float("schedule.gamma", 0.1, "step schedule: decay factor").range(0, 1);
-  s.add_float("schedule.alpha", 10, "annealing schedule: alpha in (1 + alpha p)^-beta").range(0, 1e6);
-  s.add_float("schedule.beta", 0.75, "annealing schedule: beta in (1 + alpha p)^-beta").range(0, 100);
-  s.add_float("schedule.min_factor", 0, "cosine schedules: final lr as a fraction of the base lr").range(0, 1);
-}
-
-ScheduleOptions schedule_options_from(const core::Config& c) {
-  ScheduleOptions o;
-  o.name = c.get_string("schedule.name");
-  o.warmup = c.get_int("schedule.warmup");
-  o.step_size = c.get_int("schedule.step_size");
-  o.gamma = c.get_float("schedule.gamma");
-  o.alpha = c.get_float("schedule.alpha");
-  o.beta = c.get_float("schedule.beta");
-  o.min_factor = c.get_float("schedule.min_factor");
-  return o;
+const core::OptionTable<ScheduleOptions>& schedule_option_table() {
+  static const auto table = [] {
+    using O = ScheduleOptions;
+    core::OptionTable<O> t("train::ScheduleOptions");
+    t.field("schedule.name", &O::name, "learning-rate schedule").choices_from([] { return schedule_registry().names(); });
+    t.field("schedule.warmup", &O::warmup, "linear warmup steps before the schedule").range(0, 1e12);
+    t.field("schedule.step_size", &O::step_size, "step schedule: steps between decays").range(1, 1e12);
+    t.field("schedule.gamma", &O::gamma, "step schedule: decay factor").range(0, 1);
+    t.field("schedule.alpha", &O::alpha, "annealing schedule: alpha in (1 + alpha p)^-beta").range(0, 1e6);
+    t.field("schedule.beta", &O::beta, "annealing schedule: beta in (1 + alpha p)^-beta").range(0, 100);
+    t.field("schedule.min_factor", &O::min_factor, "cosine schedules: final lr as a fraction of the base lr")
+        .range(0, 1);
+    return t;
+  }();
+  return table;
 }
 
 static double cosine(double p, double m) { return m + (1 - m) * 0.5 * (1 + std::cos(M_PI * std::min(1.0, p))); }

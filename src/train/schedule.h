@@ -30,8 +30,11 @@ struct ScheduleOptions {
 using ScheduleFn = std::function<double(const ScheduleOptions&, int64_t step, int64_t total)>;
 core::Registry<ScheduleFn>& schedule_registry();
 
-void declare_schedule_options(core::Schema& s);
-ScheduleOptions schedule_options_from(const core::Config& c);
+/// schedule.name, schedule.warmup, schedule.step_size, schedule.gamma, schedule.alpha, schedule.beta,
+/// schedule.min_factor.
+const core::OptionTable<ScheduleOptions>& schedule_option_table();
+inline void declare_schedule_options(core::Schema& s) { schedule_option_table().declare(s); }
+inline ScheduleOptions schedule_options_from(const core::Config& c) { return schedule_option_table().read(c); }
 
 /// The learning-rate multiplier at `step` (0-based) of `total` steps, warmup included.
 double lr_factor(const ScheduleOptions& o, int64_t step, int64_t total);

@@ -71,6 +71,16 @@ CliProcess start_cli(const std::vector<std::string>& args, const CliOptions& opt
   argv.push_back(bin.data());
   for (auto& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // this process's environment with options.env on top
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (!options.env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+  }
+  for (auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
     int o = ::open(p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -85,7 +95,7 @@ CliProcess start_cli(const std::vector<std::string>& args, const CliOptions& opt
       rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(options.file_size_limit);
       if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) ::_exit(127);
     }
-    ::execv(bin.c_str(), argv.data());
+    ::execve(bin.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   p.pid = pid;

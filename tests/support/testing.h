@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,13 @@ struct CliResult {
 /// Runs `shiftlab args...` (the built binary), capturing stdout, stderr and the exit code.
 CliResult run_cli(const std::vector<std::string>& args, const std::string& cwd = "");
 
-/// How to start the binary: working directory, and a file size limit (RLIMIT_FSIZE, bytes; < 0 =
-/// none) that makes writes beyond it fail as on a full disk.
+/// How to start the binary: working directory, a file size limit (RLIMIT_FSIZE, bytes; < 0 =
+/// none) that makes writes beyond it fail as on a full disk, and environment variables set on top
+/// of this process's (e.g. the test hooks of core/test_hooks.h, SHIFTLAB_TEST_FAIL_AT_STEP).
 struct CliOptions {
   std::string cwd;
   long long file_size_limit = -1;
+  std::map<std::string, std::string> env;
 };
 /// A started `shiftlab` process (see start_cli / wait_cli).
 struct CliProcess {
