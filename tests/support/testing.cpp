@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -47,6 +48,21 @@ std::string prepared_digits_root() {
     return r;
   }();
   return root;
+}
+
+std::string prepared_data_root(const std::vector<std::string>& names) {
+  static std::map<std::vector<std::string>, std::string> roots;
+  auto it = roots.find(names);
+  if (it != roots.end()) return it->second;
+  std::string tag = "data";
+  for (auto& n : names) tag += "_" + n;
+  auto r = fresh_dir(tag);
+  std::vector<std::string> args{"data", "prepare"};
+  args.insert(args.end(), names.begin(), names.end());
+  args.push_back("--data.root=" + r);
+  auto res = run_cli(args);
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  return roots[names] = r;
 }
 
 std::string source_path(const std::string& rel) { return (fs::path(SHIFTLAB_SOURCE_DIR) / rel).string(); }

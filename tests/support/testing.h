@@ -14,6 +14,9 @@ namespace shiftlab::testutil {
 std::string fresh_dir(const std::string& name);
 /// A data root with the prepared uci-digits set, prepared once per test process (on first use).
 std::string prepared_digits_root();
+/// A data root with every listed prepared set (`shiftlab data prepare NAMES...`, MNIST from the
+/// SHIFTLAB_DATA_MIRROR tarball), prepared once per test process and list (on first use).
+std::string prepared_data_root(const std::vector<std::string>& names);
 /// Path inside the source tree.
 std::string source_path(const std::string& rel);
 
