@@ -68,9 +68,10 @@ AdabnStats adabn_reference(const torch::Tensor& x, int64_t batch_size,
   return {mean_sum / static_cast<double>(batches), var_sum / static_cast<double>(batches)};
 }
 
+/// max |got - want| relative to max |want| (float32 features: ~1e-6 expected).
 double adabn_rel_err(const torch::Tensor& got, const torch::Tensor& want) {
   auto w = want.to(torch::kDouble);
-  return ((got.to(torch::kDouble) - w).abs() / (w.abs() + 1e-3)).max().item<double>();
+  return (got.to(torch::kDouble) - w).abs().max().item<double>() / std::max(1e-12, w.abs().max().item<double>());
 }
 
 torch::nn::Module& adabn_module(torch::nn::Module& m, const std::string& name) {
@@ -129,8 +130,8 @@ TEST(AdaBN, BottleneckBatchNormEqualsTargetFeatureStatistics) {
     auto want = adabn_reference(x, bs, features_in);
     if (bs == 36) {  // one batch: the plain statistics of every target feature
       auto all = adabn_stats_of(features_in(x));
-      EXPECT_LT(adabn_rel_err(want.mean, all.mean), 1e-12);
-      EXPECT_LT(adabn_rel_err(want.var, all.var), 1e-12);
+      EXPECT_LT(adabn_rel_err(want.mean, all.mean), 1e-5);
+      EXPECT_LT(adabn_rel_err(want.var, all.var), 1e-5);
     }
     EXPECT_LT(adabn_rel_err(bn.running_mean, want.mean), 1e-4)
         << bn.running_mean << "\nwant\n" << want.mean;
