@@ -103,7 +103,10 @@ TEST(Cli, ListRegistries) {
 // indented by two spaces, up to the first line that is not. Each is a shell command line, run as
 // written from a working directory holding configs/ (the checkout's); a line ending in '\'
 // continues on the next, "# ..." is a comment. runs/<name>/<time>-<id> stands for a run directory
-// (train prints it): it is replaced by the newest completed run under runs/<name>/.
+// (train prints it): it is replaced by the newest completed run under runs/<name>/. To keep it
+// quick, train / sweep lines get --train.steps=2 (and --train.phase1_steps=2 when their config
+// has a phase 1; nothing for a --resume, which keeps the run's options) and extract lines
+// --limit=300 appended.
 
 namespace {
 
@@ -213,6 +216,7 @@ TEST(Cli, HelpExamplesRunAsWritten) {
   const auto dir = testutil::fresh_dir("cli_help_examples");
   fs::create_directories(dir + "/bin");
   fs::create_symlink(SHIFTLAB_BIN, dir + "/bin/shiftlab");
+  fs::create_symlink("/usr/bin/python3", dir + "/bin/python3");  // Debian's, with h5py (another may be first on PATH)
   fs::create_symlink(testutil::source_path("configs"), dir + "/configs");
   // the one input no example makes: a torchvision state dict saved by torch.save
   std::string out;
@@ -231,7 +235,7 @@ TEST(Cli, HelpExamplesRunAsWritten) {
     EXPECT_FALSE(examples.empty()) << "`shiftlab " << name << " --help` has no Examples section";
     for (const auto& example : examples) {
       std::string cmd = with_run_dirs(example, dir);
-      // a tiny step count wherever the command (launch: the one after "--") trains
+      // tiny: a 2-step run wherever the command (launch: the one after "--") trains, a small cache
       auto words = cli_words(cmd);
       auto dashdash = std::find(words.begin(), words.end(), "--");
       std::string target = dashdash != words.end() && dashdash + 1 != words.end() ? *(dashdash + 1)
@@ -240,6 +244,16 @@ TEST(Cli, HelpExamplesRunAsWritten) {
       const bool resume = cmd.find("--resume") != std::string::npos;  // a run keeps its own options
       if (target == "train" || target == "sweep") {
         if (!resume) cmd += " --train.steps=2 --train.eval_every=0";
+        // a config with a head-only phase 1 (advise writes one) gets a 2-step phase 1
+        for (size_t i = 0; !resume && i + 1 < words.size(); ++i) {
+          if (words[i] != "--config") continue;
+          std::ifstream cf(dir + "/" + words[i + 1]);
+          std::stringstream ct;
+          ct << cf.rdbuf();
+          if (ct.str().find("phase1_steps") != std::string::npos) cmd += " --train.phase1_steps=2";
+        }
+      } else if (target == "extract") {
+        cmd += " --limit=300";  // rows per block: the probes and advice on the cache stay quick
       }
       std::ofstream(dir + "/example.sh") << "set -e\nexport PATH=\"" << dir << "/bin:$PATH\"\n" << cmd << "\n";
       auto t0 = std::chrono::steady_clock::now();
@@ -259,6 +273,12 @@ TEST(Cli, HelpExamplesRunAsWritten) {
                  "lenet_mnist.safetensors", "resnet18.safetensors", "digits_report/results.md",
                  "runs/sweeps/mnist_to_uci/results.md"})
     EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  // advise's train config carries the extraction's model and data settings
+  std::ifstream advice(dir + "/digits_advice.ini");
+  std::stringstream advice_text;
+  advice_text << advice.rdbuf();
+  for (auto want : {"backbone = lenet", "in_channels = 1", "transform = resize(20), pad(4), normalize(0.5, 0.5)"})
+    EXPECT_NE(advice_text.str().find(want), std::string::npos) << want << " not in\n" << advice_text.str();
 }
 
 // README.md shows what an unknown key prints; the program prints exactly that.

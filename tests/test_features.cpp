@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/options.h"
 #include "data/datasets.h"
 #include "data/npy.h"
 #include "data/options.h"
@@ -160,6 +161,12 @@ TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
   EXPECT_EQ(root["num_classes"], 10);
   for (auto k : {"weights", "checkpoint", "shiftlab_version", "created", "config", "model"}) EXPECT_TRUE(root.contains(k)) << k;
   EXPECT_NE(root["config"].get<std::string>().find("resnet18"), std::string::npos);
+  // the recorded configuration is INI that reads back (advise builds its train config from it)
+  std::map<std::string, std::string> recorded;
+  for (auto& e : core::parse_ini_text(root["config"].get<std::string>(), "cache config")) recorded[e.key] = e.value;
+  EXPECT_EQ(recorded["model.backbone"], "resnet18");
+  EXPECT_EQ(recorded["model.in_channels"], "1");
+  EXPECT_EQ(recorded["data.target.transform"], kTransform);
   // groups and taps
   ASSERT_EQ(s["groups"].size(), 2u);
   ASSERT_EQ(s["taps"].size(), 6u);
