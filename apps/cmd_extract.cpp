@@ -143,9 +143,9 @@ SHIFTLAB_COMMAND(
     "Distributed: `shiftlab launch -n N -- extract ...` (or torchrun / srun) shards every block over the\n"
     "ranks; rank 0 gathers the features and writes the one file, identical to a one-process extraction.\n"
     "\n"
-    "Examples:\n"
+    "Examples (runs/digits/<time>-<id> stands for a run directory; train prints it):\n"
     "  shiftlab extract --config configs/digits/mnist_to_uci.ini --taps=conv1,conv2,pooled digits.h5\n"
-    "  shiftlab extract --run runs/digits/20261124-120000-abc123 --checkpoint=best --dtype=float16 feats.h5\n"
+    "  shiftlab extract --run runs/digits/<time>-<id> --checkpoint=best --dtype=float16 feats.h5\n"
     "  python3 -c \"import h5py; f = h5py.File('feats.h5'); print(f['target/test/pooled/features'][:])\"",
     run_extract);
 

@@ -222,12 +222,12 @@ SHIFTLAB_COMMAND("launch", "start N local ranks of a distributed job: shiftlab l
                  launch_schema, (core::Positionals{"-- COMMAND [ARGS...]", 1, SIZE_MAX}),
                  "Runs `shiftlab COMMAND ARGS...` N times with the torchrun variables set (RANK, LOCAL_RANK,\n"
                  "WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Signals are forwarded; when one rank\n"
-                 "fails the others are stopped and launch exits with its code.\n"
+                 "fails the others are stopped and launch exits with its code. Several machines: run launch on\n"
+                 "each with --nnodes, its --node_rank and the first one's --master_addr / --master_port, e.g.\n"
+                 "4 ranks on each of two: -n 4 --nnodes=2 --node_rank=0|1 --master_addr=HOST --master_port=29500.\n"
+                 "\n"
                  "Examples:\n"
-                 "  shiftlab launch -n 2 -- train --config configs/digits/mnist_to_uci.ini --method=dann\n"
-                 "  # two machines, 4 ranks each (run on both, node_rank 0 and 1):\n"
-                 "  shiftlab launch -n 4 --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \\\n"
-                 "      -- train ...",
+                 "  shiftlab launch -n 2 -- train --config configs/digits/mnist_to_uci.ini --method=dann",
                  run_launch);
 
 }  // namespace shiftlab::apps

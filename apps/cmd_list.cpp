@@ -45,6 +45,13 @@ static int run_list(const core::Config& cfg, const std::vector<std::string>&) {
 }
 
 SHIFTLAB_COMMAND("list", "list what the registries hold (backbones, methods, adapters, datasets, ...)",
-                 [] { return core::Schema(); }, core::Positionals{"[KIND]", 0, 1}, "", run_list);
+                 [] { return core::Schema(); }, core::Positionals{"[KIND]", 0, 1},
+                 "Without KIND: every registry with its entries; with KIND (e.g. backbones, methods, adapters,\n"
+                 "datasets, transforms): that one.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab list\n"
+                 "  shiftlab list methods",
+                 run_list);
 
 }  // namespace shiftlab::apps

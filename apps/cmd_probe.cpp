@@ -71,7 +71,7 @@ SHIFTLAB_COMMAND(
     "Examples:\n"
     "  shiftlab extract --config configs/digits/mnist_to_uci.ini --taps=conv1,conv2,pooled digits.h5\n"
     "  shiftlab probe digits.h5                      # -> digits_probe/probe.md, transferability.svg, ...\n"
-    "  shiftlab probe digits.h5 --probe.taps=pooled --probe.Cs=1 --probe.tsne=false --out=/tmp/p",
+    "  shiftlab probe digits.h5 --probe.taps=pooled --probe.Cs=1 --probe.tsne=false --out=digits_pooled",
     run_probe);
 
 }  // namespace shiftlab::apps

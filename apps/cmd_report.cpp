@@ -63,7 +63,12 @@ SHIFTLAB_COMMAND("report", "rebuild results tables (mean ± std over seeds) and 
                  report_schema, core::Positionals{"RUN_OR_SWEEP_DIR [DIR...]", 1, SIZE_MAX},
                  "Finds every run directory (one holding summary.json) under the given directories, groups the runs\n"
                  "by the options that differ (or --by), and prints target-test accuracy selected on source-val beside\n"
-                 "the oracle choice. Example:\n  shiftlab report runs/digits_table --by data.target.dataset,method",
+                 "the oracle choice.\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=source_only\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann\n"
+                 "  shiftlab report runs/digits --by method --out=digits_report",
                  run_report);
 
 }  // namespace shiftlab::apps

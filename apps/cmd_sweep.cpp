@@ -198,14 +198,16 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
 
 SHIFTLAB_COMMAND("sweep", "run a grid / random search over options × seeds (resumable), then a results table",
                  sweep_schema, core::Positionals{"", 0, 0},
-                 "Example:\n"
-                 "  shiftlab sweep --config configs/digits/mnist_to_uci.ini --grid method=source_only,dann,dan \\\n"
-                 "      --grid optim.lr=1e-3,3e-3 --seeds 0,1,2 --jobs 2 --train.steps=1500\n"
                  "Each run is `shiftlab train` with the base configs, the fixed --key=value options, one value of\n"
                  "every --grid option and one seed, in <sweep dir>/runs/<combination>/seed<S>/. Running the same\n"
                  "command again skips completed runs and resumes interrupted ones from their latest checkpoint.\n"
                  "The table (results.md, results.csv) reports target-test accuracy selected on source-val and the\n"
-                 "oracle (target-label) choice in separate columns; curves/ holds learning curves (SVG).",
+                 "oracle (target-label) choice in separate columns; curves/ holds learning curves (SVG).\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab sweep --config configs/digits/mnist_to_uci.ini --grid method=source_only,dann \\\n"
+                 "      --grid optim.lr=1e-3,1e-2 --seeds 0,1 --jobs 2 --train.steps=1500\n"
+                 "  shiftlab report runs/sweeps/mnist_to_uci",
                  run_sweep);
 
 }  // namespace shiftlab::apps

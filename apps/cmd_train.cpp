@@ -117,11 +117,17 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
 
 SHIFTLAB_COMMAND("train", "train on labelled source + unlabelled target data (any DA method), or --resume a run",
                  train_schema, core::Positionals{"", 0, 0},
-                 "Example:\n  shiftlab train --config configs/digits/mnist_to_uci_dann.ini --run.seed=1\n"
-                 "Methods combine with weights: --method='dann + 0.1*entropy'. See `shiftlab list methods`.\n"
+                 "Writes runs/<run.name>/<time>-<id>/ (config, log, metrics, summary.json, checkpoints) and prints\n"
+                 "it. Methods combine with weights: --method='dann + 0.1*entropy'. See `shiftlab list methods`.\n"
                  "Distributed data parallel: run one process per rank under `shiftlab launch -n N -- train ...`,\n"
                  "torchrun or srun (RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT or SLURM_* variables); per-rank batch\n"
-                 "sizes, rank 0 writes the run directory; see the dist.* options and README (Distributed).",
+                 "sizes, rank 0 writes the run directory; see the dist.* options and README (Distributed).\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab data prepare mnist uci-digits\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann --run.seed=1\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method='dann + 0.1*entropy' --optim.lr=0.02\n"
+                 "  shiftlab train --resume runs/digits/<time>-<id>",
                  run_train);
 
 }  // namespace shiftlab::apps

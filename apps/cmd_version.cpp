@@ -22,6 +22,10 @@ static int run_version(const core::Config&, const std::vector<std::string>&) {
 }
 
 SHIFTLAB_COMMAND("version", "print the shiftlab and libtorch versions and whether CUDA is available",
-                 [] { return core::Schema(); }, core::Positionals{"", 0, 0}, "", run_version);
+                 [] { return core::Schema(); }, core::Positionals{"", 0, 0},
+                 "Examples:\n"
+                 "  shiftlab version\n"
+                 "  shiftlab --version",
+                 run_version);
 
 }  // namespace shiftlab::apps

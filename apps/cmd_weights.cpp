@@ -109,14 +109,23 @@ int run_convert(const core::Config& cfg, const std::vector<std::string>&) {
 
 SHIFTLAB_COMMAND("weights info", "list the tensors of a weights file (.safetensors, .pth/.pt): name, dtype, shape",
                  [] { return core::Schema(); }, core::Positionals{"FILE", 1, 1},
-                 "Reads only the header of a .safetensors file; a .pth/.pt is loaded (restricted unpickler).",
+                 "Reads only the header of a .safetensors file; a .pth/.pt is loaded (restricted unpickler).\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab weights info resnet18.pth\n"
+                 "  shiftlab weights convert resnet18.pth resnet18.safetensors\n"
+                 "  shiftlab weights info resnet18.safetensors",
                  run_info);
 
 SHIFTLAB_COMMAND("weights convert", "convert a torch.save .pth/.pt state dict to .safetensors (names kept)",
                  [] { return core::Schema(); }, core::Positionals{"IN OUT", 2, 2},
                  "Reads plain dicts and OrderedDicts of tensors (torchvision's downloads), zip or legacy\n"
                  "format, optionally nested under 'state_dict' / 'model'. For a whole pickled model or a\n"
-                 "torchvision/timm model name use scripts/convert_weights.py (Python).",
+                 "torchvision/timm model name use scripts/convert_weights.py (Python).\n"
+                 "\n"
+                 "Examples (resnet18.pth: a torchvision state dict, e.g. torch.save(resnet18().state_dict(), ...)):\n"
+                 "  shiftlab weights convert resnet18.pth resnet18.safetensors\n"
+                 "  shiftlab weights info resnet18.safetensors",
                  run_convert);
 
 }  // namespace shiftlab::apps

@@ -95,8 +95,14 @@ static int run_export(const core::Config& cli, const std::vector<std::string>&) 
 
 SHIFTLAB_COMMAND("weights export", "write a run's trained backbone (or whole model) to .safetensors", export_schema,
                  core::Positionals{"RUN_DIR OUT.safetensors", 2, 2},
-                 "Example:\n  shiftlab weights export runs/digits/20261124-120000-abc123 lenet_mnist.safetensors\n"
-                 "With LoRA adapters: --merge_lora writes W + (alpha/r)·B·A under the backbone's own names.",
+                 "With LoRA adapters: --merge_lora writes W + (alpha/r)·B·A under the backbone's own names.\n"
+                 "runs/digits/<time>-<id> stands for a run directory (train prints it).\n"
+                 "\n"
+                 "Examples:\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann\n"
+                 "  shiftlab weights export runs/digits/<time>-<id> lenet_mnist.safetensors\n"
+                 "  shiftlab weights info lenet_mnist.safetensors\n"
+                 "  shiftlab train --config configs/digits/mnist_to_uci.ini --model.weights=lenet_mnist.safetensors",
                  run_export);
 
 }  // namespace shiftlab::apps

@@ -87,6 +87,38 @@ TEST(Options, UnknownKeySuggestsNearest) {
   EXPECT_NE(msg.find("did you mean 'train.steps'"), std::string::npos) << msg;
 }
 
+// The program's own keys: the learning rate is optim.lr (there is no train.lr), and train.amp is
+// as many edits from "train.lrr" as a full-key comparison can tell; the right name in the wrong
+// section is the better suggestion.
+TEST(Options, UnknownKeySuggestsTheRightNameInAnotherSection) {
+  Schema s;
+  s.add_float("optim.lr", 1e-2, "learning rate");
+  s.add_float("optim.momentum", 0.9, "momentum");
+  s.add_int("train.steps", 100, "steps");
+  s.add_choice("train.amp", "none", {"none", "bf16"}, "autocast");
+  s.add_string("model.bn", "train", "BatchNorm mode");
+  auto err = [&](const std::string& arg) {
+    try {
+      core::parse_args(s, {arg});
+    } catch (const core::UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(err("--train.lrr=3e-4"), "unknown option 'train.lrr' — did you mean 'optim.lr'?");
+  EXPECT_EQ(err("--train.lr=3e-4"), "unknown option 'train.lr' — did you mean 'optim.lr'?");
+  EXPECT_EQ(err("--lr=3"), "unknown option 'lr' — did you mean 'optim.lr'?");
+  EXPECT_EQ(err("--train.ampp=bf16"), "unknown option 'train.ampp' — did you mean 'train.amp'?");
+  EXPECT_EQ(err("--train.stpes=3"), "unknown option 'train.stpes' — did you mean 'train.steps'?");
+  EXPECT_EQ(err("--optim.momentun=0.5"), "unknown option 'optim.momentun' — did you mean 'optim.momentum'?");
+  EXPECT_EQ(err("--train.bn=frozen"), "unknown option 'train.bn' — did you mean 'model.bn'?");
+  EXPECT_EQ(err("--zzzz.qqqqqq=1"), "unknown option 'zzzz.qqqqqq'");
+  // a megabyte-long key is refused quickly, without a suggestion
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(err("--" + std::string(1 << 20, 'x') + "=1").rfind("unknown option", 0), 0u);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+}
+
 TEST(Options, IllTypedAndOutOfRange) {
   EXPECT_EQ(usage_error({"--train.lr=abc"}), "option 'train.lr' (command line): expected a number, got 'abc'");
   EXPECT_NE(usage_error({"--train.steps=1.5"}).find("expected an integer"), std::string::npos);

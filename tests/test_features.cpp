@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/options.h"
 #include "data/datasets.h"
 #include "data/npy.h"
 #include "data/options.h"
@@ -145,6 +146,7 @@ std::string one_line(const std::string& s) {
 }  // namespace
 
 TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
+  REQUIRE_PYTHON({"h5py", "numpy"});
   auto dir = testutil::fresh_dir("features_schema");
   auto cache = dir + "/c.h5";
   auto r = run_cli(args(cache, {"--taps=layer2,layer3,pooled"}));
@@ -159,6 +161,12 @@ TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
   EXPECT_EQ(root["num_classes"], 10);
   for (auto k : {"weights", "checkpoint", "shiftlab_version", "created", "config", "model"}) EXPECT_TRUE(root.contains(k)) << k;
   EXPECT_NE(root["config"].get<std::string>().find("resnet18"), std::string::npos);
+  // the recorded configuration is INI that reads back (advise builds its train config from it)
+  std::map<std::string, std::string> recorded;
+  for (auto& e : core::parse_ini_text(root["config"].get<std::string>(), "cache config")) recorded[e.key] = e.value;
+  EXPECT_EQ(recorded["model.backbone"], "resnet18");
+  EXPECT_EQ(recorded["model.in_channels"], "1");
+  EXPECT_EQ(recorded["data.target.transform"], kTransform);
   // groups and taps
   ASSERT_EQ(s["groups"].size(), 2u);
   ASSERT_EQ(s["taps"].size(), 6u);
@@ -219,6 +227,7 @@ TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
 }
 
 TEST(Features, Float16AvgMaxAndHeadTaps) {
+  REQUIRE_PYTHON({"h5py", "numpy"});
   auto dir = testutil::fresh_dir("features_f16");
   auto cache = dir + "/c.h5";
   auto r = run_cli(args(cache, {"--taps=layer3,logits", "--pool=avgmax", "--dtype=float16", "--target_splits=val"}));
@@ -285,25 +294,51 @@ TEST(Features, ResumeAfterSigkillEqualsUninterrupted) {
   auto full = features::read_block(ref, "source", "train", "layer3");
   ASSERT_EQ(part.X.rows(), 64);
   EXPECT_EQ(maxdiff(block_tensor(part), block_tensor(full).slice(0, 0, 64)), 0.0);
-  // random moments, timed from S and T: every state a kill leaves opens and holds correct rows
-  int64_t last = 64, partial = 0;
-  for (double frac : {0.35, 0.6, 0.85}) {
-    double when = S + frac * std::max(0.0, T - S);
+  // kills at moments timed from S and T, adapted until kWanted of them land mid-extraction (the
+  // killed run had written rows, but not all): every state a kill leaves opens and holds exactly
+  // the reference's first rows_done rows, and each rerun continues from it (rows never go back).
+  // A kill that came too early (nothing new written) is retried later; a run that finished before
+  // its kill starts over from an empty file with an earlier kill.
+  const int kWanted = 2, kAttempts = 12;
+  const int64_t all_rows = 4 * kRows;
+  int64_t last = 64;
+  int mid = 0, too_early = 0, too_late = 0, attempts = 0;
+  double frac = 0.35;
+  for (; mid < kWanted && attempts < kAttempts; ++attempts) {
+    const double when = S + frac * std::max(0.0, T - S);
     std::string cmd = "timeout -s KILL " + std::to_string(when) + " " + SHIFTLAB_BIN;
     for (auto& a : args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=8"})) cmd += " '" + a + "'";
     std::string out;
-    testutil::run_shell(cmd, &out);
-    int64_t done = 0;
-    for (auto& e : features::list_cache(cut)) {
+    const int rc = testutil::run_shell(cmd, &out);
+    ASSERT_TRUE(rc == 0 || rc == 128 + SIGKILL) << "exit " << rc << " after a kill at " << when << " s: " << out;
+    int64_t done = 0;  // no file yet: killed before the first block was created (atomically)
+    for (auto& e : fs::exists(cut) ? features::list_cache(cut) : std::vector<features::CacheEntry>{}) {
       done += e.rows_done;
       auto b = features::read_block(cut, e.domain, e.split, e.tap);
       auto w = block_tensor(features::read_block(ref, e.domain, e.split, e.tap)).slice(0, 0, e.rows_done);
       EXPECT_EQ(maxdiff(block_tensor(b), w), 0.0) << "after a kill at " << when << " s: " << e.domain << "/" << e.tap;
     }
-    partial += done > last && done < 4 * kRows;
+    EXPECT_GE(done, last) << "the rerun lost rows (kill at " << when << " s)";
+    if (rc == 0 || done == all_rows) {
+      EXPECT_EQ(done, all_rows) << "a run that exited 0 left rows undone";
+      ++too_late;
+      fs::remove(cut);
+      last = 0;
+      frac *= 0.5;
+      continue;
+    }
+    if (done == last) {
+      ++too_early;
+      frac += (1 - frac) * 0.5;
+      continue;
+    }
+    ++mid;
     last = done;
   }
-  std::cout << "[ info ] S " << S << " s, T " << T << " s; " << partial << " of 3 kills landed mid-extraction\n";
+  std::cout << "[ info ] S " << S << " s, T " << T << " s; " << mid << " kills landed mid-extraction, " << too_early
+            << " too early, " << too_late << " too late, in " << attempts << " attempts\n";
+  EXPECT_GE(mid, kWanted) << "the timed kills never caught the extraction mid-way: the states after a kill were not "
+                             "exercised (S " << S << " s, T " << T << " s)";
   auto fin = run_cli(args(cut, {"--taps=layer3,pooled", "--dtype=float16", "--batch_size=20"}));
   ASSERT_EQ(fin.exit_code, 0) << fin.err;
   for (auto& e : features::list_cache(ref)) {
@@ -384,6 +419,7 @@ TEST(Features, ProvenanceMismatchRefused) {
 }
 
 TEST(Features, BadFilesGiveOneLineErrors) {
+  REQUIRE_PYTHON({"h5py", "numpy"});
   auto dir = testutil::fresh_dir("features_bad");
   auto text = dir + "/notes.h5";
   std::ofstream(text) << "not an HDF5 file\n";
@@ -451,7 +487,7 @@ TEST(Features, CacheImageAndMalformedAttributes) {
   EXPECT_THROW(features::CacheReader::from_image(image.substr(0, image.size() / 2), "half.h5"), core::Error);
   EXPECT_THROW(features::CacheReader::from_image("not hdf5 at all", "text.h5"), core::Error);
 
-  ASSERT_TRUE(testutil::python_has({"h5py", "numpy"}));
+  REQUIRE_PYTHON({"h5py", "numpy"});
   auto dir = testutil::fresh_dir("features_malformed_attrs");
   std::string out;
   ASSERT_EQ(testutil::run_shell(

@@ -130,7 +130,7 @@ TEST(Jmmd, EstimatorsMatchExplicitLoops) {
 }
 
 TEST(Mmd, MatchesTLlibFormulasFromPython) {
-  if (!testutil::python_has({"torch", "numpy"})) GTEST_SKIP() << "/usr/bin/python3 with torch+numpy needed";
+  REQUIRE_PYTHON({"torch", "numpy"});
   torch::manual_seed(3);
   const int n = 6;
   auto o = outputs(n, n, 5, 4, 0.4);

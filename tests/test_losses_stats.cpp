@@ -177,7 +177,7 @@ TEST(Entropy, ValueAndGradient) {
 }
 
 TEST(Stats, MatchTLlibFormulasFromPython) {
-  if (!testutil::python_has({"torch", "numpy"})) GTEST_SKIP() << "/usr/bin/python3 with torch+numpy needed";
+  REQUIRE_PYTHON({"torch", "numpy"});
   torch::manual_seed(5);
   auto zs = torch::randn({6, 4}, torch::kDouble), zt = torch::randn({6, 4}, torch::kDouble) + 0.2;
   auto ys = torch::randn({6, 3}, torch::kDouble), yt = torch::randn({6, 3}, torch::kDouble) * 2;

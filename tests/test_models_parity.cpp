@@ -136,6 +136,7 @@ void check_resnet(const std::string& dir, const std::string& key, const std::str
 }  // namespace
 
 TEST(Parity, LeNetMatchesTLlib) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("lenet");
   for (auto [key, cin] : {std::pair<std::string, int64_t>{"lenet", 1}, {"lenet_c3", 3}}) {
     SCOPED_TRACE(key);
@@ -160,6 +161,7 @@ TEST(Parity, LeNetMatchesTLlib) {
 }
 
 TEST(Parity, ResNet18And34AndSmallStem) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("resnet_basic");
   check_resnet(dir, "resnet18", "resnet18", false);
   check_resnet(dir, "resnet34", "resnet34", false);
@@ -167,11 +169,13 @@ TEST(Parity, ResNet18And34AndSmallStem) {
 }
 
 TEST(Parity, ResNet50) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("resnet50");
   check_resnet(dir, "resnet50", "resnet50", false);
 }
 
 TEST(Parity, ResNet101And152) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("resnet_deep");
   check_resnet(dir, "resnet101", "resnet101", false);
   check_resnet(dir, "resnet152", "resnet152", false);
@@ -205,6 +209,7 @@ static void check_vit(const std::string& dir, const std::string& key, BackboneOp
 }
 
 TEST(Parity, ViTB16TorchvisionAtImageSize32) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("vit_b_16");
   BackboneOptions o;
   o.name = "vit_b_16";
@@ -213,6 +218,7 @@ TEST(Parity, ViTB16TorchvisionAtImageSize32) {
 }
 
 TEST(Parity, SmallViTTorchvisionAndTimmNames) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("vit_small");
   BackboneOptions o;
   o.name = "vit_b_16";
@@ -228,6 +234,7 @@ TEST(Parity, SmallViTTorchvisionAndTimmNames) {
 }
 
 TEST(Parity, ConvNeXtTiny) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("convnext");
   BackboneOptions o;
   o.name = "convnext_tiny";
@@ -310,6 +317,7 @@ void check_conv_family(const std::string& dir, const std::string& key, BackboneO
 }  // namespace
 
 TEST(Parity, EfficientNetB0ToB4) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("efficientnet");
   BackboneOptions o;
   o.name = "efficientnet_b0";  // drop_path unset: torchvision's 0.2, drawn in train mode as Python does
@@ -331,6 +339,7 @@ TEST(Parity, EfficientNetB0ToB4) {
 }
 
 TEST(Parity, MobileNetV3SmallAndLarge) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("mobilenet_v3");
   for (auto name : {"mobilenet_v3_small", "mobilenet_v3_large"}) {
     BackboneOptions o;
@@ -340,6 +349,7 @@ TEST(Parity, MobileNetV3SmallAndLarge) {
 }
 
 TEST(Parity, DenseNet121) {
+  REQUIRE_PYTHON({"torch", "torchvision"});
   auto dir = generate("densenet");
   BackboneOptions o;
   o.name = "densenet121";

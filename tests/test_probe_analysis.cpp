@@ -12,6 +12,7 @@
 #include "probe/transferability.h"
 #include "probe/tsne.h"
 #include "probe_test_util.h"
+#include "support/svg_check.h"
 
 using namespace shiftlab;
 using namespace shiftlab::probe;
@@ -100,7 +101,7 @@ TEST(ProbeDistance, CoralMatchesDoubleLoop) {
 }
 
 TEST(ProbeTransferability, MatchesIndependentNumpyReference) {
-  if (!testutil::python_has({"numpy"})) GTEST_SKIP() << "/usr/bin/python3 with numpy needed";
+  REQUIRE_PYTHON({"numpy"});
   auto dir = testutil::fresh_dir("probe_transfer");
   auto err = testutil::probe_reference("transfer", dir);
   ASSERT_TRUE(err.empty()) << err;
@@ -175,16 +176,48 @@ TEST(ProbeSvg, ChartsAreWellFormed) {
   c.categories = {"layer1", "layer2", "pooled"};
   c.series = {{"source", {50, 70, 90}, false}, {"target", {40, NAN, 60}, false}, {"A-distance", {1.9, 1.5, 1.2}, true}};
   auto s = line_chart_svg(c);
-  EXPECT_NE(s.find("<svg"), std::string::npos);
+  std::string why;
+  EXPECT_TRUE(testutil::svg_well_formed(s, &why)) << why << "\n" << s;
   EXPECT_NE(s.find("acc &lt;by&gt; layer &amp; tap"), std::string::npos);
   EXPECT_EQ(s.find("nan"), std::string::npos);
-  EXPECT_EQ(std::count(s.begin(), s.end(), '<') , std::count(s.begin(), s.end(), '>'));
+  EXPECT_EQ(s.find("inf"), std::string::npos);
+  // one dot per finite value (3 + 2 + 3); the NaN breaks the target's line into two pieces
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(s, "<circle"), 8u);
+  EXPECT_EQ(count(s, "<path"), 3u);
+  std::vector<std::string> paths;
+  for (size_t p = s.find("<path d=\""); p != std::string::npos; p = s.find("<path d=\"", p + 1))
+    paths.push_back(s.substr(p + 9, s.find('"', p + 9) - p - 9));
+  ASSERT_EQ(paths.size(), 3u);
+  EXPECT_EQ(count(paths[0], "M"), 1u) << paths[0];
+  EXPECT_EQ(count(paths[0], "L"), 2u) << paths[0];
+  EXPECT_EQ(count(paths[1], "M"), 2u) << paths[1];  // the gap
+  EXPECT_EQ(count(paths[1], "L"), 0u) << paths[1];
+  EXPECT_NE(s.find("A-distance (right)"), std::string::npos);  // the right-axis series says so
+  for (auto cat : {"layer1", "layer2", "pooled"}) EXPECT_NE(s.find(std::string(">") + cat + "<"), std::string::npos) << cat;
   c.series[0].y.pop_back();
   EXPECT_THROW(line_chart_svg(c), core::Error);
+
   MatrixD Y(3, 2);
   Y << 0, 0, 1, 1, 2, 0;
-  auto sc = scatter_svg("t", Y, {0, 1, 1}, {"source", "target"});
-  EXPECT_EQ(std::count(sc.begin(), sc.end(), 'c') > 0, true);
-  EXPECT_EQ(sc.find("<circle") != std::string::npos, true);
+  auto sc = scatter_svg("t & <u>", Y, {0, 1, 1}, {"source", "target"});
+  EXPECT_TRUE(testutil::svg_well_formed(sc, &why)) << why << "\n" << sc;
+  EXPECT_NE(sc.find("t &amp; &lt;u&gt;"), std::string::npos);
+  EXPECT_EQ(count(sc, "<circle"), 3u + 2u);  // the points and one legend dot per group
+  // points of one group share the colour of that group's legend entry
+  std::vector<std::string> fills;
+  for (size_t p = sc.find("<circle"); p != std::string::npos; p = sc.find("<circle", p + 1)) {
+    size_t f = sc.find("fill=\"", p) + 6;
+    fills.push_back(sc.substr(f, sc.find('"', f) - f));
+  }
+  ASSERT_EQ(fills.size(), 5u);
+  EXPECT_EQ(fills[1], fills[2]);
+  EXPECT_NE(fills[0], fills[1]);
+  EXPECT_EQ(fills[3], fills[0]);  // legend: source
+  EXPECT_EQ(fills[4], fills[1]);  // legend: target
   EXPECT_THROW(scatter_svg("t", Y, {0, 2, 1}, {"source", "target"}), core::Error);
 }

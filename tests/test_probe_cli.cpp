@@ -14,6 +14,7 @@
 #include "core/fs.h"
 #include "features/writer.h"
 #include "probe/analysis.h"
+#include "support/svg_check.h"
 #include "support/testing.h"
 
 using namespace shiftlab;
@@ -94,39 +95,6 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1)
   return path;
 }
 
-/// Tags balanced (a stack of open elements), one root <svg>: enough to catch a truncated or
-/// mis-nested picture without an XML library.
-bool svg_well_formed(const std::string& s, std::string* why) {
-  std::vector<std::string> stack;
-  size_t roots = 0;
-  for (size_t p = s.find('<'); p != std::string::npos; p = s.find('<', p + 1)) {
-    size_t e = s.find('>', p);
-    if (e == std::string::npos) return *why = "unterminated tag", false;
-    std::string tag = s.substr(p + 1, e - p - 1);
-    if (tag.empty()) return *why = "empty tag", false;
-    if (tag[0] == '?' || tag[0] == '!') continue;
-    if (tag[0] == '/') {
-      std::string name = tag.substr(1);
-      if (stack.empty() || stack.back() != name) return *why = "unbalanced </" + name + ">", false;
-      stack.pop_back();
-      continue;
-    }
-    std::string name = tag.substr(0, tag.find_first_of(" \t\n/"));
-    if (tag.back() == '/') {
-      if (stack.empty()) return *why = "element outside the root", false;
-      continue;
-    }
-    if (stack.empty()) {
-      ++roots;
-      if (name != "svg") return *why = "root is <" + name + ">", false;
-    }
-    stack.push_back(name);
-  }
-  if (!stack.empty()) return *why = "unclosed <" + stack.back() + ">", false;
-  if (roots != 1) return *why = "expected one root", false;
-  return true;
-}
-
 std::string one_line(const std::string& s) {
   std::string t = s;
   while (!t.empty() && t.back() == '\n') t.pop_back();
@@ -191,7 +159,7 @@ TEST_F(ProbeCli, ProbeCacheMatchesSklearnAndSeparatesTheDomains) {
   EXPECT_EQ(r.tsne->tap, "pooled");  // deepest tap other than logits
   EXPECT_EQ(r.tsne->Y.rows(), 120);
 
-  if (!testutil::python_has({"sklearn", "numpy", "h5py"})) GTEST_SKIP() << "/usr/bin/python3 with sklearn and h5py needed";
+  REQUIRE_PYTHON({"sklearn", "numpy", "h5py"});
   std::string taps, out;
   for (auto& t : r.taps) taps += (taps.empty() ? "" : ",") + t.tap;
   int rc = testutil::run_shell(
@@ -266,7 +234,7 @@ TEST_F(ProbeCli, ReportFilesJsonAndSvgs) {
   for (auto f : {"transferability.svg", "tsne_domain.svg", "tsne_class.svg"}) {
     auto svg = core::read_file(out + "/" + f);
     std::string why;
-    EXPECT_TRUE(svg_well_formed(svg, &why)) << f << ": " << why;
+    EXPECT_TRUE(testutil::svg_well_formed(svg, &why)) << f << ": " << why;
   }
   auto chart = core::read_file(out + "/transferability.svg");
   for (auto s : {"layer2", "pooled", "A-distance", "source → target"}) EXPECT_NE(chart.find(s), std::string::npos) << s;
@@ -275,7 +243,7 @@ TEST_F(ProbeCli, ReportFilesJsonAndSvgs) {
   EXPECT_NE(md.find("| pooled |"), std::string::npos) << md;
   EXPECT_NE(r.text_table().find("A-dist"), std::string::npos);
   std::string why;
-  EXPECT_FALSE(svg_well_formed("<svg><g></svg>", &why));  // the checker itself catches a bad nesting
+  EXPECT_FALSE(testutil::svg_well_formed("<svg><g></svg>", &why));  // the checker itself catches a bad nesting
 }
 
 TEST_F(ProbeCli, ProbeCommandEndToEnd) {

@@ -80,7 +80,7 @@ TEST(ProbeLogReg, GradientMatchesFiniteDifferences) {
 class ProbeSklearn : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    have_ = testutil::python_has({"sklearn", "numpy"});
+    have_ = testutil::python_missing({"sklearn", "numpy"}).empty();
     if (!have_) return;
     dir_ = testutil::fresh_dir("probe_sklearn");
     err_ = testutil::probe_reference("logreg", dir_ + "/logreg");
@@ -88,7 +88,7 @@ class ProbeSklearn : public ::testing::Test {
     ok_ = err_.empty();
   }
   void SetUp() override {
-    if (!have_) GTEST_SKIP() << "/usr/bin/python3 with sklearn needed";
+    if (!have_) REQUIRE_PYTHON({"sklearn", "numpy"});
     ASSERT_TRUE(ok_) << err_;
   }
   static inline std::string dir_, err_;

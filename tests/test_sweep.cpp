@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "report/runs.h"
 #include "report/svg.h"
 #include "sweep/sweep.h"
+#include "support/svg_check.h"
 #include "support/testing.h"
 
 using namespace shiftlab;
@@ -150,9 +152,10 @@ TEST(Report, AggregatesKnownRunsLikeHandComputation) {
   EXPECT_NE(core::read_file(root + "/results.md").find("| dann | 3/3 | 84.00 ± 4.00 |"), std::string::npos);
   EXPECT_TRUE(fs::exists(root + "/curves/method-dann_acc.svg"));
   EXPECT_TRUE(fs::exists(root + "/curves/method-dann_loss.svg"));
-  auto svg = core::read_file(root + "/curves/method-dann_acc.svg");
-  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
-  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  for (auto f : {"method-dann_acc.svg", "method-dann_loss.svg"}) {
+    std::string why;
+    EXPECT_TRUE(testutil::svg_well_formed(core::read_file(root + "/curves/" + f), &why)) << f << ": " << why;
+  }
   // a missing directory is a one-line usage error
   auto bad = run_cli({"report", root + "/nope"});
   EXPECT_EQ(bad.exit_code, 2);
@@ -160,11 +163,48 @@ TEST(Report, AggregatesKnownRunsLikeHandComputation) {
 }
 
 TEST(Report, NiceTicksCoverRange) {
-  auto t = report::nice_ticks(0.3, 9.7, 6);
-  ASSERT_FALSE(t.empty());
-  EXPECT_LE(t.front(), 2.0);
-  EXPECT_GE(t.back(), 8.0);
-  for (size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], t[1] - t[0], 1e-9);
+  struct Range {
+    double lo, hi;
+    int n;
+  };
+  std::vector<Range> ranges{{0.3, 9.7, 6}, {0, 100, 6}, {-3.2, 7.9, 5}, {-250, -13, 6}, {0.000123, 0.000871, 4},
+                            {12345, 98765, 8}, {0.999, 1.001, 6}, {-1e-3, 1e-3, 3}, {60, 61, 2}, {0, 1, 11}};
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-4, 4);
+  for (int i = 0; i < 40; ++i) {  // random spans over eight decades, anywhere around zero
+    double span = std::pow(10.0, u(rng)), lo = u(rng) * span;
+    ranges.push_back({lo, lo + span, 2 + i % 9});
+  }
+  for (const auto& r : ranges) {
+    SCOPED_TRACE(testing::Message() << "[" << r.lo << ", " << r.hi << "] n " << r.n);
+    auto t = report::nice_ticks(r.lo, r.hi, r.n);
+    ASSERT_GE(t.size(), 2u);
+    const double step = t[1] - t[0];
+    ASSERT_GT(step, 0);
+    // covers the range, and tightly: no tick beyond the first one outside it on either side
+    EXPECT_LE(t.front(), r.lo);
+    EXPECT_GE(t.back(), r.hi);
+    EXPECT_GT(t.front(), r.lo - step * (1 + 1e-9));
+    EXPECT_LT(t.back(), r.hi + step * (1 + 1e-9));
+    // evenly spaced, at multiples of the step
+    for (size_t k = 1; k < t.size(); ++k) EXPECT_NEAR(t[k] - t[k - 1], step, 1e-9 * step) << k;
+    for (double v : t) EXPECT_NEAR(v / step, std::round(v / step), 1e-6) << v;
+    // a nice step: 1, 2, 2.5 or 5 times a power of ten, and about n ticks (at most n + 1)
+    const double mag = std::pow(10.0, std::floor(std::log10(step) + 1e-9)), m = step / mag;
+    EXPECT_TRUE(std::fabs(m - 1) < 1e-9 || std::fabs(m - 2) < 1e-9 || std::fabs(m - 2.5) < 1e-9 ||
+                std::fabs(m - 5) < 1e-9)
+        << "step " << step;
+    EXPECT_LE(t.size(), static_cast<size_t>(r.n) + 1);
+    // the smallest nice step that gives at most n - 1 intervals over the span (no coarser than needed)
+    const double raw = (r.hi - r.lo) / std::max(1, r.n - 1);
+    const double finer = m < 1.5 ? 0.5 * mag : m < 2.25 ? mag : m < 3 ? 2 * mag : 2.5 * mag;
+    EXPECT_LE(raw, step * (1 + 1e-9));
+    EXPECT_LT(finer, raw * (1 + 1e-9)) << "step " << step << " is coarser than needed";
+  }
+  // an empty range is its one value
+  EXPECT_EQ(report::nice_ticks(3, 3, 6), std::vector<double>{3});
+  // exact ends stay ticks: [0, 100] in steps of 20
+  EXPECT_EQ(report::nice_ticks(0, 100, 6), (std::vector<double>{0, 20, 40, 60, 80, 100}));
 }
 
 namespace {

@@ -10,6 +10,10 @@
 
 #include "core/fs.h"
 #include "support/testing.h"
+#include "core/options.h"
+#include "train/checkpoint.h"
+#include "train/experiment.h"
+#include "train/options.h"
 #include "train/schedule.h"
 
 using namespace shiftlab;
@@ -250,7 +254,51 @@ TEST(Train, TwoPhaseRecipe) {
   EXPECT_EQ(phases.back(), 2);
   EXPECT_TRUE(std::is_sorted(phases.begin(), phases.end()));
   EXPECT_EQ(summary(run)["selected"]["phase"], 2);
-  // phase 1 trains the head alone: the log's group table lists only the head then
   auto log = core::read_file(run + "/log.txt");
   EXPECT_NE(log.find("phase 1 done"), std::string::npos);
+
+  // phase 1 trains the head alone. The starting model is that of a 0-step run of the same
+  // experiment and seed; against it, after phase 1 (best_phase1.pt, step 4) every backbone tensor
+  // is bit-identical and every head parameter changed. Phase 2 (model.freeze = top:1) then trains
+  // LeNet's deepest group (fc, "8.") with the head, and conv1/conv2 stay as they started.
+  auto runs0 = testutil::fresh_dir("train_two_phase_start");
+  auto args0 = base_args(runs0, "source_only");
+  args0.push_back("--train.steps=0");
+  auto r0 = run_cli(args0);
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  auto run0 = only_run(runs0);
+  core::Config cfg(train::experiment_schema());
+  core::apply_ini_file(cfg, run + "/config.resolved.ini");
+  auto tensors_of = [&](const std::string& ckpt) {
+    torch::manual_seed(1234);  // another initialisation than the run's: every value comes from the file
+    auto m = train::build_model(cfg, 10);
+    train::CheckpointParts parts{m.ptr().get(), nullptr, nullptr, {}};
+    train::load_checkpoint(ckpt, parts, false);
+    std::map<std::string, torch::Tensor> t;
+    for (auto& kv : m->named_parameters(true)) t[kv.key()] = kv.value().detach().clone();
+    for (auto& kv : m->named_buffers(true)) t[kv.key()] = kv.value().detach().clone();
+    return t;
+  };
+  auto start = tensors_of(run0 + "/latest.pt");
+  auto phase1 = tensors_of(run + "/best_phase1.pt");
+  auto phase2 = tensors_of(run + "/best.pt");
+  ASSERT_EQ(start.size(), phase1.size());
+  int backbone = 0, head = 0;
+  for (auto& [name, t0] : start) {
+    ASSERT_TRUE(phase1.count(name)) << name;
+    const bool in_backbone = name.rfind("backbone.", 0) == 0;
+    if (in_backbone) {
+      ++backbone;
+      EXPECT_TRUE(torch::equal(phase1[name], t0)) << name << " changed in the head-only phase 1";
+      const bool top_group = name.rfind("backbone.8.", 0) == 0;
+      EXPECT_EQ(!torch::equal(phase2[name], t0), top_group)
+          << name << (top_group ? " did not train in phase 2 (freeze top:1)" : " changed though frozen in phase 2");
+    } else {
+      ++head;
+      EXPECT_FALSE(torch::equal(phase1[name], t0)) << name << " did not train in phase 1";
+      EXPECT_FALSE(torch::equal(phase2[name], phase1[name])) << name << " did not train in phase 2";
+    }
+  }
+  EXPECT_EQ(backbone, 6);  // LeNet: 0, 3, 8 weight + bias
+  EXPECT_EQ(head, 2);      // head.weight, head.bias
 }

@@ -3,6 +3,7 @@
 #include "core/format.h"
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -211,10 +212,50 @@ static bool parse_d(const std::string& v, double& out) {
   return errno == 0 && end && *end == '\0' && std::isfinite(out);
 }
 
+namespace {
+
+/// The declared key to suggest for an unknown one: the nearest by edit distance over the whole key
+/// (core::nearest: typos, and "lr" -> "optim.lr" by suffix), unless the key's last component is
+/// nearer to another key's last component — the right name in the wrong section — counted as that
+/// distance + 1 for the section: "train.lrr" -> "optim.lr" (2), not "train.amp" (3 edits).
+std::string nearest_option_key(const std::string& key, const std::vector<std::string>& keys) {
+  auto leaf = [](const std::string& k) {
+    auto p = k.rfind('.');
+    return p == std::string::npos ? k : k.substr(p + 1);
+  };
+  auto section = [](const std::string& k) {
+    auto p = k.rfind('.');
+    return p == std::string::npos ? std::string() : k.substr(0, p);
+  };
+  const size_t limit = std::max<size_t>(2, key.size() / 3);  // as core::nearest
+  const size_t npos = std::string::npos;
+  std::string best = nearest(key, keys);
+  size_t best_d = npos;
+  if (!best.empty()) {
+    const bool suffix = best.size() > key.size() && best.compare(best.size() - key.size(), key.size(), key) == 0 &&
+                        best[best.size() - key.size() - 1] == '.';
+    best_d = suffix ? 1 : edit_distance(key, best);
+  }
+  const std::string kl = leaf(key), ks = section(key);
+  for (const auto& k : keys) {
+    const std::string l = leaf(k);
+    const size_t diff = kl.size() > l.size() ? kl.size() - l.size() : l.size() - kl.size();
+    if (diff > limit) continue;  // hopeless, and a huge key stays cheap
+    const size_t d = edit_distance(kl, l) + (section(k) == ks ? 0 : 1);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best_d <= limit ? best : std::string();
+}
+
+}  // namespace
+
 void Config::set(const std::string& key, const std::string& value_in, const std::string& origin) {
   std::string where = origin.empty() ? "" : str(" (", origin, ")");
   if (!schema_.has(key)) {
-    std::string hint = nearest(key, schema_.keys());
+    std::string hint = nearest_option_key(key, schema_.keys());
     throw UsageError(str("unknown option '", key, "'", where,
                          hint.empty() ? "" : str(" — did you mean '", hint, "'?")));
   }
@@ -497,7 +538,7 @@ Config parse_args(const Schema& schema, const std::vector<std::string>& args, co
     if (o.unregistered) {
       std::string key = o.string_key;
       std::string shown = o.original_tokens.empty() ? key : o.original_tokens.front();
-      std::string hint = nearest(key, schema.keys());
+      std::string hint = nearest_option_key(key, schema.keys());
       throw UsageError(str("unknown option '", key.empty() ? shown : key, "'",
                            hint.empty() ? "" : str(" — did you mean '", hint, "'?")));
     }

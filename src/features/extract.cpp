@@ -108,7 +108,7 @@ Provenance make_provenance(const core::Config& c, int64_t num_classes, const std
             {"checkpoint", checkpoint},
             {"shiftlab_version", core::shiftlab_version()},
             {"created", now_iso()},
-            {"config", c.to_ini("resolved configuration of shiftlab extract")},
+            {"config", c.to_ini("# resolved configuration of shiftlab extract\n")},
             {"source_dataset", c.get_string("data.source.dataset")},
             {"target_dataset", c.get_string("data.target.dataset")}};
   p.info_int = {{"num_classes", num_classes}};

@@ -50,9 +50,11 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
       step = m * mag;
       break;
     }
+  // from the last multiple of step at or below lo to the first at or above hi (callers draw
+  // those inside their axis range)
   std::vector<double> t;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * step; v += step)
-    t.push_back(std::fabs(v) < 1e-12 * step ? 0.0 : v);
+  const double k0 = std::floor(lo / step + 1e-9), k1 = std::ceil(hi / step - 1e-9);
+  for (double k = k0; k <= k1; k += 1) t.push_back(k == 0 ? 0.0 : k * step);
   return t;
 }
 

@@ -24,7 +24,8 @@ struct ChartOptions {
 /// The chart as an SVG document.
 std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions& o);
 
-/// "Nice" axis ticks covering [lo, hi] (about `n` of them).
+/// "Nice" axis ticks covering [lo, hi] (about `n` of them): multiples of a step of 1, 2, 2.5 or
+/// 5 × 10^k, the first <= lo and the last >= hi ({lo} when hi <= lo).
 std::vector<double> nice_ticks(double lo, double hi, int n = 6);
 
 /// Escapes &, <, >, " for SVG text.

@@ -41,7 +41,9 @@ void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, 
                      const torch::Device& device, int64_t max_batches) {
   torch::NoGradGuard ng;
   bool was = model.is_training();
-  model.train(true);
+  // evaluation mode except BatchNorm: the statistics must be those of the features evaluation
+  // sees (no dropout, no stochastic depth), each BatchNorm normalising with its batch's statistics
+  model.train(false);
   std::vector<c10::optional<double>> momenta;
   for_each_bn(model, [&](auto& bn) {
     momenta.push_back(bn.options.momentum());

@@ -43,7 +43,8 @@ class Trainer {
 };
 
 /// Re-estimates BatchNorm running statistics on `ds` (AdaBN): cumulative averages over up to
-/// `max_batches` batches in train mode without gradients.
+/// `max_batches` batches without gradients, the model in eval mode except its BatchNorm layers
+/// (no dropout or stochastic depth: the statistics of the features evaluation sees).
 void adabn_recompute(models::ClassifierImpl& model, const data::DatasetPtr& ds, int64_t batch_size, int workers,
                      const torch::Device& device, int64_t max_batches = 50);
 

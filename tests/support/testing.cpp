@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -46,6 +48,21 @@ std::string prepared_digits_root() {
     return r;
   }();
   return root;
+}
+
+std::string prepared_data_root(const std::vector<std::string>& names) {
+  static std::map<std::vector<std::string>, std::string> roots;
+  auto it = roots.find(names);
+  if (it != roots.end()) return it->second;
+  std::string tag = "data";
+  for (auto& n : names) tag += "_" + n;
+  auto r = fresh_dir(tag);
+  std::vector<std::string> args{"data", "prepare"};
+  args.insert(args.end(), names.begin(), names.end());
+  args.push_back("--data.root=" + r);
+  auto res = run_cli(args);
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  return roots[names] = r;
 }
 
 std::string source_path(const std::string& rel) { return (fs::path(SHIFTLAB_SOURCE_DIR) / rel).string(); }
@@ -189,11 +206,63 @@ GradCheckResult gradcheck(const std::function<torch::Tensor(const std::vector<to
   return r;
 }
 
-bool python_has(const std::vector<std::string>& modules) {
-  std::string cmd = "/usr/bin/python3 -c 'import ";
-  for (size_t i = 0; i < modules.size(); ++i) cmd += (i ? "," : "") + modules[i];
-  cmd += "' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
+bool python_has(const std::vector<std::string>& modules) { return python_missing(modules).empty(); }
+
+std::string python_missing(const std::vector<std::string>& modules) {
+  std::vector<std::string> hidden;
+  if (const char* h = std::getenv("SHIFTLAB_TEST_MISSING_PYTHON")) {
+    std::stringstream ss(h);
+    for (std::string m; std::getline(ss, m, ',');)
+      if (!m.empty()) hidden.push_back(m);
+  }
+  if (!fs::exists("/usr/bin/python3")) return "/usr/bin/python3 not found";
+  // one interpreter start for the whole list; it prints the modules it cannot import
+  std::string cmd =
+      "/usr/bin/python3 -c 'import importlib, sys\n"
+      "bad = []\n"
+      "for m in sys.argv[1:]:\n"
+      "    try:\n"
+      "        importlib.import_module(m)\n"
+      "    except Exception:\n"
+      "        bad.append(m)\n"
+      "print(\" \".join(bad))'";
+  for (auto& m : modules) cmd += " '" + m + "'";
+  std::string out;
+  int rc = run_shell(cmd, &out);
+  std::vector<std::string> missing;
+  if (rc != 0) return "/usr/bin/python3 failed: " + out;
+  std::stringstream ss(out);
+  for (std::string m; ss >> m;) missing.push_back(m);
+  for (auto& m : modules)
+    if (std::find(hidden.begin(), hidden.end(), m) != hidden.end() &&
+        std::find(missing.begin(), missing.end(), m) == missing.end())
+      missing.push_back(m + " (hidden by SHIFTLAB_TEST_MISSING_PYTHON)");
+  if (missing.empty()) return "";
+  std::string why = "/usr/bin/python3 cannot import ";
+  for (size_t i = 0; i < missing.size(); ++i) why += (i ? ", " : "") + missing[i];
+  return why + " (the Python reference of this test)";
+}
+
+bool under_ci() {
+  const char* ci = std::getenv("CI");
+  if (!ci) return false;
+  std::string v = ci;
+  return !(v.empty() || v == "0" || v == "false" || v == "False" || v == "FALSE");
+}
+
+PythonRequirement require_python(const std::vector<std::string>& modules) {
+  PythonRequirement r;
+  r.why = python_missing(modules);
+  r.met = r.why.empty();
+  if (r.met) return r;
+  r.fail = under_ci();
+  if (r.fail) {
+    r.why += "; CI=true: a missing reference is a failure, not a skip (apt-get install the python3 package)";
+  } else {
+    r.why += " (skipped here; under CI=true this fails)";
+    std::fprintf(stderr, "[  SKIP  ] %s\n", r.why.c_str());
+  }
+  return r;
 }
 
 void write_matrix(const std::string& path, const torch::Tensor& t) {

@@ -15,6 +15,9 @@ namespace shiftlab::testutil {
 std::string fresh_dir(const std::string& name);
 /// A data root with the prepared uci-digits set, prepared once per test process (on first use).
 std::string prepared_digits_root();
+/// A data root with every listed prepared set (`shiftlab data prepare NAMES...`, MNIST from the
+/// SHIFTLAB_DATA_MIRROR tarball), prepared once per test process and list (on first use).
+std::string prepared_data_root(const std::vector<std::string>& names);
 /// Path inside the source tree.
 std::string source_path(const std::string& rel);
 
@@ -66,7 +69,34 @@ void write_matrix(const std::string& path, const torch::Tensor& t);
 /// True when python3 (Debian's /usr/bin/python3) can import every module listed.
 bool python_has(const std::vector<std::string>& modules);
 
+/// "" when /usr/bin/python3 imports every module listed, else why not ("/usr/bin/python3 cannot
+/// import sklearn, h5py"). SHIFTLAB_TEST_MISSING_PYTHON=a,b (comma list) makes those modules count
+/// as missing, to check what a test does without them.
+std::string python_missing(const std::vector<std::string>& modules);
+
+/// True under CI (CI set, and not "", "0" or "false"), as .ci/run runs the suite.
+bool under_ci();
+
+/// What REQUIRE_PYTHON does: run, skip (outside CI) or fail (under CI), and why.
+struct PythonRequirement {
+  bool met = true;
+  bool fail = false;
+  std::string why;
+};
+PythonRequirement require_python(const std::vector<std::string>& modules);
+
 }  // namespace shiftlab::testutil
+
+/// A test that compares against a Python reference starts with REQUIRE_PYTHON({"torch", "numpy"}):
+/// when /usr/bin/python3 cannot import a listed module the test FAILS under CI (a reference that
+/// is not there must not pass as a skip) and is skipped with the reason otherwise. Use it in a
+/// TEST body or a fixture's SetUp (it returns from the function).
+#define REQUIRE_PYTHON(...)                                                               \
+  do {                                                                                  \
+    const auto shiftlab_req_ = ::shiftlab::testutil::require_python(__VA_ARGS__);        \
+    if (shiftlab_req_.fail) FAIL() << shiftlab_req_.why;                                 \
+    if (!shiftlab_req_.met) GTEST_SKIP() << shiftlab_req_.why;                           \
+  } while (0)
 
 /// Asserts the gradcheck's scaled error is below tol.
 #define EXPECT_GRADCHECK(res, tol)                                                      \
