@@ -159,6 +159,26 @@ TEST(Report, AggregatesKnownRunsLikeHandComputation) {
   EXPECT_NE(bad.err.find("nope"), std::string::npos);
 }
 
+TEST(Report, ReadsRunConfigurationsWithTheConfigsOwnIniReader) {
+  auto root = testutil::fresh_dir("report_ini");
+  fake_run(root + "/a", "dann", 0, "completed", 80, 82, 97, 100);
+  // comments after values, the last of repeated keys wins, sections prefix keys
+  std::ofstream(root + "/a/config.resolved.ini") << "method = dann  # the method\nmethod = mcc\n[optim]\nlr = 0.1\n";
+  auto r = report::read_run(root + "/a");
+  EXPECT_EQ(r.config.at("method"), "mcc");
+  EXPECT_EQ(r.config.at("optim.lr"), "0.1");
+  // a malformed line is a one-line error naming the file and line (boost's reader looped on '%...%')
+  std::ofstream(root + "/a/config.resolved.ini") << "method = dann\n%x% %y%\n";
+  try {
+    report::read_run(root + "/a");
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("config.resolved.ini' line 2"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+}
+
 TEST(Report, NiceTicksCoverRange) {
   auto t = report::nice_ticks(0.3, 9.7, 6);
   ASSERT_FALSE(t.empty());

@@ -8,17 +8,15 @@
 #include <set>
 #include <sstream>
 
-#include <boost/program_options.hpp>
-
 #include "core/format.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/options.h"
 #include "report/svg.h"
 
 namespace shiftlab::report {
 
 namespace fs = std::filesystem;
-namespace po = boost::program_options;
 
 namespace {
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -28,18 +26,18 @@ double num(const nlohmann::json& j, const char* a, const char* b) {
   return j[a][b].get<double>();
 }
 
+// The resolved configuration, read with the configs' own INI reader (the last of repeated keys
+// wins); a missing file is an empty configuration.
 std::map<std::string, std::string> read_ini(const std::string& path) {
   std::map<std::string, std::string> out;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return out;
-  po::options_description none;
+  std::ostringstream text;
+  text << in.rdbuf();
   try {
-    auto parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
-    for (auto& o : parsed.options)
-      if (!o.value.empty()) out[o.string_key] = o.value.front();
-      else out[o.string_key] = "";
-  } catch (const std::exception& e) {
-    throw core::Error(core::str(path, ": unreadable configuration (", e.what(), ")"));
+    for (auto& e : core::parse_ini_text(text.str(), path)) out[e.key] = e.value;
+  } catch (const core::UsageError& e) {
+    throw core::Error(core::str("unreadable run configuration: ", e.what()));  // names the file and line
   }
   return out;
 }
