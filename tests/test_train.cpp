@@ -17,6 +17,7 @@
 #include "support/testing.h"
 #include "train/checkpoint.h"
 #include "train/experiment.h"
+#include "train/optimizers.h"
 #include "train/options.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -421,4 +422,38 @@ TEST(TrainerSteps, SelectionRulesAndTies) {
   EXPECT_TRUE(e.update(ev(0, 0, 9.0), 1, "target_entropy"));
   EXPECT_EQ(e.best_step, 1);
   EXPECT_EQ(e.oracle_step, 1);  // the oracle spans the phases: 10 at step 1 of phase 1 is not beaten by 0
+}
+
+TEST(Optimizers, RegistryBuildsTheNamedAlgorithm) {
+  // optim.name takes its choices from the registry
+  auto schema = train::experiment_schema();
+  EXPECT_EQ(schema.spec("optim.name").all_choices(), train::optimizer_registry().names());
+  for (auto n : {"sgd", "adam", "adamw"}) EXPECT_TRUE(train::optimizer_registry().has(n)) << n;
+  // one step on f(p) = sum(g * p) (gradient g) from p0, against each algorithm's first-step formula
+  const auto p0 = torch::tensor({1.0, -2.0, 0.5}, torch::kDouble), g = torch::tensor({0.3, -0.1, 2.0}, torch::kDouble);
+  const double lr = 0.1, wd = 0.01;
+  auto step = [&](const std::string& name) {
+    auto p = p0.clone().requires_grad_(true);
+    train::OptimOptions o;
+    o.name = name;
+    o.momentum = 0;
+    auto opt = train::make_optimizer({{{p}, lr, wd}}, o, 1.0);
+    (p * g).sum().backward();
+    opt->step();
+    return p.detach();
+  };
+  const double eps = 1e-8;
+  EXPECT_TRUE(torch::allclose(step("sgd"), p0 - lr * (g + wd * p0), 1e-12, 1e-14));  // L2 decay in the gradient
+  auto ga = g + wd * p0;                                                            // Adam: L2 decay too
+  EXPECT_TRUE(torch::allclose(step("adam"), p0 - lr * ga / (ga.abs() + eps), 1e-9, 1e-12));
+  // AdamW: decoupled decay p (1 - lr wd), then the step on the plain gradient
+  EXPECT_TRUE(torch::allclose(step("adamw"), p0 * (1 - lr * wd) - lr * g / (g.abs() + eps), 1e-9, 1e-12));
+  train::OptimOptions bad;
+  bad.name = "adamm";
+  try {
+    train::make_optimizer({}, bad, 1.0);
+    ADD_FAILURE() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'adam'"), std::string::npos) << e.what();
+  }
 }

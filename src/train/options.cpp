@@ -8,6 +8,7 @@
 #include "models/classifier.h"
 #include "models/param_groups.h"
 #include "train/dist.h"
+#include "train/optimizers.h"
 #include "train/schedule.h"
 
 namespace shiftlab::train {
@@ -40,7 +41,7 @@ void declare_train_options(core::Schema& s) {
       .command_flag();
   s.add_int("eval.batch_size", 256, "evaluation batch size").range(1, 1e6);
   s.add_int("eval.workers", 2, "evaluation loader threads").range(0, 256);
-  s.add_choice("optim.name", "sgd", {"sgd", "adam", "adamw"}, "optimizer");
+  s.add_registry_choice("optim.name", "sgd", [] { return optimizer_registry().names(); }, "optimizer");
   s.add_float("optim.momentum", 0.9, "SGD momentum").range(0, 1);
   s.add_bool("optim.nesterov", true, "SGD Nesterov momentum");
   s.add_float("optim.beta1", 0.9, "Adam beta1").range(0, 1);

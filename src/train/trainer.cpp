@@ -20,6 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/dist.h"
 #include "train/evaluate.h"
+#include "train/optimizers.h"
 
 namespace shiftlab::train {
 
@@ -168,32 +169,15 @@ struct Trainer::State {
                         "' must come from model.weights (set model.weights with model.strict = true, or use "
                         "train.save = full)");
     }
-    std::vector<torch::optim::OptimizerParamGroup> pgs;
+    std::vector<OptimizerGroup> og;
     base_lrs.clear();
     trainable.clear();
     for (auto& g : groups) {
       base_lrs.push_back(g.lr);
       for (auto& p : g.params) trainable.push_back(p);
-      std::unique_ptr<torch::optim::OptimizerOptions> opts;
-      if (oo.name == "sgd")
-        opts = std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(g.lr)
-                                                              .momentum(oo.momentum)
-                                                              .nesterov(oo.nesterov && oo.momentum > 0)
-                                                              .weight_decay(g.weight_decay));
-      else if (oo.name == "adam")
-        opts = std::make_unique<torch::optim::AdamOptions>(
-            torch::optim::AdamOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
-      else
-        opts = std::make_unique<torch::optim::AdamWOptions>(
-            torch::optim::AdamWOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
-      pgs.emplace_back(g.params, std::move(opts));
+      og.push_back({g.params, g.lr, g.weight_decay});
     }
-    if (oo.name == "sgd")
-      opt = std::make_unique<torch::optim::SGD>(pgs, torch::optim::SGDOptions(pgo.lr).momentum(oo.momentum));
-    else if (oo.name == "adam")
-      opt = std::make_unique<torch::optim::Adam>(pgs, torch::optim::AdamOptions(pgo.lr));
-    else
-      opt = std::make_unique<torch::optim::AdamW>(pgs, torch::optim::AdamWOptions(pgo.lr));
+    opt = make_optimizer(og, oo, pgo.lr);  // optim.name from the "optimizers" registry
     if (comm) {
       // every trainable tensor (backbone, head, the method's discriminator, ...) is averaged
       reducer.reset();
