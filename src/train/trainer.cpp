@@ -101,6 +101,7 @@ struct Trainer::State {
   bool uses_target = false;
   models::ModelOptions mo;
   json summary = json::object();  // summary.json while running (status, error)
+  json params = json::object();   // parameter counts of the current optimizer (summary "parameters")
   // log accumulation
   std::map<std::string, torch::Tensor> acc;
   int64_t acc_n = 0;
@@ -159,6 +160,7 @@ struct Trainer::State {
                                          std::round(1e4 * adapter_n / std::max<int64_t>(1, total)) / 100.0, " %")
                              : std::string(),
                    "), method ", method_n);
+    params = {{"model", total}, {"trainable", train}, {"adapters", adapter_n}, {"method", method_n}};
     if (to.save == "trainable") {
       // the frozen tensors must be rebuilt from model.weights when an adapter-only checkpoint loads
       std::string frozen;
@@ -686,6 +688,7 @@ json Trainer::finish(int64_t steps) {
   summary["source"] = e.source->describe();
   summary["target"] = e.target->describe();
   summary["train_seconds"] = s.train_seconds;
+  summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
   if (s.main) s.run.write_summary(summary);
   return summary;
