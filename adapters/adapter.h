@@ -1,5 +1,6 @@
-// Adapters: parameter-efficient modules inserted into a pretrained backbone (ResNet or ViT family),
-// configured by one option, model.adapters, with a small grammar (`targets` in core/spec.h):
+// Adapters: parameter-efficient modules inserted into a pretrained backbone, which says where they
+// may go (models::BackboneImpl::adapter_sites, adapter_blocks, supports_adapters), configured by one
+// option, model.adapters, with a small grammar (`targets` in core/spec.h):
 //
 //   specs   := spec (";" spec)*                       e.g.
 //   spec    := kind ["(" key=value ("," key=value)* ")"] "@" pattern ("," pattern)*
@@ -9,10 +10,11 @@
 // A pattern matching no module the kind can adapt is a UsageError naming the pattern and listing
 // the candidate names. Kinds (registry "adapters", see `shiftlab list adapters`):
 //   residual    Rebuffi et al. 2017/18: a 1×1 conv beside (mode=parallel, default) or after
-//               (mode=series) each k×k (k > 1) conv of the matched ResNet stages / blocks / convs.
-//   bottleneck  Houlsby et al. 2019: y + up(act(down(y))) after matched ResNet stages (1×1 convs
-//               over channels) or ViT blocks' attention and MLP (Linears over the token dim);
-//               dim (64), act (relu | gelu).
+//               (mode=series) each k×k (k > 1) conv of the matched stages / blocks (the backbone's
+//               adapter_blocks()) / convs.
+//   bottleneck  Houlsby et al. 2019: y + up(act(down(y))) after the matched adapter sites of the
+//               backbone: CNN stages (1×1 convs over channels) or ViT blocks' attention and MLP
+//               (Linears over the token dim); dim (64), act (relu | gelu).
 //   lora        Hu et al. 2021: W x + (alpha/r)·B A dropout(x) on matched Linear / Conv2d modules
 //               (a torchvision ViT attention's packed in_proj_weight is "<attention>.in_proj");
 //               r (8), alpha (= r), dropout (0). merge_lora() folds it into W.
@@ -114,7 +116,7 @@ struct AdaptersReport {
   std::string summary() const;
 };
 
-/// Applies every spec in order to `bb` (a ResNet or ViT backbone; others are a UsageError).
+/// Applies every spec in order to `bb` (a kind the backbone cannot take is a UsageError naming it).
 AdaptersReport apply_adapters(models::BackboneImpl& bb, const AdapterOptions& o);
 
 }  // namespace shiftlab::adapters

@@ -3,8 +3,10 @@
 // over the channels of a ResNet stage's output (N×C×H×W; down / up are 1×1 convs with bias) or the
 // token dimension of a ViT branch (N×T×D; Linears with bias). down: C -> dim (PyTorch default
 // init), up: dim -> C, zero weight and bias, so the adapter starts as exactly the identity.
-// Parameters: 2·C·dim + dim + C. Registered as the child "adapter" of the module it follows:
-//   ResNet   "layer4.adapter.{down,up}.{weight,bias}"      after stage layer4
+// Parameters: 2·C·dim + dim + C. Where: the backbone's adapter_sites() (module name, C, spatial or
+// tokens), registered as the child "adapter" of the module it follows:
+//   ResNet   "layer4.adapter.{down,up}.{weight,bias}"      after stage layer4 (likewise EfficientNet
+//            features.K, MobileNetV3 features.K, DenseNet features.denseblockK, ConvNeXt features.1/3/5/7)
 //   ViT      "blocks.3.attn.adapter..." / "blocks.3.mlp.adapter..." after the attention / MLP
 //            branch (before the residual sum; torchvision: "...self_attention.adapter", "...mlp.adapter")
 // Spec: bottleneck(dim=64,act=relu|gelu)@layer3,layer4 | @blocks.* (attention and MLP) |

@@ -21,12 +21,15 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/conv.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/options.h"
+#include "core/registry.h"
 
 namespace shiftlab::adapters {
 
@@ -36,8 +39,21 @@ struct InputConvOptions {
   std::vector<int64_t> rgb_bands;  ///< input bands feeding R, G, B (empty: 0, 1, 2)
 };
 
-/// The band-adaptation modes, for choices and docs.
-const std::vector<std::string>& input_conv_modes();
+/// A band-adaptation mode (registry "band_modes", model.band_mode). Exactly one of:
+struct BandMode {
+  /// auto: the mode it stands for with `bands` input bands.
+  std::function<std::string(int64_t bands)> resolve;
+  /// A weight mode: W (out × 3 × kh × kw) -> out × o.bands × kh × kw (UsageError for a band count
+  /// or an rgb_bands it does not take).
+  std::function<torch::Tensor(const torch::Tensor& w, const InputConvOptions& o)> weight;
+  /// A front mode (learned_1x1): the conv keeps its weight; the module to run in front of the model.
+  std::function<torch::nn::AnyModule(const torch::nn::Conv2dImpl& conv, const InputConvOptions& o)> front;
+};
+
+/// The "band_modes" registry.
+core::Registry<BandMode>& band_mode_registry();
+/// Its names (model.band_mode's choices).
+std::vector<std::string> input_conv_modes();
 
 /// model.bands (default 0 = the backbone's own), model.band_mode (default auto) and
 /// model.rgb_bands (band indices, default empty = 0,1,2).

@@ -117,6 +117,10 @@ static bool is_packed_attention(const torch::nn::Module& m) {
 }
 
 static AdapterResult apply_lora(models::BackboneImpl& bb, const AdapterSpec& spec) {
+  core::check_usage(bb.supports_adapters(),
+                    "model.adapters: ", spec.str(), ": LoRA needs a backbone whose forward honours inserted modules "
+                    "(ResNet, ViT, EfficientNet, MobileNetV3, DenseNet); this backbone is a ",
+                    bb.name());
   const auto o = lora_options_from(spec);
   std::vector<AdapterTarget> cands;
   for (auto& t : plain_modules(bb)) {

@@ -4,8 +4,7 @@
 #include <torch/nn/init.h>
 
 #include <algorithm>
-
-#include "models/resnet.h"
+#include <set>
 
 namespace shiftlab::adapters {
 
@@ -59,16 +58,18 @@ static bool is_kxk_conv(const torch::nn::Module& m) {
 
 static AdapterResult apply_residual(models::BackboneImpl& bb, const AdapterSpec& spec) {
   const bool series = spec.get_choice("mode", "parallel", {"parallel", "series"}) == "series";
-  core::check_usage(dynamic_cast<models::ResNetImpl*>(&bb) != nullptr, "model.adapters: ", spec.str(),
-                    ": residual adapters need a ResNet backbone (k×k convolutions); use bottleneck or lora on a ViT");
-  // candidates: stages (layerK), blocks (layerK.i) and the k×k convs themselves (incl. the stem conv1)
+  // candidates: the backbone's stages and blocks (ResNet layerK, layerK.i) and the k×k convs
+  // themselves (incl. the stem conv)
+  const auto blocks = bb.adapter_blocks();
+  core::check_usage(bb.supports_adapters() && !blocks.empty(), "model.adapters: ", spec.str(),
+                    ": residual adapters need a backbone with k×k convolution stages that honours inserted modules "
+                    "(ResNet, EfficientNet, MobileNetV3, DenseNet); use bottleneck or lora on a ViT; this is a ",
+                    bb.name());
+  const std::set<std::string> block_set(blocks.begin(), blocks.end());
   auto mods = plain_modules(bb);
   std::vector<AdapterTarget> cands;
-  for (auto& t : mods) {
-    bool stage_or_block = dynamic_cast<models::ResBlockImpl*>(t.module.get()) ||
-                          (t.name.size() == 6 && t.name.compare(0, 5, "layer") == 0);
-    if (stage_or_block || is_kxk_conv(*t.module)) cands.push_back(t);
-  }
+  for (auto& t : mods)
+    if (block_set.count(t.name) || is_kxk_conv(*t.module)) cands.push_back(t);
   std::vector<std::string> convs;  // k×k convs covered by the matched targets, in module order
   auto targets = resolve_targets(spec, cands);
   for (auto& t : mods) {
@@ -95,7 +96,7 @@ static AdapterResult apply_residual(models::BackboneImpl& bb, const AdapterSpec&
 
 SHIFTLAB_REGISTER(adapter_registry(), "residual",
                   "residual adapters (Rebuffi et al.): a zero-init 1x1 conv beside (mode=parallel) or after "
-                  "(mode=series) each kxk conv of the matched ResNet stages / blocks / convs",
+                  "(mode=series) each kxk conv of the matched stages / blocks / convs of the backbone",
                   (AdapterKind{{"mode"}, apply_residual}));
 
 }  // namespace shiftlab::adapters

@@ -7,8 +7,11 @@
 // A is zero-initialised, so the adapted conv starts as exactly W. No bias, no BatchNorm (the
 // backbone's following BatchNorm normalises the sum). The wrapper registers W's "weight" (and
 // "bias") under their names; A is the child "adapter": "layer3.0.conv1.adapter.weight".
-// Spec: residual(mode=parallel|series)@<ResNet stage, block or conv names>; a stage or block
-// stands for every k×k conv inside it (the 3×3 convs; never the 1×1 downsample).
+// Spec: residual(mode=parallel|series)@<stage, block or conv names>; the stages and blocks are the
+// backbone's adapter_blocks() (ResNet layerK / layerK.i, EfficientNet features.K / features.K.i,
+// MobileNetV3 features.K, DenseNet features.denseblockK / .denselayerI); a stage or block stands
+// for every k×k conv inside it (ResNet: the 3×3 convs, never the 1×1 downsample). Depthwise convs
+// (EfficientNet, MobileNetV3) take mode=series only.
 #pragma once
 
 #include <torch/nn/modules/conv.h>

@@ -1,5 +1,6 @@
 // shiftlab report: rebuild the results table and learning curves from existing run or sweep
 // directories.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -15,7 +16,8 @@ namespace fs = std::filesystem;
 namespace {
 struct ReportOptions {
   std::vector<std::string> by;
-  std::string out;
+  std::vector<std::string> columns = {"selected", "oracle", "source_val", "mean_class", "seconds"};
+  std::string pivot, baseline, chart, out;
   bool curves = true;
 };
 
@@ -24,7 +26,18 @@ const core::OptionTable<ReportOptions>& report_option_table() {
     using O = ReportOptions;
     core::OptionTable<O> t("apps::ReportOptions");
     t.field("by", &O::by,
-            "group runs by these options (default: every option that differs between the runs, seeds pooled)");
+            "group runs by these keys: options, or path:N (the N-th directory below the root, 0-based) "
+            "(default: every option that differs between the runs, seeds pooled)");
+    t.field("columns", &O::columns,
+            "table columns: selected, oracle, last, source_val, mean_class, seconds, trainable, method_params");
+    t.field("pivot", &O::pivot,
+            "one table column per value of this key (an option or path:N), holding the first statistic of "
+            "--columns; rows grouped by --by");
+    t.field("baseline", &O::baseline,
+            "a row (its --by values, e.g. source_only) whose mean the other rows' first statistic is compared with "
+            "(difference in points)");
+    t.field("chart", &O::chart, "with --pivot: write the pivot table as an SVG chart here (one line per row, ± std)")
+        .path();
     t.field("out", &O::out, "write results.md, results.csv and curves/ here (default: the directory given, when one)")
         .path();
     t.field("curves", &O::curves, "draw learning curves (accuracies, loss terms, λ) per group as SVG");
@@ -43,16 +56,39 @@ static core::Schema report_schema() {
 static int run_report(const core::Config& cli, const std::vector<std::string>&) {
   const auto ro = report_option_table().read(cli);
   auto runs = report::find_runs(cli.positional);
-  core::check(!runs.empty(), "no run directories (with summary.json) under ", cli.positional.front());
+  core::check(!runs.empty(), "no run directories (with summary.json or probe.json) under ", cli.positional.front());
   auto keys = ro.by;
-  if (keys.empty()) keys = report::varying_keys(runs);
-  auto groups = report::group_runs(runs, keys);
-  auto md = report::markdown_table(groups, keys);
+  const auto pivot = ro.pivot;
+  const auto columns = ro.columns;
+  const auto baseline = ro.baseline;
+  const auto chart = ro.chart;
+  report::check_columns(columns);
+  core::check_usage(chart.empty() || !pivot.empty(), "--chart draws the --pivot table: give --pivot too");
+  if (keys.empty()) {
+    keys = report::varying_keys(runs);
+    if (!pivot.empty()) keys.erase(std::remove(keys.begin(), keys.end(), pivot), keys.end());
+  }
+  std::vector<report::Group> groups;
+  std::vector<std::string> group_keys = keys;
+  std::string md;
+  if (pivot.empty()) {
+    groups = report::group_runs(runs, keys);
+    md = report::markdown_table(groups, keys, columns, baseline);
+  } else {
+    auto p = report::pivot_runs(runs, keys, pivot);
+    md = report::pivot_markdown(p, keys, columns, baseline);
+    if (!chart.empty()) {
+      core::atomic_write(chart, report::pivot_chart_svg(p, columns, "Target-test accuracy by " + pivot));
+      std::cout << "wrote " << chart << "\n";
+    }
+    groups = std::move(p.groups);
+    group_keys.push_back(pivot);
+  }
   std::cout << runs.size() << " runs in " << groups.size() << " groups\n\n" << md;
   std::string out = ro.out;
   if (out.empty() && cli.positional.size() == 1) out = cli.positional.front();
   if (!out.empty()) {
-    size_t n = report::write_results(out, groups, keys, "Results", ro.curves);
+    size_t n = report::write_results(out, groups, group_keys, "Results", ro.curves, md);
     std::cout << "\nwrote " << out << "/results.md, results.csv" << (n ? ", " + std::to_string(n) + " curves in curves/" : "")
               << "\n";
   }
@@ -61,14 +97,17 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
 
 SHIFTLAB_COMMAND("report", "rebuild results tables (mean ± std over seeds) and learning curves from run directories",
                  report_schema, core::Positionals{"RUN_OR_SWEEP_DIR [DIR...]", 1, SIZE_MAX},
-                 "Finds every run directory (one holding summary.json) under the given directories, groups the runs\n"
-                 "by the options that differ (or --by), and prints target-test accuracy selected on source-val beside\n"
-                 "the oracle choice.\n"
+                 "Finds every run directory (one holding summary.json, or a linear probe's probe.json) under the\n"
+                 "given directories, groups the runs by the options that differ (or --by: options, or path:N for the\n"
+                 "N-th directory below the root), and prints target-test accuracy selected on source-val beside the\n"
+                 "oracle choice. --pivot KEY makes one column per value of KEY, --baseline ROW adds differences to that\n"
+                 "row, --chart FILE draws the pivot table.\n"
                  "\n"
                  "Examples:\n"
                  "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=source_only\n"
                  "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann\n"
-                 "  shiftlab report runs/digits --by method --out=digits_report",
+                 "  shiftlab report runs/digits --by method --out=digits_report\n"
+                 "  shiftlab report runs/digits --by method --columns selected,oracle,last,trainable",
                  run_report);
 
 }  // namespace shiftlab::apps

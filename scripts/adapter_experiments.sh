@@ -4,7 +4,7 @@
 #     backbone with `shiftlab weights export` (skipped when the .safetensors exists);
 #  2. MNIST -> UCI digits with DANN from that backbone: head only (backbone frozen), residual,
 #     bottleneck and LoRA adapters (backbone frozen), full fine-tuning; seeds 0..2;
-#  3. a Markdown table: target-test accuracy (mean ± std over seeds) vs trainable parameters.
+#  3. a Markdown table (`shiftlab report`): target-test accuracy (mean ± std over seeds) vs trainable parameters.
 # Runs are niced and single-threaded (shared CPU). Environment: ROOT (runs/adapters), SEEDS ("0 1 2"),
 # STEPS (downstream steps, 200), VARIANTS ("head residual bottleneck lora full"), THREADS (1),
 # PRETRAIN_STEPS (250, as the config).
@@ -49,4 +49,5 @@ for s in $seeds; do  # seed-major: a partial run still covers every variant
       --train.steps=$steps --run.log_level=warn | tail -n 1
   done
 done
-/usr/bin/python3 scripts/adapter_table.py "$root"
+# the variants are the directories below the task: path:0
+$bin report "$root/mnist_to_uci" --by path:0 --columns trainable,method_params,selected,oracle,seconds --curves=false

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the digits table in README.md: MNIST -> UCI digits and UCI digits -> MNIST with
 # LeNet, methods x seeds, each one `shiftlab train` run, then a Markdown table of target-test
-# accuracy (mean ± std over seeds), source-val-selected beside oracle.
+# accuracy (mean ± std over seeds), source-val-selected beside oracle and last (`shiftlab report`).
 # Usage: scripts/digits_experiments.sh [runs-root] [extra --key=value overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,4 @@ for dir in ${DIRS:-mnist_to_uci uci_to_mnist}; do
     done
   done
 done
-/usr/bin/python3 scripts/aggregate_runs.py "$root"
+$bin report "$root" --by data.target.dataset,method --columns selected,oracle,last,source_val --curves=false

@@ -7,7 +7,7 @@
 #  2. per labels-per-class N and seed: scratch, linear probe (extract + L-BFGS probe), head only,
 #     top-1 fine-tune, full fine-tune with discriminative LRs, two-phase (head, then full), and the
 #     adapters residual / bottleneck / LoRA (frozen backbone) — configs/study/mnist_few_labels.ini;
-#  3. scripts/study_table.py: Markdown table (mean ± std over seeds) + SVG (accuracy vs labels).
+#  3. `shiftlab report`: Markdown table (mean ± std over seeds, difference to scratch) + SVG (accuracy vs labels).
 # Resumable: finished runs are skipped. JOBS runs in parallel, each single-threaded and niced.
 # Environment: ROOT (runs/study), SEEDS ("0 1 2"), LABELS ("10 100 0"; 0 = all), STRATEGIES,
 # ADAPTER_LABELS ("10 100"), JOBS (2), STEPS (200), PRETRAIN_STEPS (500).
@@ -89,4 +89,6 @@ list=$(for s in $seeds; do for n in $labels; do for v in $strategies; do
        for s in $seeds; do for n in $adapter_labels; do for v in $strategies; do
          case $v in residual|bottleneck|lora) echo "$v $n $s" ;; esac; done; done; done)
 echo "$list" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1" "$2"'
-/usr/bin/python3 scripts/study_table.py "$root"
+# the table (strategies x labels per class, 0 = all; difference to scratch), study.csv and the chart
+"$bin" report "$root"/n* --by path:0 --pivot data.source.per_class --columns trainable,selected --baseline scratch \
+  --chart "$root/study.svg" --out "$root" --curves=false

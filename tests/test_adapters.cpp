@@ -136,7 +136,7 @@ TEST(AdapterSpec, ErrorsNameTheCulprit) {
   EXPECT_NE(e4.find("mode must be one of parallel, series"), std::string::npos) << e4;
   auto vit = models::make_backbone(tiny_vit(true));
   auto e5 = msg_of([&] { adapters::apply_adapters(*vit, specs("residual@blocks.0")); });
-  EXPECT_NE(e5.find("need a ResNet backbone"), std::string::npos) << e5;
+  EXPECT_NE(e5.find("need a backbone with k×k convolution stages"), std::string::npos) << e5;
   models::BackboneOptions lo;
   lo.name = "lenet";
   lo.in_channels = 1;
@@ -147,8 +147,10 @@ TEST(AdapterSpec, ErrorsNameTheCulprit) {
   auto eff = models::make_backbone(named("efficientnet_b0"));
   auto e7 = msg_of([&] { adapters::apply_adapters(*eff, specs("lora@features.1.0.block.0.0")); });
   EXPECT_NE(e7.find("matches no module"), std::string::npos) << e7;
+  // a depthwise conv takes a residual adapter in series only (EfficientNet's stages come from the backbone)
   auto e8 = msg_of([&] { adapters::apply_adapters(*eff, specs("residual@features.1")); });
-  EXPECT_NE(e8.find("need a ResNet"), std::string::npos) << e8;
+  EXPECT_NE(e8.find("'features.1.0.block.0.0'"), std::string::npos) << e8;
+  EXPECT_NE(e8.find("use mode=series"), std::string::npos) << e8;
   // the option itself (INI ';' is not a comment)
   core::Schema s;
   adapters::declare_adapter_options(s);
@@ -262,6 +264,90 @@ TEST(Adapters, MultiBandInputConvOnEfficientNetMobileNetDenseNet) {
     auto got = bb->forward(front.forward(x));
     EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
   }
+}
+
+// The adapters ask the backbone where they go (models::BackboneImpl::adapter_sites / adapter_blocks):
+// every family's sites carry the width its output really has (the matching tap, measured here), and
+// residual and bottleneck adapters attach to families other than ResNet as exact identities that
+// change the function once their weights are non-zero.
+TEST(Adapters, ResidualAndBottleneckAttachThroughTheBackboneInterface) {
+  torch::manual_seed(3);
+  auto x = torch::randn({2, 3, 32, 32});
+  auto bott = [](int64_t C, int64_t d) { return 2 * C * d + d + C; };
+  struct SiteCase {
+    models::BackboneOptions bb;
+    std::string site, tap;  // a site and the tap that sees its output
+  };
+  std::vector<SiteCase> sites = {{resnet("resnet18"), "layer2", "layer2"},
+                                 {resnet("resnet50"), "layer3", "layer3"},
+                                 {named("efficientnet_b0"), "features.3", "stage3"},
+                                 {named("mobilenet_v3_small"), "features.3", "stage2"},
+                                 {named("densenet121"), "features.denseblock2", "denseblock2"},
+                                 {named("convnext_tiny"), "features.5", "stage3"},
+                                 {tiny_vit(true), "blocks.1.mlp", "blocks.1"}};
+  for (auto& c : sites) {
+    SCOPED_TRACE(c.bb.name + " " + c.site);
+    auto bb = models::make_backbone(c.bb);
+    bb->eval();
+    torch::NoGradGuard ng;
+    auto tap = bb->forward_features(x, {c.tap}).at(c.tap);
+    const int64_t width = tap.dim() == 3 ? tap.size(2) : tap.size(1);
+    const auto all = bb->adapter_sites();
+    auto it = std::find_if(all.begin(), all.end(), [&](const models::AdapterSite& s) { return s.name == c.site; });
+    ASSERT_NE(it, all.end());
+    EXPECT_EQ(it->channels, width);
+    EXPECT_EQ(it->spatial, tap.dim() == 4);
+    auto y0 = bb->forward(x);
+    auto rep = adapters::apply_adapters(*bb, specs("bottleneck(dim=8)@" + c.site));
+    EXPECT_EQ(rep.params, bott(width, 8));
+    EXPECT_TRUE(param_names(*bb).count(c.site + ".adapter.down.weight"));
+    EXPECT_TRUE(torch::equal(bb->forward(x), y0));
+    EXPECT_TRUE(torch::equal(bb->forward_features(x, {c.tap}).at(c.tap), tap));
+    // wired in: the site's output (its tap) changes once the adapter is non-zero (the final output
+    // of a freshly initialised deep net in eval mode barely moves)
+    randomise_adapters(*bb);
+    EXPECT_GT((bb->forward_features(x, {c.tap}).at(c.tap) - tap).abs().max().item<double>(),
+              1e-3 * tap.abs().max().item<double>());
+  }
+  // residual adapters on the k×k convs of the backbone's blocks: DenseNet's 3×3 conv2 of each layer
+  // of denseblock1 (128 -> 32, parallel), the depthwise 3×3 convs of MobileNetV3 / EfficientNet
+  // blocks (in series: C -> C)
+  struct ResidualCase {
+    models::BackboneOptions bb;
+    std::string spec, tap;
+    size_t convs;
+    int64_t params;
+  };
+  std::vector<ResidualCase> residual = {
+      {named("densenet121"), "residual@features.denseblock1", "denseblock1", 6, 6 * 128 * 32},
+      {named("mobilenet_v3_small"), "residual(mode=series)@features.1", "stage1", 1, 16 * 16},
+      {named("efficientnet_b0"), "residual(mode=series)@features.1.0", "stage1", 1, 32 * 32}};
+  for (auto& c : residual) {
+    SCOPED_TRACE(c.bb.name + " " + c.spec);
+    auto bb = models::make_backbone(c.bb);
+    bb->eval();
+    torch::NoGradGuard ng;
+    auto y0 = bb->forward(x);
+    auto tap = bb->forward_features(x, {c.tap}).at(c.tap);
+    auto rep = adapters::apply_adapters(*bb, specs(c.spec));
+    ASSERT_EQ(rep.applied.size(), 1u);
+    EXPECT_EQ(rep.applied[0].second.modules.size(), c.convs);
+    EXPECT_EQ(rep.params, c.params);
+    EXPECT_TRUE(torch::equal(bb->forward(x), y0));
+    randomise_adapters(*bb);
+    EXPECT_GT((bb->forward_features(x, {c.tap}).at(c.tap) - tap).abs().max().item<double>(),
+              1e-3 * tap.abs().max().item<double>());
+  }
+  // a family without blocks or sites says so, naming itself
+  models::BackboneOptions lo;
+  lo.name = "lenet";
+  lo.in_channels = 1;
+  auto lenet = models::make_backbone(lo);
+  auto e = msg_of([&] { adapters::apply_adapters(*lenet, specs("bottleneck@0")); });
+  EXPECT_NE(e.find("bottleneck adapters need a backbone with adapter sites"), std::string::npos) << e;
+  auto cn = models::make_backbone(named("convnext_tiny"));
+  auto e2 = msg_of([&] { adapters::apply_adapters(*cn, specs("residual@features.1")); });
+  EXPECT_NE(e2.find("residual adapters need a backbone with k×k convolution stages"), std::string::npos) << e2;
 }
 
 // ---------------------------------------------------------------- parameter counts

@@ -252,3 +252,24 @@ TEST(InputConv, OptionsFromConfig) {
   EXPECT_THROW(core::parse_args(s, {"--model.band_mode=avg"}), core::UsageError);
   EXPECT_THROW(adapters::input_conv_options_from(core::parse_args(s, {"--model.rgb_bands=r,g,b"})), core::UsageError);
 }
+
+TEST(InputConv, BandModesAreARegistryBehindTheOption) {
+  core::Schema s;
+  adapters::declare_input_conv_options(s);
+  EXPECT_EQ(s.spec("model.band_mode").all_choices(), adapters::band_mode_registry().names());
+  for (auto m : {"auto", "mean", "first_k", "copy_mean", "repeat_scaled", "zero_extra", "learned_1x1"})
+    EXPECT_TRUE(adapters::band_mode_registry().has(m)) << m;
+  EXPECT_EQ(adapters::input_conv_modes(), adapters::band_mode_registry().names());
+  // auto stands for a weight mode by the band count; learned_1x1 is the front mode
+  adapters::InputConvOptions o;
+  o.mode = "auto";
+  auto w = torch::randn({4, 3, 3, 3});
+  for (int64_t C : {1, 2, 5}) {
+    o.bands = C;
+    auto named = o;
+    named.mode = C == 1 ? "mean" : C == 2 ? "first_k" : "copy_mean";
+    EXPECT_TRUE(torch::equal(adapters::adapt_input_conv_weight(w, o), adapters::adapt_input_conv_weight(w, named))) << C;
+  }
+  EXPECT_TRUE(static_cast<bool>(adapters::band_mode_registry().get("learned_1x1").front));
+  EXPECT_FALSE(static_cast<bool>(adapters::band_mode_registry().get("learned_1x1").weight));
+}

@@ -8,14 +8,15 @@
 #include "core/error.h"
 #include "probe/distance.h"
 #include "probe/knn.h"
-#include "probe/svg.h"
 #include "probe/transferability.h"
 #include "probe/tsne.h"
+#include "report/svg.h"
 #include "probe_test_util.h"
 #include "support/svg_check.h"
 
 using namespace shiftlab;
 using namespace shiftlab::probe;
+using namespace shiftlab::report;  // the SVG writer
 
 namespace {
 

@@ -162,6 +162,123 @@ TEST(Report, AggregatesKnownRunsLikeHandComputation) {
   EXPECT_NE(bad.err.find("nope"), std::string::npos);
 }
 
+TEST(Report, ReadsRunConfigurationsWithTheConfigsOwnIniReader) {
+  auto root = testutil::fresh_dir("report_ini");
+  fake_run(root + "/a", "dann", 0, "completed", 80, 82, 97, 100);
+  // comments after values, the last of repeated keys wins, sections prefix keys
+  std::ofstream(root + "/a/config.resolved.ini") << "method = dann  # the method\nmethod = mcc\n[optim]\nlr = 0.1\n";
+  auto r = report::read_run(root + "/a");
+  EXPECT_EQ(r.config.at("method"), "mcc");
+  EXPECT_EQ(r.config.at("optim.lr"), "0.1");
+  // a malformed line is a one-line error naming the file and line (boost's reader looped on '%...%')
+  std::ofstream(root + "/a/config.resolved.ini") << "method = dann\n%x% %y%\n";
+  try {
+    report::read_run(root + "/a");
+    ADD_FAILURE() << "no error";
+  } catch (const core::Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("config.resolved.ini' line 2"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+}
+
+namespace {
+
+// A run of the study layout <root>/n<N>/<strategy>/seed<S>/run: labels per class N, selected and last
+// target accuracy, parameter counts in summary.json or (older runs) only in log.txt.
+void study_run(const std::string& dir, int per_class, int seed, double sel, double last, int64_t trainable,
+               int64_t total, bool counts_in_summary) {
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.resolved.ini") << "[run]\nseed = " << seed << "\n[data.source]\nper_class = " << per_class
+                                              << "  # labels per class\n";
+  nlohmann::json s{{"status", "completed"},
+                   {"train_seconds", 10},
+                   {"selected", {{"target_test_acc", sel}, {"source_val_acc", 90}}},
+                   {"oracle", {{"target_test_acc", sel + 1}}},
+                   {"last", {{"target_test_acc", last}}}};
+  if (counts_in_summary)
+    s["parameters"] = {{"model", total}, {"trainable", trainable}, {"adapters", 0}, {"method", 0}};
+  else
+    std::ofstream(dir + "/log.txt") << "[info] trainable parameters: model " << trainable << " of " << total
+                                    << " (0.05 %), method 0\n";
+  std::ofstream(dir + "/summary.json") << s.dump();
+}
+
+// A linear probe's output directory: probe.json with the feature cache's configuration.
+void study_probe(const std::string& dir, int per_class, double target_acc) {
+  fs::create_directories(dir);
+  nlohmann::json j{{"format", "shiftlab-probe"},
+                   {"attributes", {{"config", "[data.source]\nper_class = " + std::to_string(per_class) + "\n"}}},
+                   {"taps", {{{"tap", "pooled"}, {"dim", 512}, {"num_classes", 10},
+                              {"linear", {{"target_acc", target_acc}, {"source_acc", 95.0}}}}}}};
+  std::ofstream(dir + "/probe.json") << j.dump();
+}
+
+}  // namespace
+
+TEST(Report, PivotTableBaselineParametersAndProbes) {
+  auto root = testutil::fresh_dir("report_pivot");
+  for (int n : {10, 100}) {
+    const std::string d = root + "/n" + std::to_string(n);
+    // scratch: counts in summary.json; head: only in log.txt; probe: probe.json
+    study_run(d + "/scratch/seed0/r", n, 0, n == 10 ? 80 : 90, 79, 11175370, 11175370, true);
+    study_run(d + "/scratch/seed1/r", n, 1, n == 10 ? 84 : 92, 83, 11175370, 11175370, true);
+    study_run(d + "/head/seed0/r", n, 0, n == 10 ? 60 : 70, 61, 5130, 11175370, false);
+    study_run(d + "/head/seed1/r", n, 1, n == 10 ? 64 : 74, 65, 5130, 11175370, false);
+    study_probe(d + "/probe/seed0/probe", n, n == 10 ? 55.5 : 86.5);
+  }
+  auto runs = report::find_runs({root + "/n10", root + "/n100"});
+  ASSERT_EQ(runs.size(), 10u);
+  EXPECT_EQ(runs[0].rel, "head/seed0/r");
+  EXPECT_EQ(report::key_value(runs[0], "path:0"), "head");
+  EXPECT_EQ(report::key_value(runs[0], "path:1"), "seed0");
+  EXPECT_EQ(report::key_value(runs[0], "path:7"), "");
+  EXPECT_EQ(report::key_value(runs[0], "data.source.per_class"), "10");
+  EXPECT_DOUBLE_EQ(runs[0].trainable_params, 5130);  // from log.txt
+  EXPECT_DOUBLE_EQ(runs[0].model_params, 11175370);
+  EXPECT_DOUBLE_EQ(runs[0].last_acc, 61);
+  EXPECT_EQ(runs[2].kind, "probe");
+  EXPECT_DOUBLE_EQ(runs[2].selected_acc, 55.5);
+  EXPECT_DOUBLE_EQ(runs[2].trainable_params, 512 * 10 + 10);
+  EXPECT_EQ(runs[2].config.at("data.source.per_class"), "10");
+  EXPECT_THROW(report::key_value(runs[0], "path:x"), core::UsageError);
+
+  auto p = report::pivot_runs(runs, {"path:0"}, "data.source.per_class");
+  EXPECT_EQ(p.columns, (std::vector<std::string>{"10", "100"}));
+  EXPECT_EQ(p.rows, (std::vector<std::string>{"head", "probe", "scratch"}));
+  auto md = report::pivot_markdown(p, {"path:0"}, {"trainable", "selected"}, "scratch");
+  // head at 10 labels: mean 62, std sqrt(8) = 2.83, scratch's mean 82: -20.00; at 100: 72 vs 91
+  EXPECT_NE(md.find("| head | 5,130 (0.0459 %) | 62.00 ± 2.83 (-20.00) | 72.00 ± 2.83 (-19.00) |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| probe | 5,130 | 55.50 (-26.50) | 86.50 (-4.50) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| scratch | 11,175,370 (100 %) | 82.00 ± 2.83 | 91.00 ± 1.41 |"), std::string::npos) << md;
+  EXPECT_THROW(report::pivot_markdown(p, {"path:0"}, {"selected"}, "nope"), core::UsageError);
+  // the chart: the pivot values on x, one line per row, std error bars for the two-seed rows
+  auto svg = report::pivot_chart_svg(p, {"selected"}, "t");
+  for (auto s : {">10<", ">100<", ">head<", ">probe<", ">scratch<"}) EXPECT_NE(svg.find(s), std::string::npos) << s;
+  // the last column, and a baseline in the plain table
+  auto groups = report::group_runs(runs, {"path:0"});
+  auto plain = report::markdown_table(groups, {"path:0"}, {"selected", "last"}, "scratch");
+  EXPECT_NE(plain.find("| head | 4/4 | 67.00 ± 6.22 (-19.50) | 63.00 ± 2.31 |"), std::string::npos) << plain;
+  EXPECT_THROW(report::markdown_table(groups, {"path:0"}, {"selectd"}), core::UsageError);
+
+  // the command: table, results.md / results.csv and the chart
+  auto r = run_cli({"report", root + "/n10", root + "/n100", "--by=path:0", "--pivot=data.source.per_class",
+                    "--columns=trainable,selected", "--baseline=scratch", "--chart=" + root + "/study.svg",
+                    "--out=" + root, "--curves=false"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| head | 5,130 (0.0459 %) | 62.00 ± 2.83 (-20.00) |"), std::string::npos) << r.out;
+  EXPECT_NE(core::read_file(root + "/results.md").find("| probe | 5,130 | 55.50 (-26.50) |"), std::string::npos);
+  EXPECT_NE(core::read_file(root + "/results.csv").find("head,10,2,2,62.0000,2.8284"), std::string::npos)
+      << core::read_file(root + "/results.csv");
+  EXPECT_EQ(core::read_file(root + "/study.svg").rfind("<svg", 0), 0u);
+  auto bad = run_cli({"report", root + "/n10", "--columns=selectd"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("did you mean 'selected'"), std::string::npos) << bad.err;
+  auto no_pivot = run_cli({"report", root + "/n10", "--chart=" + root + "/x.svg"});
+  EXPECT_EQ(no_pivot.exit_code, 2);
+}
+
 TEST(Report, NiceTicksCoverRange) {
   struct Range {
     double lo, hi;

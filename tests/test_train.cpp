@@ -1,6 +1,8 @@
 // Trainer end to end on real (tiny) data: UCI digits prepared from Debian's python3-sklearn,
 // LeNet, a few steps. Smoke run and run-directory contents, resolved config re-running to itself,
-// exact resume after SIGKILL, the NaN guard, oracle selection flagged, LR schedules.
+// exact resume after SIGKILL, the NaN guard, oracle selection flagged, LR schedules; the
+// trainer's steps one at a time (an SGD step against p - lr·grad, an evaluation against a hand
+// count, the selection rule and its ties).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,12 +11,17 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/run_dir.h"
+#include "core/runtime.h"
+#include "data/loader.h"
 #include "support/testing.h"
 #include "core/options.h"
 #include "train/checkpoint.h"
 #include "train/experiment.h"
+#include "train/optimizers.h"
 #include "train/options.h"
 #include "train/schedule.h"
+#include "train/trainer.h"
 
 using namespace shiftlab;
 namespace fs = std::filesystem;
@@ -301,4 +308,198 @@ TEST(Train, TwoPhaseRecipe) {
   }
   EXPECT_EQ(backbone, 6);  // LeNet: 0, 3, 8 weight + bias
   EXPECT_EQ(head, 2);      // head.weight, head.bias
+}
+
+// ---------------------------------------------------------------- the trainer's steps, one at a time
+
+namespace {
+
+// The experiment of base_args (LeNet on UCI digits) built in this process, with its run directory.
+struct TinyRun {
+  core::Config cfg;
+  train::Experiment exp;
+  core::RunDir run;
+};
+
+TinyRun tiny_run(const std::string& runs, const std::string& method, const std::vector<std::string>& extra) {
+  auto args = base_args(runs, method);
+  args.erase(args.begin());  // the command name
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto cfg = core::parse_args(train::experiment_schema(), args);
+  core::seed_everything(0);
+  auto exp = train::build_experiment(cfg, torch::Device(torch::kCPU));
+  auto run = core::RunDir::create(runs, "t");
+  return {std::move(cfg), std::move(exp), std::move(run)};
+}
+
+// Accuracy (%) of `model` on `ds` counted here: eval mode, argmax of the logits against the labels.
+double hand_accuracy(models::ClassifierImpl& model, const data::DatasetPtr& ds) {
+  torch::NoGradGuard ng;
+  const bool was = model.is_training();
+  model.train(false);
+  data::LoaderOptions lo;
+  lo.batch_size = 64;
+  lo.workers = 1;
+  lo.shuffle = false;
+  lo.drop_last = false;
+  data::Loader loader(ds, lo);
+  loader.start_epoch(0);
+  data::Batch b;
+  int64_t right = 0, n = 0;
+  while (loader.next(b)) {
+    auto pred = model.forward(b.images).logits.argmax(1);
+    right += pred.eq(b.labels).sum().item<int64_t>();
+    n += b.labels.size(0);
+  }
+  model.train(was);
+  return 100.0 * static_cast<double>(right) / static_cast<double>(n);
+}
+
+void set_cpu_rng_state(const torch::Tensor& st) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(st);
+}
+
+}  // namespace
+
+TEST(TrainerSteps, OneSgdStepIsParameterMinusLrTimesGradient) {
+  auto runs = testutil::fresh_dir("trainer_sgd_step");
+  auto t = tiny_run(runs, "source_only", {"--optim.momentum=0", "--optim.weight_decay=0", "--optim.lr=0.05"});
+  train::Trainer trainer(t.exp, t.cfg, t.run);
+  ASSERT_EQ(trainer.setup(false), 0);
+  auto& model = *t.exp.model;
+  // the batch the step takes (the same loader options give the same order) and, with the same
+  // dropout masks (the RNG state restored), the gradient of the source cross-entropy computed here
+  data::ForeverIterator it(t.exp.source, t.exp.source_loader);
+  auto b = it.next();
+  const auto rng = train::cpu_rng_state();
+  model.train(true);
+  model.zero_grad();
+  auto ce = torch::nn::functional::cross_entropy(model.forward(b.images).logits, b.labels);
+  ce.backward();
+  std::vector<torch::Tensor> params, before, grad;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    params.push_back(p);
+    before.push_back(p.detach().clone());
+    grad.push_back(p.grad().detach().clone());
+  }
+  model.zero_grad();
+  set_cpu_rng_state(rng);
+
+  auto r = trainer.train_step(0, 12);
+  EXPECT_NEAR(r.ce, ce.item<double>(), 1e-6);
+  EXPECT_EQ(r.loss, r.ce);  // source only: no other term
+  EXPECT_EQ(r.source_images, 16);
+  EXPECT_EQ(r.target_images, 0);
+  ASSERT_FALSE(params.empty());
+  double moved = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto want = before[i] - 0.05 * grad[i];  // constant schedule: lr_factor = 1
+    EXPECT_TRUE(torch::allclose(params[i].detach(), want, 1e-5, 1e-7))
+        << "parameter " << i << ": max diff " << (params[i].detach() - want).abs().max().item<double>();
+    moved = std::max(moved, (params[i].detach() - before[i]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 0.0);
+  // the head's learning rate is the one the optimizer used
+  EXPECT_DOUBLE_EQ(trainer.optimizer().param_groups().back().options().get_lr(), 0.05);
+}
+
+TEST(TrainerSteps, EvaluationMatchesAHandCountAndSelectionKeepsTheBest) {
+  auto runs = testutil::fresh_dir("trainer_eval_select");
+  auto t = tiny_run(runs, "source_only", {"--train.steps=8"});
+  train::Trainer trainer(t.exp, t.cfg, t.run);
+  ASSERT_EQ(trainer.setup(false), 0);
+  std::vector<double> source_val;
+  for (int64_t done : {0, 4, 8}) {
+    for (int64_t step = done - 4; done > 0 && step < done; ++step) trainer.train_step(step, 8);
+    const double before_best = trainer.selection().best_score;
+    auto ev = trainer.evaluate_and_select(done);
+    EXPECT_EQ(ev["step"], done);
+    EXPECT_NEAR(ev["source_val_acc"].get<double>(), hand_accuracy(*t.exp.model, t.exp.source_val), 1e-9);
+    EXPECT_NEAR(ev["target_test_acc"].get<double>(), hand_accuracy(*t.exp.model, t.exp.target_test), 1e-9);
+    EXPECT_TRUE(t.exp.model->is_training());
+    // selected exactly when strictly better than every earlier evaluation
+    const double sv = ev["source_val_acc"].get<double>();
+    EXPECT_EQ(ev["selected"].get<bool>(), sv > before_best) << done;
+    source_val.push_back(sv);
+    trainer.checkpoint(done, ev["selected"].get<bool>());
+  }
+  const auto& sel = trainer.selection();
+  const auto best = std::max_element(source_val.begin(), source_val.end());  // the first of equal maxima
+  EXPECT_EQ(sel.best_step, 4 * (best - source_val.begin()));
+  EXPECT_EQ(sel.best_eval["source_val_acc"].get<double>(), *best);
+  EXPECT_EQ(sel.last_eval["step"], 8);
+  // the checkpoints hold the step they were written at
+  train::CheckpointParts none;
+  EXPECT_EQ(train::load_checkpoint(t.run.file("latest.pt"), none, false)["step"], 8);
+  EXPECT_EQ(train::load_checkpoint(t.run.file("best.pt"), none, false)["step"], sel.best_step);
+}
+
+TEST(TrainerSteps, SelectionRulesAndTies) {
+  auto ev = [](double sv, double tt, double ent) {
+    return nlohmann::json{{"source_val_acc", sv}, {"target_test_acc", tt}, {"target_entropy", ent}};
+  };
+  train::Selection s;
+  // source_val: 50, 70, 70 (a tie: the earlier stays), 60
+  EXPECT_TRUE(s.update(ev(50, 30, 1.0), 10, "source_val"));
+  EXPECT_TRUE(s.update(ev(70, 20, 0.9), 20, "source_val"));
+  EXPECT_FALSE(s.update(ev(70, 40, 0.8), 30, "source_val"));
+  EXPECT_FALSE(s.update(ev(60, 40, 0.7), 40, "source_val"));
+  EXPECT_EQ(s.best_step, 20);
+  EXPECT_EQ(s.best_score, 70);
+  EXPECT_EQ(s.best_eval["target_test_acc"], 20);
+  EXPECT_EQ(s.evals_since_best, 2);
+  EXPECT_EQ(s.oracle_step, 30);  // the oracle's tie (40 at steps 30 and 40) keeps the earlier too
+  EXPECT_EQ(s.oracle_best, 40);
+  EXPECT_EQ(s.last_eval["source_val_acc"], 60);
+  // the other rules: minus the target entropy, the target-test accuracy
+  EXPECT_EQ(train::Selection::score(ev(50, 30, 0.25), "target_entropy"), -0.25);
+  EXPECT_EQ(train::Selection::score(ev(50, 30, 0.25), "oracle"), 30);
+  train::Selection e;
+  EXPECT_TRUE(e.update(ev(90, 10, 0.5), 1, "target_entropy"));
+  EXPECT_TRUE(e.update(ev(10, 10, 0.2), 2, "target_entropy"));
+  EXPECT_FALSE(e.update(ev(99, 10, 0.3), 3, "target_entropy"));
+  EXPECT_EQ(e.best_step, 2);
+  // a new phase: the next evaluation is selected whatever its score
+  e.reset_best();
+  EXPECT_EQ(e.evals_since_best, 0);
+  EXPECT_TRUE(e.update(ev(0, 0, 9.0), 1, "target_entropy"));
+  EXPECT_EQ(e.best_step, 1);
+  EXPECT_EQ(e.oracle_step, 1);  // the oracle spans the phases: 10 at step 1 of phase 1 is not beaten by 0
+}
+
+TEST(Optimizers, RegistryBuildsTheNamedAlgorithm) {
+  // optim.name takes its choices from the registry
+  auto schema = train::experiment_schema();
+  EXPECT_EQ(schema.spec("optim.name").all_choices(), train::optimizer_registry().names());
+  for (auto n : {"sgd", "adam", "adamw"}) EXPECT_TRUE(train::optimizer_registry().has(n)) << n;
+  // one step on f(p) = sum(g * p) (gradient g) from p0, against each algorithm's first-step formula
+  const auto p0 = torch::tensor({1.0, -2.0, 0.5}, torch::kDouble), g = torch::tensor({0.3, -0.1, 2.0}, torch::kDouble);
+  const double lr = 0.1, wd = 0.01;
+  auto step = [&](const std::string& name) {
+    auto p = p0.clone().requires_grad_(true);
+    train::OptimOptions o;
+    o.name = name;
+    o.momentum = 0;
+    auto opt = train::make_optimizer({{{p}, lr, wd}}, o, 1.0);
+    (p * g).sum().backward();
+    opt->step();
+    return p.detach();
+  };
+  const double eps = 1e-8;
+  EXPECT_TRUE(torch::allclose(step("sgd"), p0 - lr * (g + wd * p0), 1e-12, 1e-14));  // L2 decay in the gradient
+  auto ga = g + wd * p0;                                                            // Adam: L2 decay too
+  EXPECT_TRUE(torch::allclose(step("adam"), p0 - lr * ga / (ga.abs() + eps), 1e-9, 1e-12));
+  // AdamW: decoupled decay p (1 - lr wd), then the step on the plain gradient
+  EXPECT_TRUE(torch::allclose(step("adamw"), p0 * (1 - lr * wd) - lr * g / (g.abs() + eps), 1e-9, 1e-12));
+  train::OptimOptions bad;
+  bad.name = "adamm";
+  try {
+    train::make_optimizer({}, bad, 1.0);
+    ADD_FAILURE() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'adam'"), std::string::npos) << e.what();
+  }
 }

@@ -12,6 +12,16 @@
 
 namespace shiftlab::models {
 
+/// A module after which a post-module adapter (adapters/bottleneck.h) may run on the output: the
+/// backbone's forward passes that module's output through run_post_adapter(module, y)
+/// (models/adapter_hook.h).
+struct AdapterSite {
+  std::string name;      ///< dotted module name, e.g. "layer3", "blocks.0.mlp"
+  int64_t channels = 0;  ///< size of the adapted dimension of its output: C of N×C×H×W, D of N×T×D
+  bool spatial = true;   ///< output N×C×H×W (adapted over dim 1) or N×T×D tokens (over the last dim)
+  std::string group;     ///< an enclosing module whose name also selects this site (ViT "blocks.0"); "" none
+};
+
 /// A named group of parameters for freezing and layer-wise learning rates, shallow -> deep
 /// (e.g. "stem", "layer1", ..., "layer4" / "embed", "blocks.0", ..., "norm").
 struct LayerGroup {
@@ -45,8 +55,16 @@ class BackboneImpl : public torch::nn::Module {
   /// families rename keys on top (DenseNet: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight").
   virtual void upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const;
   /// True when forward runs its convolutions / Linears by name (call_child), so the adapters of
-  /// adapters/ may replace them (ResNet, ViT, EfficientNet, MobileNetV3, DenseNet).
+  /// adapters/ may replace them (ResNet, ViT, EfficientNet, MobileNetV3, DenseNet): LoRA and
+  /// residual adapters need it.
   virtual bool supports_adapters() const { return false; }
+  /// Where post-module (bottleneck) adapters may go, shallow -> deep: stage outputs of a CNN, the
+  /// attention and MLP branches of a transformer. Empty (the default): nowhere.
+  virtual std::vector<AdapterSite> adapter_sites() const { return {}; }
+  /// Stages and blocks (dotted module names, shallow -> deep) whose k×k convolutions residual
+  /// adapters may wrap (a pattern may also name a k×k convolution itself). Empty (the default):
+  /// the family takes no residual adapters.
+  virtual std::vector<std::string> adapter_blocks() const { return {}; }
 };
 
 using BackbonePtr = std::shared_ptr<BackboneImpl>;

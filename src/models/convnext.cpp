@@ -8,6 +8,8 @@
 
 #include <set>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : eps_(eps) {
@@ -69,7 +71,7 @@ ConvNeXtImpl::ConvNeXtImpl(const BackboneOptions& o, std::vector<int64_t> depths
     torch::nn::Sequential stage;
     for (int64_t b = 0; b < depths[s]; ++b, ++id)
       stage->push_back(CNBlock(dims[s], drop_path * static_cast<double>(id) / std::max<double>(1.0, total - 1.0)));
-    features_->register_module(std::to_string(2 * s + 1), stage);
+    stages_.push_back(features_->register_module(std::to_string(2 * s + 1), stage));
   }
   auto cls = register_module("classifier", std::make_shared<torch::nn::Module>());
   norm_ = cls->register_module("0", LayerNorm2d(dims.back()));
@@ -82,6 +84,12 @@ std::vector<LayerGroup> ConvNeXtImpl::layer_groups() const {
           {"stage3", {"features.4.", "features.5."}},
           {"stage4", {"features.6.", "features.7."}},
           {"norm", {"classifier.0."}}};
+}
+
+std::vector<AdapterSite> ConvNeXtImpl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (size_t s = 0; s < dims_.size(); ++s) v.push_back({"features." + std::to_string(2 * s + 1), dims_[s], true, ""});
+  return v;
 }
 
 std::map<std::string, torch::Tensor> ConvNeXtImpl::forward_features(torch::Tensor x,
@@ -101,6 +109,7 @@ std::map<std::string, torch::Tensor> ConvNeXtImpl::forward_features(torch::Tenso
   for (size_t s = 0; s < dims_.size() && out.size() < want.size(); ++s) {
     if (s > 0) x = call_child(*features_, std::to_string(2 * s), x);
     x = call_child(*features_, std::to_string(2 * s + 1), x);
+    x = run_post_adapter(*stages_[s], x);  // "features.K.adapter", if any
     std::string n = "stage" + std::to_string(s + 1);
     if (want.count(n)) out[n] = x;
   }

@@ -55,11 +55,15 @@ class ConvNeXtImpl : public BackboneImpl {
   int64_t in_channels() const override { return input_channels_at(*this, "features.0.0"); }
   /// classifier.0 (the final LayerNorm2d) belongs to the backbone; classifier.2 is the head
   std::vector<std::string> head_prefixes() const override { return {"classifier.2."}; }
+  /// the stages features.1, .3, .5, .7 (their widths). No LoRA / residual adapters
+  /// (supports_adapters() is false: the downsampling convs run inside Sequentials).
+  std::vector<AdapterSite> adapter_sites() const override;
 
  private:
   std::vector<int64_t> dims_;
   std::shared_ptr<torch::nn::Module> features_;
   LayerNorm2d norm_{nullptr}, stem_norm_{nullptr};
+  std::vector<std::shared_ptr<torch::nn::Module>> stages_;  // features.1, .3, .5, .7
 };
 
 }  // namespace shiftlab::models

@@ -4,6 +4,8 @@
 
 #include <regex>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 using torch::nn::BatchNorm2d;
@@ -42,7 +44,9 @@ DenseNetImpl::DenseNetImpl(const BackboneOptions& o, int64_t growth, std::vector
     for (int64_t i = 0; i < blocks[k]; ++i)
       layers.push_back(block->register_module("denselayer" + std::to_string(i + 1), DenseLayer(c + i * growth, growth, bn_size)));
     blocks_.push_back(layers);
+    block_modules_.push_back(block);
     c += blocks[k] * growth;
+    block_channels_.push_back(c);
     if (k + 1 < blocks.size()) {
       auto t = features_->register_module("transition" + std::to_string(k + 1), std::make_shared<torch::nn::Module>());
       transition_norms_.push_back(t->register_module("norm", BatchNorm2d(c)));
@@ -65,6 +69,23 @@ std::vector<LayerGroup> DenseNetImpl::layer_groups() const {
   return g;
 }
 
+std::vector<AdapterSite> DenseNetImpl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (size_t k = 0; k < blocks_.size(); ++k)
+    v.push_back({"features.denseblock" + std::to_string(k + 1), block_channels_[k], true, ""});
+  return v;
+}
+
+std::vector<std::string> DenseNetImpl::adapter_blocks() const {
+  std::vector<std::string> v;
+  for (size_t k = 0; k < blocks_.size(); ++k) {
+    const std::string block = "features.denseblock" + std::to_string(k + 1);
+    v.push_back(block);
+    for (size_t i = 0; i < blocks_[k].size(); ++i) v.push_back(block + ".denselayer" + std::to_string(i + 1));
+  }
+  return v;
+}
+
 std::map<std::string, torch::Tensor> DenseNetImpl::forward_features(torch::Tensor x,
                                                                     const std::vector<std::string>& taps) {
   auto want = check_features_request(*this, "densenet", x, taps);
@@ -75,7 +96,7 @@ std::map<std::string, torch::Tensor> DenseNetImpl::forward_features(torch::Tenso
     std::vector<torch::Tensor> feats{x};
     feats.reserve(blocks_[k].size() + 1);
     for (auto& layer : blocks_[k]) feats.push_back(layer->forward(feats));
-    x = torch::cat(feats, 1);
+    x = run_post_adapter(*block_modules_[k], torch::cat(feats, 1));  // "denseblockK.adapter", if any
     std::string n = "denseblock" + std::to_string(k + 1);
     if (want.count(n)) out[n] = x;
     if (k < transitions_.size()) {

@@ -48,9 +48,15 @@ class DenseNetImpl : public BackboneImpl {
   int64_t in_channels() const override { return input_channels_at(*this, "features.conv0"); }
   void upgrade_state_dict(std::map<std::string, torch::Tensor>& weights) const override;
   bool supports_adapters() const override { return true; }
+  /// the dense blocks features.denseblockK (their concatenated output channels)
+  std::vector<AdapterSite> adapter_sites() const override;
+  /// the dense blocks and their layers features.denseblockK.denselayerI
+  std::vector<std::string> adapter_blocks() const override;
 
  private:
   int64_t feature_dim_;
+  std::vector<std::shared_ptr<torch::nn::Module>> block_modules_;  // features.denseblockK
+  std::vector<int64_t> block_channels_;
   std::shared_ptr<torch::nn::Module> features_;
   torch::nn::BatchNorm2d norm0_{nullptr}, norm5_{nullptr};
   std::vector<std::vector<DenseLayer>> blocks_;

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 // ---------------------------------------------------------------- building blocks
@@ -122,6 +124,7 @@ EfficientNetImpl::EfficientNetImpl(const BackboneOptions& o, double width_mult, 
       stage->push_back(MBConv(i == 0 ? ch(s.in) : ch(s.out), ch(s.out), s.expand, s.kernel, i == 0 ? s.stride : 1, p));
     }
     stages_.push_back(features->register_module(std::to_string(k + 1), stage));
+    stage_channels_.push_back(ch(s.out));
   }
   feature_dim_ = 4 * ch(kStages[6].out);
   last_ = features->register_module("8", ConvBnAct(ch(kStages[6].out), feature_dim_, 1, 1, 1, Act::kSiLU, bn));
@@ -142,6 +145,22 @@ std::vector<LayerGroup> EfficientNetImpl::layer_groups() const {
   return g;
 }
 
+std::vector<AdapterSite> EfficientNetImpl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (size_t k = 0; k < stages_.size(); ++k) v.push_back({"features." + std::to_string(k + 1), stage_channels_[k], true, ""});
+  return v;
+}
+
+std::vector<std::string> EfficientNetImpl::adapter_blocks() const {
+  std::vector<std::string> v;
+  for (size_t k = 0; k < stages_.size(); ++k) {
+    const std::string stage = "features." + std::to_string(k + 1);
+    v.push_back(stage);
+    for (size_t i = 0; i < stages_[k]->size(); ++i) v.push_back(stage + "." + std::to_string(i));
+  }
+  return v;
+}
+
 std::map<std::string, torch::Tensor> EfficientNetImpl::forward_features(torch::Tensor x,
                                                                         const std::vector<std::string>& taps) {
   auto want = check_features_request(*this, "efficientnet", x, taps);
@@ -149,7 +168,7 @@ std::map<std::string, torch::Tensor> EfficientNetImpl::forward_features(torch::T
   x = stem_->forward(x);
   if (want.count("stem")) out["stem"] = x;
   for (size_t k = 0; k < stages_.size() && out.size() < want.size(); ++k) {
-    x = stages_[k]->forward(x);
+    x = run_post_adapter(*stages_[k], stages_[k]->forward(x));  // "features.K.adapter", if any
     std::string n = "stage" + std::to_string(k + 1);
     if (want.count(n)) out[n] = x;
   }

@@ -102,11 +102,16 @@ class EfficientNetImpl : public BackboneImpl {
   std::string in_conv_name() const override { return "features.0.0"; }
   int64_t in_channels() const override { return input_channels_at(*this, "features.0.0"); }
   bool supports_adapters() const override { return true; }
+  /// the stages features.1 … features.7 (their output channels)
+  std::vector<AdapterSite> adapter_sites() const override;
+  /// the stages and their MBConv blocks features.K.i
+  std::vector<std::string> adapter_blocks() const override;
 
  private:
   int64_t feature_dim_;
   ConvBnAct stem_{nullptr}, last_{nullptr};
   std::vector<torch::nn::Sequential> stages_;
+  std::vector<int64_t> stage_channels_;
 };
 
 }  // namespace shiftlab::models

@@ -2,6 +2,8 @@
 
 #include <torch/nn/init.h>
 
+#include "models/adapter_hook.h"
+
 namespace shiftlab::models {
 
 static const BatchNormSpec kBn{1e-3, 0.01};  // torchvision: partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
@@ -51,6 +53,7 @@ MobileNetV3Impl::MobileNetV3Impl(const BackboneOptions& o, bool large) {
   for (size_t i = 0; i < cfg.size(); ++i) {
     const auto& c = cfg[i];
     if (c.stride == 2) stage_start_.push_back(i + 1);
+    block_channels_.push_back(c.out);
     blocks_.push_back(features->register_module(
         std::to_string(i + 1),
         InvertedResidual(c.in, c.kernel, c.expanded, c.out, c.se, c.hard_swish ? Act::kHardSwish : Act::kReLU, c.stride)));
@@ -79,12 +82,27 @@ std::vector<LayerGroup> MobileNetV3Impl::layer_groups() const {
   return g;
 }
 
+std::vector<AdapterSite> MobileNetV3Impl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (size_t i = 0; i < blocks_.size(); ++i) v.push_back({"features." + std::to_string(i + 1), block_channels_[i], true, ""});
+  return v;
+}
+
+std::vector<std::string> MobileNetV3Impl::adapter_blocks() const {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < blocks_.size(); ++i) v.push_back("features." + std::to_string(i + 1));
+  return v;
+}
+
 std::map<std::string, torch::Tensor> MobileNetV3Impl::forward_features(torch::Tensor x,
                                                                        const std::vector<std::string>& taps) {
   auto want = check_features_request(*this, "mobilenet_v3", x, taps);
   std::map<std::string, torch::Tensor> out;
   // features index i: 0 = stem conv, 1..B = blocks_[i-1]
-  auto run = [&](size_t i, torch::Tensor t) { return i == 0 ? stem_->forward(t) : blocks_[i - 1]->forward(t); };
+  // (a block's child "adapter", if any, runs on its output)
+  auto run = [&](size_t i, torch::Tensor t) {
+    return i == 0 ? stem_->forward(t) : run_post_adapter(*blocks_[i - 1], blocks_[i - 1]->forward(t));
+  };
   static const char* names[] = {"stem", "stage1", "stage2", "stage3", "stage4"};
   for (size_t k = 0; k + 1 < stage_start_.size() && out.size() < want.size(); ++k) {
     for (size_t i = stage_start_[k]; i < stage_start_[k + 1]; ++i) x = run(i, x);

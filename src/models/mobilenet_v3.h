@@ -50,9 +50,14 @@ class MobileNetV3Impl : public BackboneImpl {
   /// classifier.0 belongs to the backbone; classifier.3 is the head
   std::vector<std::string> head_prefixes() const override { return {"classifier.3."}; }
   bool supports_adapters() const override { return true; }
+  /// every inverted-residual block features.1 … features.B (its output channels)
+  std::vector<AdapterSite> adapter_sites() const override;
+  /// the same blocks
+  std::vector<std::string> adapter_blocks() const override;
 
  private:
   int64_t feature_dim_;
+  std::vector<int64_t> block_channels_;
   ConvBnAct stem_{nullptr}, last_{nullptr};         // features.0, features.B+1
   std::vector<InvertedResidual> blocks_;            // features.1 … features.B
   /// first features index of the stem (0), stage1 … stage4 (stride-2 blocks), last conv (B+1)

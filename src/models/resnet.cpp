@@ -68,7 +68,9 @@ ResNetImpl::ResNetImpl(const BackboneOptions& o, std::vector<int64_t> depths, bo
       in_planes = planes * expansion;
     }
     layers_[s] = register_module("layer" + std::to_string(s + 1), stage);
+    stage_channels_.push_back(in_planes);
   }
+  depths_ = depths;
   feature_dim_ = in_planes;
   // torchvision's initialisation: kaiming-normal (fan_out, relu) convs, BN weight 1 / bias 0
   for (auto& m : modules(false)) {
@@ -83,6 +85,22 @@ std::vector<LayerGroup> ResNetImpl::layer_groups() const {
           {"layer2", {"layer2."}},
           {"layer3", {"layer3."}},
           {"layer4", {"layer4."}}};
+}
+
+std::vector<AdapterSite> ResNetImpl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (size_t s = 0; s < 4; ++s) v.push_back({"layer" + std::to_string(s + 1), stage_channels_[s], true, ""});
+  return v;
+}
+
+std::vector<std::string> ResNetImpl::adapter_blocks() const {
+  std::vector<std::string> v;
+  for (size_t s = 0; s < 4; ++s) {
+    const std::string stage = "layer" + std::to_string(s + 1);
+    v.push_back(stage);
+    for (int64_t b = 0; b < depths_[s]; ++b) v.push_back(stage + "." + std::to_string(b));
+  }
+  return v;
 }
 
 std::map<std::string, torch::Tensor> ResNetImpl::forward_features(torch::Tensor x,

@@ -48,10 +48,15 @@ class ResNetImpl : public BackboneImpl {
   std::string in_conv_name() const override { return "conv1"; }
   int64_t in_channels() const override { return input_channels_at(*this, "conv1"); }
   bool supports_adapters() const override { return true; }
+  /// layer1 … layer4 (64·2^k·expansion channels)
+  std::vector<AdapterSite> adapter_sites() const override;
+  /// layerK and its blocks layerK.i
+  std::vector<std::string> adapter_blocks() const override;
 
  private:
   bool small_stem_;
   int64_t feature_dim_;
+  std::vector<int64_t> depths_, stage_channels_;
   torch::nn::BatchNorm2d bn1_{nullptr};
   torch::nn::Sequential layers_[4] = {nullptr, nullptr, nullptr, nullptr};
 };

@@ -139,6 +139,17 @@ std::vector<LayerGroup> VisionTransformerImpl::layer_groups() const {
   return g;
 }
 
+std::vector<AdapterSite> VisionTransformerImpl::adapter_sites() const {
+  std::vector<AdapterSite> v;
+  for (int64_t i = 0; i < cfg_.depth; ++i) {
+    const std::string block =
+        cfg_.timm_names ? "blocks." + std::to_string(i) : "encoder.layers.encoder_layer_" + std::to_string(i);
+    v.push_back({block + (cfg_.timm_names ? ".attn" : ".self_attention"), cfg_.dim, false, block});
+    v.push_back({block + ".mlp", cfg_.dim, false, block});
+  }
+  return v;
+}
+
 torch::Tensor VisionTransformerImpl::pool_tokens(const torch::Tensor& t) const {
   using torch::indexing::Slice;
   return mean_pool_ ? t.index({Slice(), Slice(1)}).mean(1) : t.select(1, 0);

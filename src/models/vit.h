@@ -70,6 +70,9 @@ class VisionTransformerImpl : public BackboneImpl {
   std::string in_conv_name() const override { return cfg_.timm_names ? "patch_embed.proj" : "conv_proj"; }
   int64_t in_channels() const override { return input_channels_at(*this, in_conv_name()); }
   bool supports_adapters() const override { return true; }
+  /// every block's attention and MLP branch (D channels over the tokens), selected also by the
+  /// block's name; no residual adapters (no k×k convolution stages)
+  std::vector<AdapterSite> adapter_sites() const override;
 
   /// N×T×D tokens -> N×D by this model's pooling (class token or mean of patch tokens).
   torch::Tensor pool_tokens(const torch::Tensor& tokens) const;

@@ -17,7 +17,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "features/cache.h"
-#include "probe/svg.h"
+#include "report/svg.h"
 #include "probe/transferability.h"
 
 namespace shiftlab::probe {
@@ -707,13 +707,16 @@ std::vector<std::string> write_probe_report(const ProbeReport& r, const std::str
   };
   put("probe.json", r.to_json().dump(2) + "\n");
   put("probe.md", r.markdown());
-  LineChart c;
+  report::LineChart c;
   c.title = "Per-layer transferability: " + r.source_name + " → " + r.target_name;
+  c.x_label = "tap";
   c.left_label = "linear probe accuracy (%)";
   c.right_label = "proxy A-distance";
+  c.left_min = 0, c.left_max = 100, c.right_min = 0, c.right_max = 2;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  LineSeries s{"source → source", {}, false}, t{"source → target", {}, false}, tt{"target → target", {}, false},
-      a{"A-distance", {}, true};
+  report::LineSeries s{"source → source", {}, false}, t{"source → target", {}, false},
+      tt{"target → target", {}, false}, a{"A-distance", {}, true};
+  for (auto* x : {&s, &t, &tt, &a}) x->markers = true;
   for (auto& tap : r.taps) {
     c.categories.push_back(tap.tap);
     s.y.push_back(tap.source_acc.value_or(nan));
@@ -721,13 +724,13 @@ std::vector<std::string> write_probe_report(const ProbeReport& r, const std::str
     tt.y.push_back(tap.target_target_acc.value_or(nan));
     a.y.push_back(tap.a_distance ? tap.a_distance->a_distance : nan);
   }
-  auto has = [](const LineSeries& x) { return std::any_of(x.y.begin(), x.y.end(), [](double v) { return std::isfinite(v); }); };
+  auto has = [](const report::LineSeries& x) { return std::any_of(x.y.begin(), x.y.end(), [](double v) { return std::isfinite(v); }); };
   for (auto* x : {&s, &t, &tt, &a})
     if (has(*x) || x == &s) c.series.push_back(*x);
-  put("transferability.svg", line_chart_svg(c));
+  put("transferability.svg", report::line_chart_svg(c));
   if (r.tsne) {
     const auto& ts = *r.tsne;
-    put("tsne_domain.svg", scatter_svg("t-SNE of " + ts.tap + " by domain", ts.Y, ts.domain,
+    put("tsne_domain.svg", report::scatter_svg("t-SNE of " + ts.tap + " by domain", ts.Y, ts.domain,
                                        {"source: " + r.source_name, "target: " + r.target_name}));
     int K = 0;
     bool unl = false;
@@ -740,7 +743,7 @@ std::vector<std::string> write_probe_report(const ProbeReport& r, const std::str
     if (unl) names.push_back("unlabelled");
     std::vector<int> g;
     for (int l : ts.label) g.push_back(l < 0 ? K : l);
-    put("tsne_class.svg", scatter_svg("t-SNE of " + ts.tap + " by class", ts.Y, g, names));
+    put("tsne_class.svg", report::scatter_svg("t-SNE of " + ts.tap + " by class", ts.Y, g, names));
   }
   return written;
 }

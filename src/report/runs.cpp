@@ -5,20 +5,20 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <regex>
 #include <set>
 #include <sstream>
-
-#include <boost/program_options.hpp>
 
 #include "core/format.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/options.h"
+#include "core/registry.h"
 #include "report/svg.h"
 
 namespace shiftlab::report {
 
 namespace fs = std::filesystem;
-namespace po = boost::program_options;
 
 namespace {
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -28,18 +28,18 @@ double num(const nlohmann::json& j, const char* a, const char* b) {
   return j[a][b].get<double>();
 }
 
+// The resolved configuration, read with the configs' own INI reader (the last of repeated keys
+// wins); a missing file is an empty configuration.
 std::map<std::string, std::string> read_ini(const std::string& path) {
   std::map<std::string, std::string> out;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return out;
-  po::options_description none;
+  std::ostringstream text;
+  text << in.rdbuf();
   try {
-    auto parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
-    for (auto& o : parsed.options)
-      if (!o.value.empty()) out[o.string_key] = o.value.front();
-      else out[o.string_key] = "";
-  } catch (const std::exception& e) {
-    throw core::Error(core::str(path, ": unreadable configuration (", e.what(), ")"));
+    for (auto& e : core::parse_ini_text(text.str(), path)) out[e.key] = e.value;
+  } catch (const core::UsageError& e) {
+    throw core::Error(core::str("unreadable run configuration: ", e.what()));  // names the file and line
   }
   return out;
 }
@@ -50,6 +50,46 @@ std::string pm(const Stat& s, int prec = 2) {
   if (s.n == 0) return "–";
   if (s.n == 1) return fmt(s.mean, prec);
   return fmt(s.mean, prec) + " ± " + fmt(s.std, prec);
+}
+
+// 11175370 -> "11,175,370"
+std::string thousands(double v) {
+  if (!std::isfinite(v)) return "–";
+  std::string d = std::to_string(std::llround(std::fabs(v))), o;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i > 0 && (d.size() - i) % 3 == 0) o += ',';
+    o += d[i];
+  }
+  return (v < 0 ? "-" : "") + o;
+}
+
+// 3 significant digits, as printf's %.3g ("0.0459", "9.35", "100")
+std::string sig3(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", v);
+  return b;
+}
+
+// The last "trainable parameters: model T of N (...), method M" line of a run's log.txt.
+bool params_from_log(const std::string& path, double* trainable, double* model, double* method) {
+  std::ifstream in(path);
+  if (!in) return false;
+  static const std::regex re(R"(trainable parameters: model (\d+) of (\d+).*method (\d+))");
+  std::string line;
+  bool found = false;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) continue;
+    *trainable = std::stod(m[1].str());
+    *model = std::stod(m[2].str());
+    *method = std::stod(m[3].str());
+    found = true;
+  }
+  return found;
+}
+
+double json_num(const nlohmann::json& j, const char* k) {
+  return j.is_object() && j.contains(k) && j[k].is_number() ? j[k].get<double>() : kNaN;
 }
 
 std::string csv_cell(const std::string& s) {
@@ -74,36 +114,104 @@ RunRecord read_run(const std::string& dir) {
   r.status = r.summary.value("status", "unknown");
   r.selected_acc = num(r.summary, "selected", "target_test_acc");
   r.oracle_acc = num(r.summary, "oracle", "target_test_acc");
+  r.last_acc = num(r.summary, "last", "target_test_acc");
   r.source_val_acc = num(r.summary, "selected", "source_val_acc");
   r.mean_class_acc = num(r.summary, "selected", "target_test_mean_class_acc");
   r.seconds = r.summary.contains("train_seconds") && r.summary["train_seconds"].is_number()
                   ? r.summary["train_seconds"].get<double>()
                   : kNaN;
   r.oracle_selected = r.summary.value("oracle_selected", false);
+  r.model_params = r.trainable_params = r.method_params = kNaN;
+  if (r.summary.contains("parameters") && r.summary["parameters"].is_object()) {
+    const auto& p = r.summary["parameters"];
+    r.model_params = json_num(p, "model");
+    r.trainable_params = json_num(p, "trainable");
+    r.method_params = json_num(p, "method");
+  } else {
+    params_from_log((fs::path(dir) / "log.txt").string(), &r.trainable_params, &r.model_params, &r.method_params);
+  }
+  return r;
+}
+
+RunRecord read_probe_run(const std::string& dir) {
+  RunRecord r;
+  r.dir = dir;
+  r.kind = "probe";
+  auto pp = (fs::path(dir) / "probe.json").string();
+  if (!fs::exists(pp)) throw core::Error(core::str(dir, ": not a probe directory (no probe.json)"));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(core::read_file(pp));
+  } catch (const nlohmann::json::exception& e) {
+    throw core::Error(core::str(pp, ": unreadable probe result (", e.what(), ")"));
+  }
+  if (!j.is_object() || j.value("format", "") != "shiftlab-probe" || !j.contains("taps") || !j["taps"].is_array() ||
+      j["taps"].empty() || !j["taps"][0].is_object())
+    throw core::Error(core::str(pp, ": not a shiftlab probe result (format shiftlab-probe with taps)"));
+  r.summary = j;
+  const auto& tap = j["taps"][0];
+  const auto lin = tap.value("linear", nlohmann::json::object());
+  r.status = "completed";
+  r.selected_acc = json_num(lin, "target_acc");
+  r.source_val_acc = json_num(lin, "source_acc");
+  r.oracle_acc = r.last_acc = r.mean_class_acc = kNaN;
+  r.seconds = json_num(lin, "seconds");
+  const double dim = json_num(tap, "dim"), k = json_num(tap, "num_classes");
+  r.trainable_params = dim * k + k;  // weights and biases of the linear classifier
+  r.model_params = r.method_params = kNaN;
+  const auto attrs = j.value("attributes", nlohmann::json::object());
+  if (attrs.is_object() && attrs.contains("config") && attrs["config"].is_string()) {
+    try {
+      for (auto& e : core::parse_ini_text(attrs["config"].get<std::string>(), pp + " (the cache's configuration)"))
+        r.config[e.key] = e.value;
+    } catch (const core::UsageError& e) {
+      throw core::Error(core::str("unreadable probe configuration: ", e.what()));
+    }
+  }
   return r;
 }
 
 std::vector<RunRecord> find_runs(const std::vector<std::string>& roots) {
-  std::vector<std::string> dirs;
+  // (directory, its root); a run directory ends the descent
+  std::vector<std::pair<std::string, std::string>> dirs;
+  auto is_run = [](const fs::path& d) { return fs::exists(d / "summary.json") || fs::exists(d / "probe.json"); };
   for (auto& root : roots) {
     if (!fs::exists(root)) throw core::UsageError(core::str(root, ": no such directory"));
-    if (fs::exists(fs::path(root) / "summary.json")) {
-      dirs.push_back(root);
+    if (is_run(root)) {
+      dirs.emplace_back(root, root);
       continue;
     }
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied);
          it != fs::recursive_directory_iterator(); ++it) {
-      if (it->is_directory() && fs::exists(it->path() / "summary.json")) {
-        dirs.push_back(it->path().string());
+      if (it->is_directory() && is_run(it->path())) {
+        dirs.emplace_back(it->path().string(), root);
         it.disable_recursion_pending();
       }
     }
   }
   std::sort(dirs.begin(), dirs.end());
-  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.first == b.first; }), dirs.end());
   std::vector<RunRecord> runs;
-  for (auto& d : dirs) runs.push_back(read_run(d));
+  for (auto& [d, root] : dirs) {
+    runs.push_back(fs::exists(fs::path(d) / "summary.json") ? read_run(d) : read_probe_run(d));
+    auto rel = fs::path(d).lexically_relative(root).generic_string();
+    runs.back().rel = rel == "." ? "" : rel;
+  }
   return runs;
+}
+
+std::string key_value(const RunRecord& r, const std::string& key) {
+  if (key.rfind("path:", 0) == 0) {
+    const std::string n = key.substr(5);
+    core::check_usage(!n.empty() && n.size() < 4 && n.find_first_not_of("0123456789") == std::string::npos, "key '",
+                      key, "': path:N takes a directory index N >= 0 (path:0 = the first directory below the root)");
+    size_t want = std::stoul(n), i = 0;
+    for (auto& part : fs::path(r.rel))
+      if (i++ == want) return part.string();
+    return "";
+  }
+  auto it = r.config.find(key);
+  return it == r.config.end() ? "" : it->second;
 }
 
 bool is_incidental_key(const std::string& k) {
@@ -158,56 +266,175 @@ std::string Group::label() const {
   return s;
 }
 
+std::string Group::values() const {
+  std::string s;
+  for (auto& kv : key) s += (s.empty() ? "" : ", ") + kv.second;
+  return s;
+}
+
 std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys) {
   std::vector<Group> groups;
   for (auto& r : runs) {
     std::vector<std::pair<std::string, std::string>> key;
-    for (auto& k : keys) {
-      auto it = r.config.find(k);
-      key.emplace_back(k, it == r.config.end() ? "" : it->second);
-    }
+    for (auto& k : keys) key.emplace_back(k, key_value(r, k));
     auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.key == key; });
     if (g == groups.end()) {
-      groups.push_back(Group{key, {}, 0, {}, {}, {}, {}, {}});
+      groups.emplace_back();
+      groups.back().key = key;
       g = groups.end() - 1;
     }
     g->runs.push_back(&r);
   }
   for (auto& g : groups) {
-    std::vector<double> sel, ora, sv, mc, sec;
+    std::vector<double> sel, ora, last, sv, mc, sec, mp, tp, me;
     for (auto* r : g.runs) {
       if (r->status != "completed") continue;
       ++g.completed;
       sel.push_back(r->selected_acc);
       ora.push_back(r->oracle_acc);
+      last.push_back(r->last_acc);
       sv.push_back(r->source_val_acc);
       mc.push_back(r->mean_class_acc);
       sec.push_back(r->seconds);
+      mp.push_back(r->model_params);
+      tp.push_back(r->trainable_params);
+      me.push_back(r->method_params);
     }
     g.selected = mean_std(sel);
     g.oracle = mean_std(ora);
+    g.last = mean_std(last);
     g.source_val = mean_std(sv);
     g.mean_class = mean_std(mc);
     g.seconds = mean_std(sec);
+    g.model_params = mean_std(mp);
+    g.trainable_params = mean_std(tp);
+    g.method_params = mean_std(me);
   }
   return groups;
 }
 
-std::string markdown_table(const std::vector<Group>& groups, const std::vector<std::string>& keys) {
+// ---------------------------------------------------------------- columns and tables
+
+namespace {
+
+struct Column {
+  const char* name;
+  const char* header;
+  bool accuracy;  // a mean ± std statistic (baseline differences apply)
+  const Stat Group::*stat;
+};
+
+const Column kColumns[] = {
+    {"selected", "target acc, source-val selected", true, &Group::selected},
+    {"oracle", "target acc, oracle", true, &Group::oracle},
+    {"last", "target acc, last", true, &Group::last},
+    {"source_val", "source-val acc", true, &Group::source_val},
+    {"mean_class", "target mean-class acc", true, &Group::mean_class},
+    {"seconds", "s/run", false, &Group::seconds},
+    {"trainable", "trainable (model)", false, &Group::trainable_params},
+    {"method_params", "method params", false, &Group::method_params},
+};
+
+const Column& column(const std::string& name) {
+  for (auto& c : kColumns)
+    if (name == c.name) return c;
+  check_columns({name});
+  throw core::Error("unreachable");
+}
+
+bool is_param_column(const std::string& name) { return name == "trainable" || name == "method_params"; }
+
+// "11,175,370 (100 %)"; "5,130" when the model's size is unknown (a probe)
+std::string trainable_cell(const Group& g) {
+  if (g.trainable_params.n == 0) return "–";
+  std::string s = thousands(g.trainable_params.mean);
+  if (g.model_params.n > 0 && g.model_params.mean > 0)
+    s += " (" + sig3(100.0 * g.trainable_params.mean / g.model_params.mean) + " %)";
+  return s;
+}
+
+std::string delta(double v, double base) {
+  if (!std::isfinite(v) || !std::isfinite(base)) return "";
+  return " (" + std::string(v - base >= 0 ? "+" : "") + fmt(v - base) + ")";
+}
+
+std::string cell(const Group* g, const Column& c, const Group* base) {
+  if (!g) return "–";
+  if (c.stat == &Group::trainable_params) return trainable_cell(*g);
+  const Stat& s = g->*c.stat;
+  if (c.stat == &Group::method_params) return s.n ? thousands(s.mean) : "–";
+  if (c.stat == &Group::seconds) return s.n ? fmt(s.mean, 0) : "–";
+  std::string out = pm(s);
+  if (base && base != g && s.n > 0 && (base->*c.stat).n > 0) out += delta(s.mean, (base->*c.stat).mean);
+  return out;
+}
+
+// The first statistic (not a parameter count) of `columns`: what pivot cells and baselines show.
+const Column& first_stat(const std::vector<std::string>& columns) {
+  for (auto& c : columns)
+    if (!is_param_column(c)) return column(c);
+  return column("selected");
+}
+
+}  // namespace
+
+const std::vector<std::string>& table_columns() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (auto& c : kColumns) v.push_back(c.name);
+    return v;
+  }();
+  return names;
+}
+
+std::vector<std::string> default_columns() { return {"selected", "oracle", "source_val", "mean_class", "seconds"}; }
+
+void check_columns(const std::vector<std::string>& columns) {
+  for (auto& c : columns) {
+    const auto& known = table_columns();
+    if (std::find(known.begin(), known.end(), c) != known.end()) continue;
+    std::string list;
+    for (auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    std::string hint = core::nearest(c, known);
+    throw core::UsageError(core::str("--columns: unknown column '", c, "'",
+                                     hint.empty() ? "" : core::str(" — did you mean '", hint, "'?"), " (known: ", list,
+                                     ")"));
+  }
+}
+
+std::string markdown_table(const std::vector<Group>& groups, const std::vector<std::string>& keys,
+                           const std::vector<std::string>& columns, const std::string& baseline) {
+  check_columns(columns);
+  const Group* base = nullptr;
+  if (!baseline.empty()) {
+    for (auto& g : groups)
+      if (g.values() == baseline) base = &g;
+    std::string rows;
+    for (auto& g : groups) rows += (rows.empty() ? "" : "; ") + g.values();
+    core::check_usage(base != nullptr, "--baseline '", baseline, "' is none of the rows (", rows, ")");
+  }
+  const Column* delta_col = base ? &first_stat(columns) : nullptr;
   std::ostringstream o;
   o << "|";
   for (auto& k : keys) o << " " << k << " |";
   if (keys.empty()) o << " runs of |";
-  o << " runs | target acc, source-val selected | target acc, oracle | source-val acc | target mean-class acc | s/run |\n|";
+  o << " runs |";
+  for (auto& c : columns) o << " " << column(c).header << " |";
+  o << "\n|";
   for (size_t i = 0; i < std::max<size_t>(1, keys.size()); ++i) o << "---|";
-  o << "---:|---:|---:|---:|---:|---:|\n";
+  o << "---:|";
+  for (size_t i = 0; i < columns.size(); ++i) o << "---:|";
+  o << "\n";
   for (auto& g : groups) {
     o << "|";
     for (auto& kv : g.key) o << " " << kv.second << " |";
     if (keys.empty()) o << " all |";
-    o << " " << g.completed << "/" << g.runs.size() << " | " << pm(g.selected) << " | " << pm(g.oracle) << " | "
-      << pm(g.source_val) << " | " << pm(g.mean_class) << " | " << (g.seconds.n ? fmt(g.seconds.mean, 0) : "–")
-      << " |\n";
+    o << " " << g.completed << "/" << g.runs.size() << " |";
+    for (auto& c : columns) {
+      const auto& col = column(c);
+      o << " " << cell(&g, col, &col == delta_col ? base : nullptr) << " |";
+    }
+    o << "\n";
   }
   return o.str();
 }
@@ -216,16 +443,110 @@ std::string csv_table(const std::vector<Group>& groups, const std::vector<std::s
   std::ostringstream o;
   for (auto& k : keys) o << csv_cell(k) << ",";
   o << "runs,completed";
-  for (auto* m : {"selected", "oracle", "source_val", "mean_class", "seconds"}) o << "," << m << "_mean," << m << "_std";
+  for (auto* m : {"selected", "oracle", "source_val", "mean_class", "seconds", "last", "trainable_params",
+                  "model_params", "method_params"})
+    o << "," << m << "_mean," << m << "_std";
   o << "\n";
   for (auto& g : groups) {
     for (auto& kv : g.key) o << csv_cell(kv.second) << ",";
     o << g.runs.size() << "," << g.completed;
-    for (auto* s : {&g.selected, &g.oracle, &g.source_val, &g.mean_class, &g.seconds})
+    for (auto* s : {&g.selected, &g.oracle, &g.source_val, &g.mean_class, &g.seconds, &g.last, &g.trainable_params,
+                    &g.model_params, &g.method_params})
       o << "," << fmt(s->mean, 4) << "," << (s->n ? fmt(s->std, 4) : "");
     o << "\n";
   }
   return o.str();
+}
+
+Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot) {
+  core::check_usage(std::find(keys.begin(), keys.end(), pivot) == keys.end(), "--pivot ", pivot,
+                    " is also a --by key");
+  Pivot p;
+  p.key = pivot;
+  auto all = keys;
+  all.push_back(pivot);
+  p.groups = group_runs(runs, all);
+  for (auto& g : p.groups) {
+    const std::string col = g.key.back().second;
+    Group row_of;
+    row_of.key.assign(g.key.begin(), g.key.end() - 1);
+    const std::string row = row_of.values();
+    if (std::find(p.columns.begin(), p.columns.end(), col) == p.columns.end()) p.columns.push_back(col);
+    if (std::find(p.rows.begin(), p.rows.end(), row) == p.rows.end()) p.rows.push_back(row);
+  }
+  p.cells.assign(p.rows.size(), std::vector<const Group*>(p.columns.size(), nullptr));
+  for (auto& g : p.groups) {
+    Group row_of;
+    row_of.key.assign(g.key.begin(), g.key.end() - 1);
+    size_t r = std::find(p.rows.begin(), p.rows.end(), row_of.values()) - p.rows.begin();
+    size_t c = std::find(p.columns.begin(), p.columns.end(), g.key.back().second) - p.columns.begin();
+    p.cells[r][c] = &g;
+  }
+  return p;
+}
+
+std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
+                           const std::string& baseline) {
+  check_columns(columns);
+  const Column& stat = first_stat(columns);
+  size_t base = p.rows.size();
+  if (!baseline.empty()) {
+    base = std::find(p.rows.begin(), p.rows.end(), baseline) - p.rows.begin();
+    std::string rows;
+    for (auto& r : p.rows) rows += (rows.empty() ? "" : "; ") + r;
+    core::check_usage(base < p.rows.size(), "--baseline '", baseline, "' is none of the rows (", rows, ")");
+  }
+  std::vector<std::string> params;
+  for (auto& c : columns)
+    if (is_param_column(c)) params.push_back(c);
+  std::ostringstream o;
+  o << stat.header << " (%, mean ± std over seeds) by " << p.key
+    << (base < p.rows.size() ? ", (difference to " + baseline + ")" : std::string()) << "\n\n|";
+  for (auto& k : keys) o << " " << k << " |";
+  if (keys.empty()) o << " runs of |";
+  for (auto& c : params) o << " " << column(c).header << " |";
+  for (auto& v : p.columns) o << " " << p.key << " = " << v << " |";
+  o << "\n|";
+  for (size_t i = 0; i < std::max<size_t>(1, keys.size()); ++i) o << "---|";
+  for (size_t i = 0; i < params.size() + p.columns.size(); ++i) o << "---:|";
+  o << "\n";
+  for (size_t r = 0; r < p.rows.size(); ++r) {
+    const Group* any = nullptr;  // the row's parameter counts: from its first group with a count
+    for (auto* g : p.cells[r])
+      if (g && (!any || any->trainable_params.n == 0)) any = g;
+    o << "|";
+    if (keys.empty()) o << " all |";
+    else
+      for (auto& kv : any->key)
+        if (kv.first != p.key) o << " " << kv.second << " |";
+    for (auto& c : params) o << " " << cell(any, column(c), nullptr) << " |";
+    for (size_t c = 0; c < p.columns.size(); ++c)
+      o << " " << cell(p.cells[r][c], stat, base < p.rows.size() ? p.cells[base][c] : nullptr) << " |";
+    o << "\n";
+  }
+  return o.str();
+}
+
+std::string pivot_chart_svg(const Pivot& p, const std::vector<std::string>& columns, const std::string& title) {
+  const Column& stat = first_stat(columns);
+  LineChart c;
+  c.title = title;
+  c.categories = p.columns;
+  c.x_label = p.key;
+  c.left_label = std::string(stat.header) + (stat.accuracy ? " (%)" : "");
+  c.width = 820;
+  for (size_t r = 0; r < p.rows.size(); ++r) {
+    LineSeries s;
+    s.name = p.rows[r];
+    s.markers = true;
+    for (auto* g : p.cells[r]) {
+      const Stat* st = g ? &(g->*stat.stat) : nullptr;
+      s.y.push_back(st && st->n ? st->mean : kNaN);
+      s.err.push_back(st && st->n > 1 ? st->std : 0.0);
+    }
+    c.series.push_back(std::move(s));
+  }
+  return line_chart_svg(c);
 }
 
 std::string slug(const std::string& s) {
@@ -242,11 +563,11 @@ std::string slug(const std::string& s) {
 }
 
 size_t write_results(const std::string& out, const std::vector<Group>& groups, const std::vector<std::string>& keys,
-                     const std::string& title, bool curves) {
+                     const std::string& title, bool curves, const std::string& table) {
   fs::create_directories(out);
   core::atomic_write((fs::path(out) / "results.md").string(),
                      "# " + title + "\n\nTarget-test accuracy (%), mean ± std over seeds (std with n−1).\n\n" +
-                         markdown_table(groups, keys));
+                         (table.empty() ? markdown_table(groups, keys) : table));
   core::atomic_write((fs::path(out) / "results.csv").string(), csv_table(groups, keys));
   size_t n = 0;
   if (!curves) return n;
@@ -261,7 +582,7 @@ size_t write_results(const std::string& out, const std::vector<Group>& groups, c
 
 std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group& g) {
   // Columns: accuracies logged at evaluations; loss terms and lambda at log steps.
-  std::vector<Series> acc, loss, lam;
+  std::vector<LineSeries> acc, loss, lam;
   std::set<std::string> skip = {"step",  "phase",         "lr",       "images_per_s", "selected",
                                 "lambda", "source_val_acc", "target_test_acc", "target_test_mean_class_acc",
                                 "target_entropy"};
@@ -269,7 +590,7 @@ std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group
     std::string run_name = fs::path(r->dir).filename().string();
     auto seed = r->config.count("run.seed") ? "seed " + r->config.at("run.seed") : run_name;
     std::ifstream in((fs::path(r->dir) / "metrics.jsonl").string());
-    std::map<std::string, Series> cols;
+    std::map<std::string, LineSeries> cols;
     std::string line;
     while (std::getline(in, line)) {
       nlohmann::json j;
@@ -308,12 +629,18 @@ std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group
   }
   std::vector<std::pair<std::string, std::string>> out;
   auto title = g.label();
-  if (!acc.empty())
-    out.emplace_back("acc", line_chart_svg(acc, {title + " — accuracy", "step", "accuracy (%)", 760, 420, false}));
-  if (!loss.empty())
-    out.emplace_back("loss", line_chart_svg(loss, {title + " — loss terms", "step", "loss", 760, 420, false}));
-  if (!lam.empty())
-    out.emplace_back("lambda", line_chart_svg(lam, {title + " — DA weight λ", "step", "λ", 760, 420, false}));
+  auto chart = [&](std::vector<LineSeries> series, const std::string& what, const std::string& y_label) {
+    LineChart c;
+    c.title = title + " — " + what;
+    c.x_label = "step";
+    c.left_label = y_label;
+    c.width = 760;
+    c.series = std::move(series);
+    return line_chart_svg(c);
+  };
+  if (!acc.empty()) out.emplace_back("acc", chart(acc, "accuracy", "accuracy (%)"));
+  if (!loss.empty()) out.emplace_back("loss", chart(loss, "loss terms", "loss"));
+  if (!lam.empty()) out.emplace_back("lambda", chart(lam, "DA weight λ", "λ"));
   return out;
 }
 

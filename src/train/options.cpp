@@ -8,6 +8,7 @@
 #include "models/classifier.h"
 #include "models/param_groups.h"
 #include "train/dist.h"
+#include "train/optimizers.h"
 #include "train/schedule.h"
 
 namespace shiftlab::train {
@@ -51,7 +52,7 @@ const core::OptionTable<OptimOptions>& optim_option_table() {
   static const auto table = [] {
     using O = OptimOptions;
     core::OptionTable<O> t("train::OptimOptions");
-    t.field("optim.name", &O::name, "optimizer").choices({"sgd", "adam", "adamw"});
+    t.field("optim.name", &O::name, "optimizer").choices_from([] { return optimizer_registry().names(); });
     t.field("optim.momentum", &O::momentum, "SGD momentum").range(0, 1);
     t.field("optim.nesterov", &O::nesterov, "SGD Nesterov momentum");
     t.field("optim.beta1", &O::beta1, "Adam beta1").range(0, 1);

@@ -11,7 +11,7 @@
 namespace shiftlab::train {
 
 struct OptimOptions {
-  std::string name = "sgd";  ///< sgd | adam | adamw
+  std::string name = "sgd";  ///< a name in optimizer_registry() (train/optimizers.h): sgd | adam | adamw
   double momentum = 0.9;
   bool nesterov = true;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;

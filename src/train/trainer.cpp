@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/dist.h"
 #include "train/evaluate.h"
+#include "train/optimizers.h"
 
 namespace shiftlab::train {
 
@@ -98,19 +99,18 @@ struct Trainer::State {
   std::vector<torch::Tensor> trainable;
   std::unique_ptr<data::ForeverIterator> src_it, tgt_it;
   core::MetricsWriter metrics;
-  // selection bookkeeping (saved in checkpoints)
-  double best_score = -std::numeric_limits<double>::infinity();
-  int64_t best_step = -1;
-  json best_eval = json::object();
-  double oracle_best = -std::numeric_limits<double>::infinity();
-  int64_t oracle_step = -1;
-  json last_eval = json::object();
-  int64_t evals_since_best = 0;
+  Selection sel;  // saved in checkpoints
   int phase = 2;  // 1 = head-only phase of the two-phase recipe
+  bool uses_target = false;
+  models::ModelOptions mo;
+  json summary = json::object();  // summary.json while running (status, error)
+  json params = json::object();   // parameter counts of the current optimizer (summary "parameters")
   // log accumulation
   std::map<std::string, torch::Tensor> acc;
   int64_t acc_n = 0;
   double images = 0, train_seconds = 0;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();  // of the current log interval
+  core::Progress* progress = nullptr;                                          // fit()'s, while it runs
 
   State(Experiment& e_, const core::Config& c, const core::RunDir& r, Communicator* cm)
       : e(e_), cfg(c), run(r), comm(cm), metrics(r.path()) {
@@ -163,6 +163,7 @@ struct Trainer::State {
                                          std::round(1e4 * adapter_n / std::max<int64_t>(1, total)) / 100.0, " %")
                              : std::string(),
                    "), method ", method_n);
+    params = {{"model", total}, {"trainable", train}, {"adapters", adapter_n}, {"method", method_n}};
     if (to.save == "trainable") {
       // the frozen tensors must be rebuilt from model.weights when an adapter-only checkpoint loads
       std::string frozen;
@@ -173,32 +174,15 @@ struct Trainer::State {
                         "' must come from model.weights (set model.weights with model.strict = true, or use "
                         "train.save = full)");
     }
-    std::vector<torch::optim::OptimizerParamGroup> pgs;
+    std::vector<OptimizerGroup> og;
     base_lrs.clear();
     trainable.clear();
     for (auto& g : groups) {
       base_lrs.push_back(g.lr);
       for (auto& p : g.params) trainable.push_back(p);
-      std::unique_ptr<torch::optim::OptimizerOptions> opts;
-      if (oo.name == "sgd")
-        opts = std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(g.lr)
-                                                              .momentum(oo.momentum)
-                                                              .nesterov(oo.nesterov && oo.momentum > 0)
-                                                              .weight_decay(g.weight_decay));
-      else if (oo.name == "adam")
-        opts = std::make_unique<torch::optim::AdamOptions>(
-            torch::optim::AdamOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
-      else
-        opts = std::make_unique<torch::optim::AdamWOptions>(
-            torch::optim::AdamWOptions(g.lr).betas({oo.beta1, oo.beta2}).eps(oo.eps).weight_decay(g.weight_decay));
-      pgs.emplace_back(g.params, std::move(opts));
+      og.push_back({g.params, g.lr, g.weight_decay});
     }
-    if (oo.name == "sgd")
-      opt = std::make_unique<torch::optim::SGD>(pgs, torch::optim::SGDOptions(pgo.lr).momentum(oo.momentum));
-    else if (oo.name == "adam")
-      opt = std::make_unique<torch::optim::Adam>(pgs, torch::optim::AdamOptions(pgo.lr));
-    else
-      opt = std::make_unique<torch::optim::AdamW>(pgs, torch::optim::AdamWOptions(pgo.lr));
+    opt = make_optimizer(og, oo, pgo.lr);  // optim.name from the "optimizers" registry
     if (comm) {
       // every trainable tensor (backbone, head, the method's discriminator, ...) is averaged
       reducer.reset();
@@ -234,13 +218,13 @@ struct Trainer::State {
     m["num_classes"] = e.num_classes;
     m["source_iter"] = src_it->state();
     if (tgt_it) m["target_iter"] = tgt_it->state();
-    m["best_score"] = std::isfinite(best_score) ? json(best_score) : json(nullptr);
-    m["best_step"] = best_step;
-    m["best_eval"] = best_eval;
-    m["oracle_best"] = std::isfinite(oracle_best) ? json(oracle_best) : json(nullptr);
-    m["oracle_step"] = oracle_step;
-    m["last_eval"] = last_eval;
-    m["evals_since_best"] = evals_since_best;
+    m["best_score"] = std::isfinite(sel.best_score) ? json(sel.best_score) : json(nullptr);
+    m["best_step"] = sel.best_step;
+    m["best_eval"] = sel.best_eval;
+    m["oracle_best"] = std::isfinite(sel.oracle_best) ? json(sel.oracle_best) : json(nullptr);
+    m["oracle_step"] = sel.oracle_step;
+    m["last_eval"] = sel.last_eval;
+    m["evals_since_best"] = sel.evals_since_best;
     json a = json::object();
     for (auto& [k, v] : acc) a[k] = v.item<double>();
     m["acc"] = a;
@@ -254,13 +238,14 @@ struct Trainer::State {
     phase = m.value("phase", 2);
     src_it->restore(m.at("source_iter"));
     if (tgt_it && m.contains("target_iter")) tgt_it->restore(m.at("target_iter"));
-    best_score = m["best_score"].is_null() ? -std::numeric_limits<double>::infinity() : m["best_score"].get<double>();
-    best_step = m.value("best_step", int64_t{-1});
-    best_eval = m.value("best_eval", json::object());
-    oracle_best = m["oracle_best"].is_null() ? -std::numeric_limits<double>::infinity() : m["oracle_best"].get<double>();
-    oracle_step = m.value("oracle_step", int64_t{-1});
-    last_eval = m.value("last_eval", json::object());
-    evals_since_best = m.value("evals_since_best", int64_t{0});
+    sel.best_score = m["best_score"].is_null() ? -std::numeric_limits<double>::infinity() : m["best_score"].get<double>();
+    sel.best_step = m.value("best_step", int64_t{-1});
+    sel.best_eval = m.value("best_eval", json::object());
+    sel.oracle_best =
+        m["oracle_best"].is_null() ? -std::numeric_limits<double>::infinity() : m["oracle_best"].get<double>();
+    sel.oracle_step = m.value("oracle_step", int64_t{-1});
+    sel.last_eval = m.value("last_eval", json::object());
+    sel.evals_since_best = m.value("evals_since_best", int64_t{0});
     acc.clear();
     const json acc_saved = m.value("acc", json::object());  // iterating the temporary itself would dangle
     for (auto& [k, v] : acc_saved.items())
@@ -334,17 +319,61 @@ struct Trainer::State {
   }
 };
 
+
+// ---------------------------------------------------------------- selection
+
+double Selection::score(const json& r, const std::string& select) {
+  return select == "source_val" ? r["source_val_acc"].get<double>()
+         : select == "oracle"   ? r["target_test_acc"].get<double>()
+                                : -r["target_entropy"].get<double>();
+}
+
+bool Selection::update(const json& r, int64_t step, const std::string& select) {
+  const double s = score(r, select);
+  const bool improved = s > best_score;  // strictly: on a tie the earlier evaluation stays selected
+  if (improved) {
+    best_score = s;
+    best_step = step;
+    best_eval = r;
+    evals_since_best = 0;
+  } else {
+    evals_since_best++;
+  }
+  const double tacc = r["target_test_acc"].get<double>();
+  if (tacc > oracle_best) {
+    oracle_best = tacc;
+    oracle_step = step;
+  }
+  last_eval = r;
+  return improved;
+}
+
+void Selection::reset_best() {
+  best_score = -std::numeric_limits<double>::infinity();
+  best_step = -1;
+  evals_since_best = 0;
+}
+
+// ---------------------------------------------------------------- the steps of fit()
+
 Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& run, Communicator* comm)
     : s_(std::make_unique<State>(exp, cfg, run, comm)) {}
 Trainer::~Trainer() = default;
 
+const Selection& Trainer::selection() const { return s_->sel; }
+int Trainer::phase() const { return s_->phase; }
+torch::optim::Optimizer& Trainer::optimizer() {
+  core::check(s_->opt != nullptr, "Trainer::optimizer() before setup()");
+  return *s_->opt;
+}
+
 static std::string fmt(double v, int prec = 2) { return core::fixed(v, prec, std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"); }
 
-json Trainer::fit(bool resume) {
+int64_t Trainer::setup(bool resume) {
   auto& s = *s_;
   auto& e = s.e;
   const auto& to = s.to;
-  bool uses_target = e.method->uses_target();
+  s.uses_target = e.method->uses_target();
   const bool dist = s.comm != nullptr;
   if (dist)  // each rank takes its strided shard of the common epoch order (data::shard_order)
     for (auto* lo : {&e.source_loader, &e.target_loader}) {
@@ -353,7 +382,7 @@ json Trainer::fit(bool resume) {
       lo->shard_even = true;
     }
   s.src_it = std::make_unique<data::ForeverIterator>(e.source, e.source_loader);
-  if (uses_target) s.tgt_it = std::make_unique<data::ForeverIterator>(e.target, e.target_loader);
+  if (s.uses_target) s.tgt_it = std::make_unique<data::ForeverIterator>(e.target, e.target_loader);
 
   int64_t step = 0;
   json resumed_meta;
@@ -374,8 +403,8 @@ json Trainer::fit(bool resume) {
   } else {
     s.phase = has_phase1 ? 1 : 2;
   }
-  auto mo = models::model_options_from(s.cfg);
-  if (s.phase == 1) e.model->apply_freeze("backbone", mo.bn);
+  s.mo = models::model_options_from(s.cfg);
+  if (s.phase == 1) e.model->apply_freeze("backbone", s.mo.bn);
   s.build_optimizer(s.phase == 1);
   if (resume) {
     CheckpointParts p{e.model.ptr().get(), e.method.get(), s.opt.get(), {}};
@@ -390,284 +419,323 @@ json Trainer::fit(bool resume) {
   // identical starting point on every rank: rank 0's parameters and buffers
   if (dist) s.comm->broadcast(s.state_tensors(), "initial parameter broadcast");
 
-  auto summary = json::object();
-  summary["status"] = "running";
-  summary["command"] = "train";
-  if (dist) summary["world_size"] = s.world;
-  if (s.main) s.run.write_summary(summary);
+  s.summary = json::object();
+  s.summary["status"] = "running";
+  s.summary["command"] = "train";
+  if (dist) s.summary["world_size"] = s.world;
+  if (s.main) s.run.write_summary(s.summary);
+  s.t0 = std::chrono::steady_clock::now();
+  return step;
+}
 
-  while (true) {
-    int64_t total = s.phase == 1 ? to.phase1_steps : to.steps;
-    e.model->train(true);
-    e.method->train(true);
-    core::Progress progress(s.phase == 1 ? "phase 1" : "train", total);
-    auto t0 = std::chrono::steady_clock::now();
-    bool stop_early = false;
-    // evaluates after `done` steps, updates the selection, writes best/latest checkpoints
-    auto eval_and_checkpoint = [&](int64_t done) {
-      int64_t step = done - 1;
-      auto r = s.evaluate_now(step + 1);
-      double score = to.select == "source_val" ? r["source_val_acc"].get<double>()
-                     : to.select == "oracle"   ? r["target_test_acc"].get<double>()
-                                               : -r["target_entropy"].get<double>();
-      bool improved = score > s.best_score;
-      if (improved) {
-        s.best_score = score;
-        s.best_step = step + 1;
-        s.best_eval = r;
-        s.evals_since_best = 0;
+void Trainer::check_stop(int64_t step) {
+  auto& s = *s_;
+  const auto& to = s.to;
+  const bool dist = s.comm != nullptr;
+  // distributed: the ranks stop together, at the step after the one whose all-reduce carried
+  // the request (a signal reaches the ranks at different moments)
+  if (dist ? s.stop_all : core::stop_requested()) {
+    s.save("latest.pt", step, true);
+    s.summary["status"] = "interrupted";
+    s.summary["step"] = step;
+    if (s.main) {
+      s.metrics.flush();
+      s.run.write_summary(s.summary);
+    }
+    if (dist) s.comm->barrier("barrier after the interrupt checkpoint");  // rank 0 has written it
+    throw core::Error(core::str("interrupted by signal ", core::stop_signal(), " at step ", step, "; resume with: ",
+                                dist ? core::str("shiftlab launch -n ", s.world, " -- train --resume ")
+                                     : std::string("shiftlab train --resume "),
+                                s.run.path()));
+  }
+  if (const auto& hook = core::test_hooks();
+      step == hook.fail_at_step && (hook.fail_rank < 0 || (dist && s.comm->rank() == hook.fail_rank)))
+    ::kill(::getpid(), SIGKILL);
+}
+
+StepResult Trainer::train_step(int64_t step, int64_t total) {
+  auto& s = *s_;
+  auto& e = s.e;
+  const auto& to = s.to;
+  const bool dist = s.comm != nullptr;
+  core::check(s.opt != nullptr, "Trainer::train_step() before setup()");
+  double f = lr_factor(s.so, step, total);
+  auto& groups = s.opt->param_groups();
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(s.base_lrs[i] * f);
+
+  auto bs = s.src_it->next();
+  auto xs = bs.images.to(e.device, true);
+  auto ys = bs.labels.to(e.device, true);
+  losses::StepOutputs out;
+  out.labels_s = ys;
+  out.progress = static_cast<double>(step) / std::max<int64_t>(1, total);
+  out.step = step;
+  int64_t ns = xs.size(0), nt = 0;
+  {
+    AutocastGuard ag(e.device, to.amp);
+    if (s.uses_target) {
+      auto bt = s.tgt_it->next();
+      auto xt = bt.images.to(e.device, true);
+      nt = xt.size(0);
+      if (to.together) {
+        auto o = e.model->forward(torch::cat({xs, xt}), e.method_taps);
+        out.f_s = o.features.narrow(0, 0, ns);
+        out.f_t = o.features.narrow(0, ns, nt);
+        out.logits_s = o.logits.narrow(0, 0, ns);
+        out.logits_t = o.logits.narrow(0, ns, nt);
+        for (auto& [k, v] : o.taps) {
+          out.taps_s[k] = v.narrow(0, 0, ns);
+          out.taps_t[k] = v.narrow(0, ns, nt);
+        }
       } else {
-        s.evals_since_best++;
+        auto os = e.model->forward(xs, e.method_taps);
+        auto ot = e.model->forward(xt, e.method_taps);
+        out.f_s = os.features;
+        out.logits_s = os.logits;
+        out.taps_s = os.taps;
+        out.f_t = ot.features;
+        out.logits_t = ot.logits;
+        out.taps_t = ot.taps;
       }
-      double tacc = r["target_test_acc"].get<double>();
-      if (tacc > s.oracle_best) {
-        s.oracle_best = tacc;
-        s.oracle_step = step + 1;
-      }
-      s.last_eval = r;
-      json row = r;
-      row.erase("target_test_per_class");
-      row.erase("target_test_confusion");
-      row["selected"] = improved;
-      if (s.main) {
-        s.metrics.log(row);
-        s.metrics.flush();
-      }
-      core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", step + 1, ": source-val ",
-                     fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(tacc), " %",
-                     improved ? " (best so far by " + to.select + ")" : "");
-      e.model->train(true);
-      e.method->train(true);
-      if (improved) s.save(s.phase == 1 ? "best_phase1.pt" : "best.pt", step + 1, false);
-      s.save("latest.pt", step + 1, true);
-      if (to.keep > 0) {
-        s.save(core::str("step-", step + 1, ".pt"), step + 1, false);
-        if (!s.main) return;
-        // drop the oldest beyond keep
-        std::vector<std::pair<int64_t, fs::path>> steps;
-        for (auto& de : fs::directory_iterator(s.run.path())) {
-          auto n = de.path().filename().string();
-          // step-<N>.pt only (a stray step-x.pt or step-1.pt.tmp.* is not ours to remove)
-          if (n.rfind("step-", 0) != 0 || n.size() <= 8 || n.compare(n.size() - 3, 3, ".pt") != 0) continue;
-          auto digits = n.substr(5, n.size() - 8);
-          if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-          steps.emplace_back(std::stoll(digits), de.path());
-        }
-        std::sort(steps.begin(), steps.end());
-        for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);
-      }
-    };
-    for (; step < total; ++step) {
-      // distributed: the ranks stop together, at the step after the one whose all-reduce carried
-      // the request (a signal reaches the ranks at different moments)
-      if (dist ? s.stop_all : core::stop_requested()) {
-        s.save("latest.pt", step, true);
-        summary["status"] = "interrupted";
-        summary["step"] = step;
-        if (s.main) {
-          s.metrics.flush();
-          s.run.write_summary(summary);
-        }
-        if (dist) s.comm->barrier("barrier after the interrupt checkpoint");  // rank 0 has written it
-        throw core::Error(core::str("interrupted by signal ", core::stop_signal(), " at step ", step,
-                                    "; resume with: ",
-                                    dist ? core::str("shiftlab launch -n ", s.world, " -- train --resume ")
-                                         : std::string("shiftlab train --resume "),
-                                    s.run.path()));
-      }
-      if (const auto& hook = core::test_hooks();
-          step == hook.fail_at_step && (hook.fail_rank < 0 || (dist && s.comm->rank() == hook.fail_rank)))
-        ::kill(::getpid(), SIGKILL);
-      double f = lr_factor(s.so, step, total);
-      auto& groups = s.opt->param_groups();
-      for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(s.base_lrs[i] * f);
-
-      auto bs = s.src_it->next();
-      auto xs = bs.images.to(e.device, true);
-      auto ys = bs.labels.to(e.device, true);
-      losses::StepOutputs out;
-      out.labels_s = ys;
-      out.progress = static_cast<double>(step) / std::max<int64_t>(1, total);
-      out.step = step;
-      int64_t ns = xs.size(0), nt = 0;
-      {
-        AutocastGuard ag(e.device, to.amp);
-        if (uses_target) {
-          auto bt = s.tgt_it->next();
-          auto xt = bt.images.to(e.device, true);
-          nt = xt.size(0);
-          if (to.together) {
-            auto o = e.model->forward(torch::cat({xs, xt}), e.method_taps);
-            out.f_s = o.features.narrow(0, 0, ns);
-            out.f_t = o.features.narrow(0, ns, nt);
-            out.logits_s = o.logits.narrow(0, 0, ns);
-            out.logits_t = o.logits.narrow(0, ns, nt);
-            for (auto& [k, v] : o.taps) {
-              out.taps_s[k] = v.narrow(0, 0, ns);
-              out.taps_t[k] = v.narrow(0, ns, nt);
-            }
-          } else {
-            auto os = e.model->forward(xs, e.method_taps);
-            auto ot = e.model->forward(xt, e.method_taps);
-            out.f_s = os.features;
-            out.logits_s = os.logits;
-            out.taps_s = os.taps;
-            out.f_t = ot.features;
-            out.logits_t = ot.logits;
-            out.taps_t = ot.taps;
-          }
-        } else {
-          auto o = e.model->forward(xs, e.method_taps);
-          out.f_s = o.features;
-          out.logits_s = o.logits;
-          out.taps_s = o.taps;
-        }
-      }
-      if (to.amp != "none") {
-        out.f_s = out.f_s.to(torch::kFloat);
-        out.logits_s = out.logits_s.to(torch::kFloat);
-        if (out.f_t.defined()) out.f_t = out.f_t.to(torch::kFloat), out.logits_t = out.logits_t.to(torch::kFloat);
-      }
-      auto ce = torch::nn::functional::cross_entropy(
-          out.logits_s, ys, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(to.label_smoothing));
-      auto terms = e.method->loss(out);
-      auto loss = terms.total.defined() ? ce + terms.total : ce;
-      // NaN guard: on CPU every step (cheap); on CUDA at logging steps only (no per-step sync)
-      bool check_now = !e.device.is_cuda() || (step + 1) % to.log_every == 0;
-      auto nan_guard = [&](const torch::Tensor& loss_v, const torch::Tensor& ce_v,
-                           const std::vector<std::pair<std::string, torch::Tensor>>& terms_v) {
-        if (std::isfinite(loss_v.item<double>())) return;
-        std::string culprit = "ce";
-        if (std::isfinite(ce_v.item<double>()))
-          for (auto& [n, t] : terms_v)
-            if (!std::isfinite(t.item<double>())) {
-              culprit = n;
-              break;
-            }
-        summary["status"] = "failed";
-        summary["error"] = core::str("non-finite loss at step ", step, " (term '", culprit, "')");
-        if (s.main) {
-          s.metrics.flush();
-          s.run.write_summary(summary);
-        }
-        throw core::Error(core::str("non-finite loss at step ", step, ": term '", culprit, "' = ",
-                                    culprit == "ce" ? ce_v.item<double>() : loss_v.item<double>(),
-                                    dist ? " (mean over ranks)" : "", "; the last good checkpoint stays in ",
-                                    s.run.path()));
-      };
-      if (!dist && check_now) nan_guard(loss, ce, terms.terms);
-      s.opt->zero_grad();
-      loss.backward();
-      if (dist) {
-        s.reducer->finish(core::str("gradient all-reduce at step ", step));
-        // the loss terms averaged over ranks (logging, NaN guard) and the stop request, in one
-        // all-reduce; a NaN on any rank makes every rank stop here, before the update
-        std::vector<torch::Tensor> parts{loss.detach().reshape({1}), ce.detach().reshape({1})};
-        for (auto& [n, t] : terms.terms) parts.push_back(t.detach().reshape({1}).to(loss.scalar_type()));
-        auto pack = torch::cat(parts).to(torch::kDouble) / static_cast<double>(s.world);
-        pack = torch::cat({pack, torch::full({1}, core::stop_requested() ? 1.0 : 0.0, pack.options())});
-        s.comm->allreduce_sum(pack, core::str("loss all-reduce at step ", step));
-        loss = pack[0];
-        ce = pack[1];
-        for (size_t i = 0; i < terms.terms.size(); ++i) terms.terms[i].second = pack[static_cast<int64_t>(2 + i)];
-        if (check_now) {
-          s.stop_all = pack[static_cast<int64_t>(2 + terms.terms.size())].item<double>() > 0;
-          nan_guard(loss, ce, terms.terms);
-        }
-      }
-      if (s.oo.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.oo.grad_clip);
-      s.opt->step();
-
-      // accumulate terms (device tensors; no host sync until logging)
-      auto add = [&](const std::string& k, const torch::Tensor& v) {
-        auto d = v.detach().to(torch::kDouble);
-        auto it = s.acc.find(k);
-        if (it == s.acc.end()) s.acc[k] = d.clone();
-        else it->second += d;
-      };
-      add("loss", loss);
-      add("ce", ce);
-      for (auto& [n, t] : terms.terms) add(n, t);
-      s.acc_n++;
-      s.images += static_cast<double>(ns + nt) * s.world;  // over all ranks
-
-      bool log_now = (step + 1) % to.log_every == 0 || step + 1 == total;
-      if (log_now) {
-        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        s.train_seconds += el;
-        json row;
-        row["step"] = step + 1;
-        row["phase"] = s.phase;
-        row["lr"] = s.opt->param_groups().back().options().get_lr();
-        for (auto& [k, v] : s.acc) row[k] = v.item<double>() / std::max<int64_t>(1, s.acc_n);
-        row["images_per_s"] = el > 0 ? s.images / el : 0.0;
-        if (s.main) s.metrics.log(row);
-        progress.update(step + 1, core::str("loss ", fmt(row["loss"].get<double>(), 4)));
-        core::log_to_file_only(row.dump());
-        s.acc.clear();
-        s.acc_n = 0;
-        s.images = 0;
-        t0 = std::chrono::steady_clock::now();
-      }
-      bool eval_now = (to.eval_every > 0 && (step + 1) % to.eval_every == 0) || step + 1 == total;
-      if (eval_now) {
-        eval_and_checkpoint(step + 1);
-        if (to.early_stop > 0 && s.evals_since_best >= to.early_stop) {
-          core::log_info("early stop: ", s.evals_since_best, " evaluations without improvement");
-          stop_early = true;
-          ++step;
+    } else {
+      auto o = e.model->forward(xs, e.method_taps);
+      out.f_s = o.features;
+      out.logits_s = o.logits;
+      out.taps_s = o.taps;
+    }
+  }
+  if (to.amp != "none") {
+    out.f_s = out.f_s.to(torch::kFloat);
+    out.logits_s = out.logits_s.to(torch::kFloat);
+    if (out.f_t.defined()) out.f_t = out.f_t.to(torch::kFloat), out.logits_t = out.logits_t.to(torch::kFloat);
+  }
+  auto ce = torch::nn::functional::cross_entropy(
+      out.logits_s, ys, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(to.label_smoothing));
+  auto terms = e.method->loss(out);
+  auto loss = terms.total.defined() ? ce + terms.total : ce;
+  // NaN guard: on CPU every step (cheap); on CUDA at logging steps only (no per-step sync)
+  bool check_now = !e.device.is_cuda() || (step + 1) % to.log_every == 0;
+  auto nan_guard = [&](const torch::Tensor& loss_v, const torch::Tensor& ce_v,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& terms_v) {
+    if (std::isfinite(loss_v.item<double>())) return;
+    std::string culprit = "ce";
+    if (std::isfinite(ce_v.item<double>()))
+      for (auto& [n, t] : terms_v)
+        if (!std::isfinite(t.item<double>())) {
+          culprit = n;
           break;
         }
-      }
+    s.summary["status"] = "failed";
+    s.summary["error"] = core::str("non-finite loss at step ", step, " (term '", culprit, "')");
+    if (s.main) {
+      s.metrics.flush();
+      s.run.write_summary(s.summary);
     }
-    if (total == 0) eval_and_checkpoint(0);
-    progress.finish();
-    if (s.phase == 1) {
-      // phase 2: reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer
-      core::log_info("phase 1 done (best at step ", s.best_step, "); phase 2 with model.freeze = ", mo.freeze);
-      if (s.main) {
-        CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
-        s.base_reference(p);
-        load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
-      }
-      if (dist) s.comm->broadcast(s.state_tensors(), "phase-2 parameter broadcast");  // rank 0 read the file
-      e.model->apply_freeze(mo.freeze, mo.bn);
-      s.phase = 2;
-      s.best_score = -std::numeric_limits<double>::infinity();
-      s.best_step = -1;
-      s.evals_since_best = 0;
-      s.build_optimizer(false);
-      step = 0;
-      continue;
+    throw core::Error(core::str("non-finite loss at step ", step, ": term '", culprit, "' = ",
+                                culprit == "ce" ? ce_v.item<double>() : loss_v.item<double>(),
+                                dist ? " (mean over ranks)" : "", "; the last good checkpoint stays in ",
+                                s.run.path()));
+  };
+  if (!dist && check_now) nan_guard(loss, ce, terms.terms);
+  s.opt->zero_grad();
+  loss.backward();
+  if (dist) {
+    s.reducer->finish(core::str("gradient all-reduce at step ", step));
+    // the loss terms averaged over ranks (logging, NaN guard) and the stop request, in one
+    // all-reduce; a NaN on any rank makes every rank stop here, before the update
+    std::vector<torch::Tensor> parts{loss.detach().reshape({1}), ce.detach().reshape({1})};
+    for (auto& [n, t] : terms.terms) parts.push_back(t.detach().reshape({1}).to(loss.scalar_type()));
+    auto pack = torch::cat(parts).to(torch::kDouble) / static_cast<double>(s.world);
+    pack = torch::cat({pack, torch::full({1}, core::stop_requested() ? 1.0 : 0.0, pack.options())});
+    s.comm->allreduce_sum(pack, core::str("loss all-reduce at step ", step));
+    loss = pack[0];
+    ce = pack[1];
+    for (size_t i = 0; i < terms.terms.size(); ++i) terms.terms[i].second = pack[static_cast<int64_t>(2 + i)];
+    if (check_now) {
+      s.stop_all = pack[static_cast<int64_t>(2 + terms.terms.size())].item<double>() > 0;
+      nan_guard(loss, ce, terms.terms);
     }
-    (void)stop_early;
-    break;
   }
-  if (s.main) s.metrics.flush();
+  if (s.oo.grad_clip > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.oo.grad_clip);
+  s.opt->step();
 
+  // accumulate terms (device tensors; no host sync until logging)
+  auto add = [&](const std::string& k, const torch::Tensor& v) {
+    auto d = v.detach().to(torch::kDouble);
+    auto it = s.acc.find(k);
+    if (it == s.acc.end()) s.acc[k] = d.clone();
+    else it->second += d;
+  };
+  add("loss", loss);
+  add("ce", ce);
+  for (auto& [n, t] : terms.terms) add(n, t);
+  s.acc_n++;
+  s.images += static_cast<double>(ns + nt) * s.world;  // over all ranks
+
+  // the values for the caller: device tensors, read on CPU only (no per-step sync on CUDA)
+  StepResult r;
+  r.source_images = ns;
+  r.target_images = nt;
+  if (!e.device.is_cuda()) {
+    r.loss = loss.item<double>();
+    r.ce = ce.item<double>();
+    for (auto& [n, t] : terms.terms) r.terms.emplace_back(n, t.item<double>());
+  }
+  return r;
+}
+
+void Trainer::log_progress(int64_t done) {
+  auto& s = *s_;
+  double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
+  s.train_seconds += el;
+  json row;
+  row["step"] = done;
+  row["phase"] = s.phase;
+  row["lr"] = s.opt->param_groups().back().options().get_lr();
+  for (auto& [k, v] : s.acc) row[k] = v.item<double>() / std::max<int64_t>(1, s.acc_n);
+  row["images_per_s"] = el > 0 ? s.images / el : 0.0;
+  if (s.main) s.metrics.log(row);
+  if (s.progress) s.progress->update(done, core::str("loss ", fmt(row.value("loss", std::nan("")), 4)));
+  core::log_to_file_only(row.dump());
+  s.acc.clear();
+  s.acc_n = 0;
+  s.images = 0;
+  s.t0 = std::chrono::steady_clock::now();
+}
+
+json Trainer::evaluate_and_select(int64_t done) {
+  auto& s = *s_;
+  auto& e = s.e;
+  const auto& to = s.to;
+  auto r = s.evaluate_now(done);
+  const bool improved = s.sel.update(r, done, to.select);
+  json row = r;
+  row.erase("target_test_per_class");
+  row.erase("target_test_confusion");
+  row["selected"] = improved;
+  if (s.main) {
+    s.metrics.log(row);
+    s.metrics.flush();
+  }
+  core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", done, ": source-val ",
+                 fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(r["target_test_acc"].get<double>()),
+                 " %", improved ? " (best so far by " + to.select + ")" : "");
+  e.model->train(true);
+  e.method->train(true);
+  r["selected"] = improved;
+  return r;
+}
+
+void Trainer::checkpoint(int64_t done, bool selected) {
+  auto& s = *s_;
+  const auto& to = s.to;
+  if (selected) s.save(s.phase == 1 ? "best_phase1.pt" : "best.pt", done, false);
+  s.save("latest.pt", done, true);
+  if (to.keep <= 0) return;
+  s.save(core::str("step-", done, ".pt"), done, false);
+  if (!s.main) return;
+  // drop the oldest beyond keep
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  for (auto& de : fs::directory_iterator(s.run.path())) {
+    auto n = de.path().filename().string();
+    // step-<N>.pt only (a stray step-x.pt or step-1.pt.tmp.* is not ours to remove)
+    if (n.rfind("step-", 0) != 0 || n.size() <= 8 || n.compare(n.size() - 3, 3, ".pt") != 0) continue;
+    auto digits = n.substr(5, n.size() - 8);
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    steps.emplace_back(std::stoll(digits), de.path());
+  }
+  std::sort(steps.begin(), steps.end());
+  for (size_t i = 0; i + static_cast<size_t>(to.keep) < steps.size(); ++i) fs::remove(steps[i].second);
+}
+
+void Trainer::begin_phase2() {
+  auto& s = *s_;
+  auto& e = s.e;
+  core::check(s.phase == 1, "Trainer::begin_phase2() outside phase 1");
+  // reload the best head-only checkpoint, unfreeze as model.freeze says, new optimizer
+  core::log_info("phase 1 done (best at step ", s.sel.best_step, "); phase 2 with model.freeze = ", s.mo.freeze);
+  if (s.main) {
+    CheckpointParts p{e.model.ptr().get(), e.method.get(), nullptr, {}};
+    s.base_reference(p);
+    load_checkpoint(s.ckpt("best_phase1.pt"), p, false);
+  }
+  if (s.comm) s.comm->broadcast(s.state_tensors(), "phase-2 parameter broadcast");  // rank 0 read the file
+  e.model->apply_freeze(s.mo.freeze, s.mo.bn);
+  s.phase = 2;
+  s.sel.reset_best();
+  s.build_optimizer(false);
+}
+
+json Trainer::finish(int64_t steps) {
+  auto& s = *s_;
+  auto& e = s.e;
+  const auto& to = s.to;
+  if (s.main) s.metrics.flush();
+  auto& summary = s.summary;
   summary["status"] = "completed";
-  summary["steps"] = step;
+  summary["steps"] = steps;
   summary["select"] = to.select;
   summary["oracle_selected"] = to.select == "oracle";
   auto strip = [](json r) {
     r.erase("target_test_confusion");
     return r;
   };
-  summary["selected"] = strip(s.best_eval);
+  summary["selected"] = strip(s.sel.best_eval);
   summary["selected_note"] = to.select == "oracle"
                                  ? "ORACLE: the checkpoint was selected with target-test labels; not a fair DA result"
                                  : "selected without target labels (" + to.select + ")";
-  summary["oracle"] = {{"step", s.oracle_step}, {"target_test_acc", s.oracle_best}};
-  summary["last"] = strip(s.last_eval);
+  summary["oracle"] = {{"step", s.sel.oracle_step}, {"target_test_acc", s.sel.oracle_best}};
+  summary["last"] = strip(s.sel.last_eval);
   summary["method"] = e.method->describe();
   summary["num_classes"] = e.num_classes;
   summary["source"] = e.source->describe();
   summary["target"] = e.target->describe();
   summary["train_seconds"] = s.train_seconds;
+  summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
   if (s.main) s.run.write_summary(summary);
   return summary;
+}
+
+// ---------------------------------------------------------------- fit
+
+json Trainer::fit(bool resume) {
+  auto& s = *s_;
+  const auto& to = s.to;
+  int64_t step = setup(resume);
+  while (true) {
+    const int64_t total = s.phase == 1 ? to.phase1_steps : to.steps;
+    s.e.model->train(true);
+    s.e.method->train(true);
+    core::Progress progress(s.phase == 1 ? "phase 1" : "train", total);
+    s.progress = &progress;
+    struct Detach {  // the progress bar dies with this scope
+      State& st;
+      ~Detach() { st.progress = nullptr; }
+    } detach{s};
+    s.t0 = std::chrono::steady_clock::now();
+    for (; step < total; ++step) {
+      check_stop(step);
+      train_step(step, total);
+      if ((step + 1) % to.log_every == 0 || step + 1 == total) log_progress(step + 1);
+      const bool eval_now = (to.eval_every > 0 && (step + 1) % to.eval_every == 0) || step + 1 == total;
+      if (!eval_now) continue;
+      auto ev = evaluate_and_select(step + 1);
+      checkpoint(step + 1, ev["selected"].get<bool>());
+      if (to.early_stop > 0 && s.sel.evals_since_best >= to.early_stop) {
+        core::log_info("early stop: ", s.sel.evals_since_best, " evaluations without improvement");
+        ++step;
+        break;
+      }
+    }
+    if (total == 0) checkpoint(0, evaluate_and_select(0)["selected"].get<bool>());
+    progress.finish();
+    if (s.phase != 1) break;
+    begin_phase2();
+    step = 0;
+  }
+  return finish(step);
 }
 
 }  // namespace shiftlab::train
