@@ -79,29 +79,6 @@ std::vector<std::string> train_args(const std::string& runs, int64_t steps, cons
           "--optim.lr=0.01"};
 }
 
-std::string only_run(const std::string& runs) {
-  std::vector<std::string> dirs;
-  if (fs::exists(runs + "/t"))
-    for (auto& e : fs::directory_iterator(runs + "/t")) dirs.push_back(e.path().string());
-  EXPECT_EQ(dirs.size(), 1u) << runs;
-  return dirs.size() == 1 ? dirs[0] : "";
-}
-
-// metrics.jsonl rows without the one wall-clock field
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    j.erase("images_per_s");
-    rows.push_back(j);
-  }
-  return rows;
-}
-
-nlohmann::json summary(const std::string& run) { return nlohmann::json::parse(core::read_file(run + "/summary.json")); }
-
 size_t lines_in(const std::string& path) {
   std::ifstream in(path);
   return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
@@ -128,7 +105,7 @@ std::string interrupted_run(const std::string& runs, int sig) {
   EXPECT_NE(r.err.find("shiftlab: error: interrupted by signal " + std::to_string(sig) + " at step "), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("resume with: shiftlab train --resume " + run), std::string::npos) << r.err;
-  auto s = summary(run);
+  auto s = testutil::run_summary(run);
   EXPECT_EQ(s["status"], "interrupted") << s.dump();
   EXPECT_LT(s["step"].get<int64_t>(), kSteps);
   EXPECT_GE(s["step"].get<int64_t>(), 3);
@@ -147,17 +124,17 @@ TEST(CrashSafety, SigtermAndSigintStopWithACheckpointAndResumeEqualsUninterrupte
   auto straight_runs = testutil::fresh_dir("crash_straight");
   auto straight = testutil::run_cli(train_args(straight_runs, kSteps));
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
-  auto want = metrics(only_run(straight_runs));
+  auto want = testutil::run_metrics(testutil::only_run(straight_runs));
   ASSERT_EQ(want.size(), static_cast<size_t>(kSteps + 4));
-  auto want_summary = summary(only_run(straight_runs));
+  auto want_summary = testutil::run_summary(testutil::only_run(straight_runs));
 
   for (int sig : {SIGTERM, SIGINT}) {
     auto runs = testutil::fresh_dir("crash_signal_" + std::to_string(sig));
     auto run = interrupted_run(runs, sig);
     auto resumed = testutil::run_cli({"train", "--resume", run, "--run.log_level=error"});
     ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-    EXPECT_EQ(metrics(run), want) << "signal " << sig;
-    auto s = summary(run);
+    EXPECT_EQ(testutil::run_metrics(run), want) << "signal " << sig;
+    auto s = testutil::run_summary(run);
     EXPECT_EQ(s["status"], "completed");
     EXPECT_EQ(s["selected"], want_summary["selected"]) << "signal " << sig;
     EXPECT_EQ(s["last"], want_summary["last"]) << "signal " << sig;
@@ -173,7 +150,7 @@ TEST(Determinism, SameSeedTwiceGivesIdenticalMetrics) {
     for (std::string a; ss >> a;) args.push_back(a);
     auto r = testutil::run_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    got.push_back(metrics(only_run(runs)));
+    got.push_back(testutil::run_metrics(testutil::only_run(runs)));
     ASSERT_EQ(got.back().size(), 24u + 4u);
   }
   EXPECT_EQ(got[0], got[1]) << "the same seed twice";

@@ -87,28 +87,6 @@ std::vector<std::string> train_args(const std::string& runs, const std::string& 
           "--dist.timeout=60"};
 }
 
-std::string only_run(const std::string& runs) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(fs::path(runs) / "t"))
-    for (auto& e : fs::directory_iterator(fs::path(runs) / "t")) dirs.push_back(e.path());
-  EXPECT_EQ(dirs.size(), 1u) << runs;
-  return dirs.empty() ? "" : dirs[0].string();
-}
-
-nlohmann::json summary(const std::string& run) { return nlohmann::json::parse(core::read_file(run + "/summary.json")); }
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    j.erase("images_per_s");  // wall-clock dependent
-    rows.push_back(j);
-  }
-  return rows;
-}
-
 // Every tensor of a checkpoint's model and method sections, by dotted name.
 void flatten(torch::serialize::InputArchive& ar, const std::string& prefix, std::map<std::string, torch::Tensor>& out) {
   for (auto& k : ar.keys()) {
@@ -385,7 +363,7 @@ static Pair run_pair(const std::string& tag, const std::string& method, const st
   auto two = run_cli(launch(2, two_args));
   EXPECT_EQ(two.exit_code, 0) << two.err;
   if (one.exit_code || two.exit_code) return {};
-  return {only_run(one_dir), only_run(two_dir)};
+  return {testutil::only_run(one_dir), testutil::only_run(two_dir)};
 }
 
 static const std::vector<std::string> kVit{"--model.backbone=vit_tiny_patch16_224", "--model.image_size=32",
@@ -400,7 +378,7 @@ static void expect_same_as_one_process(const std::string& method, const std::str
   auto [d, where] = max_diff(a, b);
   EXPECT_LT(d, 1e-5) << method << ": largest difference at " << where;
   // the logged (rank-averaged) loss terms are the one-process ones, step by step
-  auto ma = metrics(p.one), mb = metrics(p.two);
+  auto ma = testutil::run_metrics(p.one), mb = testutil::run_metrics(p.two);
   ASSERT_EQ(ma.size(), mb.size());
   for (size_t i = 0; i < ma.size(); ++i)
     for (auto& [k, v] : ma[i].items())
@@ -408,7 +386,7 @@ static void expect_same_as_one_process(const std::string& method, const std::str
         EXPECT_NEAR(v.get<double>(), mb[i][k].get<double>(), 1e-4) << "row " << i << " " << k;
       }
   // the evaluation, sharded over both ranks, counts every test image once
-  auto sa = summary(p.one), sb = summary(p.two);
+  auto sa = testutil::run_summary(p.one), sb = testutil::run_summary(p.two);
   EXPECT_EQ(sa["last"]["target_test_per_class"], sb["last"]["target_test_per_class"]);
   EXPECT_EQ(sa["last"]["source_val_acc"], sb["last"]["source_val_acc"]);
   EXPECT_NEAR(sa["last"]["target_entropy"].get<double>(), sb["last"]["target_entropy"].get<double>(), 1e-4);
@@ -474,7 +452,7 @@ TEST(DistTrain, ARankThatDiesEndsTheOtherWithinTheTimeout) {
   EXPECT_NE(err0.find("distributed"), std::string::npos) << err0;
   EXPECT_NE(err0.find("rank 0 of 2"), std::string::npos) << err0;
   EXPECT_EQ(std::count(err0.begin(), err0.end(), '\n'), 1) << err0;
-  EXPECT_EQ(summary(only_run(runs))["status"], "failed");
+  EXPECT_EQ(testutil::run_summary(testutil::only_run(runs))["status"], "failed");
 }
 
 TEST(DistTrain, AHungRankEndsTheOtherAtTheTimeout) {
@@ -543,15 +521,15 @@ TEST(DistTrain, ResumeOfTwoRanksEqualsUninterrupted) {
   kill_at_3.env["SHIFTLAB_TEST_FAIL_AT_STEP"] = "3";
   auto killed = testutil::run_cli_with(launch(2, base(runs_a)), kill_at_3);
   EXPECT_NE(killed.exit_code, 0) << killed.err;
-  auto run = only_run(runs_a);
+  auto run = testutil::only_run(runs_a);
   auto resumed = run_cli(launch(2, {"train", "--resume", run, "--run.log_level=warn"}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   auto runs_b = testutil::fresh_dir("dist_resume_b");
   auto straight = run_cli(launch(2, base(runs_b)));
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
-  auto run_b = only_run(runs_b);
-  EXPECT_EQ(metrics(run), metrics(run_b));
-  EXPECT_EQ(summary(run)["last"], summary(run_b)["last"]);
+  auto run_b = testutil::only_run(runs_b);
+  EXPECT_EQ(testutil::run_metrics(run), testutil::run_metrics(run_b));
+  EXPECT_EQ(testutil::run_summary(run)["last"], testutil::run_summary(run_b)["last"]);
   auto [d, where] = max_diff(checkpoint_tensors(run + "/latest.pt"), checkpoint_tensors(run_b + "/latest.pt"));
   EXPECT_EQ(d, 0.0) << where;
 }

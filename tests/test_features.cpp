@@ -137,12 +137,6 @@ double maxdiff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
-std::string one_line(const std::string& s) {
-  auto t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t;
-}
-
 }  // namespace
 
 TEST(Features, H5pySchemaAndValuesMatchForwardFeatures) {
@@ -362,7 +356,7 @@ TEST(Features, ProvenanceMismatchRefused) {
   auto cache = dir + "/c.h5";
   ASSERT_EQ(run_cli(args(cache, {"--limit=40"})).exit_code, 0);
   auto expect_refused = [](const std::string& err, const std::string& attr) {
-    auto msg = one_line(err);
+    auto msg = testutil::chomp(err);
     EXPECT_EQ(msg.find('\n'), std::string::npos) << err;
     EXPECT_NE(msg.find("different " + attr + " "), std::string::npos) << err;
   };
@@ -448,7 +442,7 @@ TEST(Features, BadFilesGiveOneLineErrors) {
   // the CLI refuses to write into a file that is not a cache
   auto r = run_cli(args(text, {"--limit=10"}));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(one_line(r.err).find('\n'), std::string::npos) << r.err;
+  EXPECT_EQ(testutil::chomp(r.err).find('\n'), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not an HDF5 file"), std::string::npos) << r.err;
   // a missing block is named, with the blocks that exist
   auto cache = dir + "/c.h5";

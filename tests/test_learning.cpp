@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSteps = 600;
+constexpr int kLearningSteps = 600;
 constexpr const char* kSeed = "0";
 constexpr double kSourceValFloor = 94.0;  ///< % on MNIST val (999 digits)
 constexpr double kMinGain = 5.0;          ///< DANN over source-only, target-test points (359 digits)
@@ -52,14 +52,14 @@ LearnResult learn_digits(const std::string& method) {
                               "--data.target.batch_size=32",
                               "--optim.lr=0.02",
                               "--dann.hidden=256",
-                              "--train.steps=" + std::to_string(kSteps),
+                              "--train.steps=" + std::to_string(kLearningSteps),
                               "--train.eval_every=0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   LearnResult out;
   for (auto& e : fs::directory_iterator(runs + "/digits")) out.run = e.path().string();
   auto s = nlohmann::json::parse(core::read_file(out.run + "/summary.json"));
   EXPECT_EQ(s["status"], "completed");
-  EXPECT_EQ(s["steps"], kSteps);
+  EXPECT_EQ(s["steps"], kLearningSteps);
   EXPECT_FALSE(s["oracle_selected"].get<bool>());
   out.target_test = s["selected"]["target_test_acc"].get<double>();
   out.source_val = s["selected"]["source_val_acc"].get<double>();

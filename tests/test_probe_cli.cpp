@@ -95,12 +95,6 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1)
   return path;
 }
 
-std::string one_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t;
-}
-
 class ProbeCli : public ::testing::Test {
  protected:
   // a directory per test: ctest runs the tests of this file as parallel processes
@@ -277,12 +271,12 @@ TEST_F(ProbeCli, MissingCacheAndBadOptionsAreOneLineErrors) {
   auto out = dir_ + "/never";
   auto r = run_cli({"probe", dir_ + "/missing.h5", "--out=" + out});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(one_line(r.err).find('\n'), std::string::npos) << r.err;
+  EXPECT_EQ(testutil::chomp(r.err).find('\n'), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("missing.h5"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));  // nothing written
   auto t = run_cli({"probe", far_, "--probe.taps=layer7", "--out=" + out});
   EXPECT_EQ(t.exit_code, 2) << t.err;
-  EXPECT_EQ(one_line(t.err).find('\n'), std::string::npos) << t.err;
+  EXPECT_EQ(testutil::chomp(t.err).find('\n'), std::string::npos) << t.err;
   EXPECT_NE(t.err.find("layer7"), std::string::npos) << t.err;
   EXPECT_FALSE(fs::exists(out));
   auto c = run_cli({"probe", far_, "--probe.Cs=1,abc"});
@@ -290,7 +284,7 @@ TEST_F(ProbeCli, MissingCacheAndBadOptionsAreOneLineErrors) {
   EXPECT_NE(c.err.find("probe.Cs"), std::string::npos) << c.err;
   auto a = run_cli({"advise", dir_ + "/missing.h5"});
   EXPECT_NE(a.exit_code, 0);
-  EXPECT_EQ(one_line(a.err).find('\n'), std::string::npos) << a.err;
+  EXPECT_EQ(testutil::chomp(a.err).find('\n'), std::string::npos) << a.err;
   auto h = run_cli({"probe", "--help"});
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("Examples:"), std::string::npos);

@@ -57,38 +57,17 @@ std::vector<std::string> base_args(const std::string& runs, const std::string& m
           "--optim.lr=0.01"};
 }
 
-std::string only_run(const std::string& runs) {
-  std::vector<fs::path> dirs;
-  for (auto& e : fs::directory_iterator(fs::path(runs) / "t")) dirs.push_back(e.path());
-  EXPECT_EQ(dirs.size(), 1u);
-  return dirs.empty() ? "" : dirs[0].string();
-}
-
-nlohmann::json summary(const std::string& run) { return nlohmann::json::parse(core::read_file(run + "/summary.json")); }
-
-std::vector<nlohmann::json> metrics(const std::string& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    j.erase("images_per_s");  // wall-clock dependent
-    rows.push_back(j);
-  }
-  return rows;
-}
-
 }  // namespace
 
 TEST(Train, SmokeRunWritesAFullRunDirectory) {
   auto runs = testutil::fresh_dir("train_smoke");
   auto r = run_cli(base_args(runs, "dann"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto run = only_run(runs);
+  auto run = testutil::only_run(runs);
   for (auto f : {"config.resolved.ini", "command.txt", "env.json", "log.txt", "metrics.jsonl", "metrics.csv",
                  "summary.json", "latest.pt", "best.pt"})
     EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
-  auto s = summary(run);
+  auto s = testutil::run_summary(run);
   EXPECT_EQ(s["status"], "completed");
   EXPECT_EQ(s["steps"], 12);
   EXPECT_FALSE(s["oracle_selected"].get<bool>());
@@ -96,7 +75,7 @@ TEST(Train, SmokeRunWritesAFullRunDirectory) {
   EXPECT_TRUE(s["oracle"]["target_test_acc"].is_number());
   EXPECT_GE(s["oracle"]["target_test_acc"].get<double>(), s["selected"]["target_test_acc"].get<double>());
   // every loss term of DANN is logged
-  auto rows = metrics(run);
+  auto rows = testutil::run_metrics(run);
   ASSERT_FALSE(rows.empty());
   EXPECT_TRUE(rows[0].contains("ce"));
   EXPECT_TRUE(rows[0].contains("loss"));
@@ -109,7 +88,7 @@ TEST(Train, SmokeRunWritesAFullRunDirectory) {
   auto runs2 = testutil::fresh_dir("train_rerun");
   auto r2 = run_cli({"train", "--config", run + "/config.resolved.ini", "--run.root=" + runs2});
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
-  auto run2 = only_run(runs2);
+  auto run2 = testutil::only_run(runs2);
   auto a = core::read_file(run + "/config.resolved.ini");
   auto b = core::read_file(run2 + "/config.resolved.ini");
   auto strip_root = [](std::string s) {
@@ -119,7 +98,7 @@ TEST(Train, SmokeRunWritesAFullRunDirectory) {
   };
   EXPECT_EQ(strip_root(a), strip_root(b));
   // and, being the same experiment with the same seed, gives the same result
-  EXPECT_EQ(summary(run2)["selected"], s["selected"]);
+  EXPECT_EQ(testutil::run_summary(run2)["selected"], s["selected"]);
 }
 
 TEST(Train, ResumeAfterSigkillEqualsUninterrupted) {
@@ -129,17 +108,17 @@ TEST(Train, ResumeAfterSigkillEqualsUninterrupted) {
   kill_at_6.env["SHIFTLAB_TEST_FAIL_AT_STEP"] = "6";
   auto killed = testutil::run_cli_with(args, kill_at_6);
   EXPECT_EQ(killed.exit_code, 128 + 9) << killed.err;
-  auto run = only_run(runs_a);
-  EXPECT_EQ(summary(run)["status"], "running");
+  auto run = testutil::only_run(runs_a);
+  EXPECT_EQ(testutil::run_summary(run)["status"], "running");
   auto resumed = run_cli({"train", "--resume", run, "--run.log_level=warn"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
 
   auto runs_b = testutil::fresh_dir("train_resume_b");
   auto straight = run_cli(base_args(runs_b, "dann"));
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
-  auto run_b = only_run(runs_b);
-  EXPECT_EQ(metrics(run), metrics(run_b));
-  auto sa = summary(run), sb = summary(run_b);
+  auto run_b = testutil::only_run(runs_b);
+  EXPECT_EQ(testutil::run_metrics(run), testutil::run_metrics(run_b));
+  auto sa = testutil::run_summary(run), sb = testutil::run_summary(run_b);
   EXPECT_EQ(sa["selected"], sb["selected"]);
   EXPECT_EQ(sa["last"], sb["last"]);
   EXPECT_EQ(sa["oracle"], sb["oracle"]);
@@ -154,7 +133,7 @@ TEST(Train, NanLossStopsWithAnErrorNamingTheStep) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("non-finite loss at step"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(summary(only_run(runs))["status"], "failed");
+  EXPECT_EQ(testutil::run_summary(testutil::only_run(runs))["status"], "failed");
 }
 
 TEST(Train, OracleSelectionIsFlagged) {
@@ -164,7 +143,7 @@ TEST(Train, OracleSelectionIsFlagged) {
   args.push_back("--train.steps=4");
   auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto s = summary(only_run(runs));
+  auto s = testutil::run_summary(testutil::only_run(runs));
   EXPECT_TRUE(s["oracle_selected"].get<bool>());
   EXPECT_NE(s["selected_note"].get<std::string>().find("ORACLE"), std::string::npos);
   EXPECT_EQ(s["selected"]["target_test_acc"], s["oracle"]["target_test_acc"]);
@@ -209,7 +188,7 @@ TEST(Train, WeightsExportRoundTrip) {
   auto args = base_args(runs, "source_only");
   args.push_back("--train.steps=4");
   ASSERT_EQ(run_cli(args).exit_code, 0);
-  auto run = only_run(runs);
+  auto run = testutil::only_run(runs);
   auto out = runs + "/lenet.safetensors";
   auto r = run_cli({"weights", "export", run, out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -229,7 +208,7 @@ TEST(Train, WeightsExportRoundTrip) {
   auto r2 = run_cli(args2);
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   auto out2 = runs2 + "/again.safetensors";
-  auto r3 = run_cli({"weights", "export", only_run(runs2), out2, "--checkpoint=latest"});
+  auto r3 = run_cli({"weights", "export", testutil::only_run(runs2), out2, "--checkpoint=latest"});
   ASSERT_EQ(r3.exit_code, 0) << r3.err;
   std::string cmp;
   rc = testutil::run_shell("cd " + testutil::source_path("scripts") +
@@ -249,18 +228,18 @@ TEST(Train, TwoPhaseRecipe) {
     args.push_back(a);
   auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto run = only_run(runs);
+  auto run = testutil::only_run(runs);
   EXPECT_TRUE(fs::exists(run + "/best_phase1.pt"));
   EXPECT_TRUE(fs::exists(run + "/best.pt"));
   // both phases logged, phase 1 first; the selected checkpoint is a phase-2 one
   std::vector<int> phases;
-  for (auto& row : metrics(run))
+  for (auto& row : testutil::run_metrics(run))
     if (row.contains("phase")) phases.push_back(row["phase"].get<int>());
   ASSERT_FALSE(phases.empty());
   EXPECT_EQ(phases.front(), 1);
   EXPECT_EQ(phases.back(), 2);
   EXPECT_TRUE(std::is_sorted(phases.begin(), phases.end()));
-  EXPECT_EQ(summary(run)["selected"]["phase"], 2);
+  EXPECT_EQ(testutil::run_summary(run)["selected"]["phase"], 2);
   auto log = core::read_file(run + "/log.txt");
   EXPECT_NE(log.find("phase 1 done"), std::string::npos);
 
@@ -273,7 +252,7 @@ TEST(Train, TwoPhaseRecipe) {
   args0.push_back("--train.steps=0");
   auto r0 = run_cli(args0);
   ASSERT_EQ(r0.exit_code, 0) << r0.err;
-  auto run0 = only_run(runs0);
+  auto run0 = testutil::only_run(runs0);
   core::Config cfg(train::experiment_schema());
   core::apply_ini_file(cfg, run + "/config.resolved.ini");
   auto tensors_of = [&](const std::string& ckpt) {

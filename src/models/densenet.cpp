@@ -13,7 +13,7 @@ using torch::nn::Conv2d;
 using torch::nn::Conv2dOptions;
 
 // torchvision's DenseNet initialisation: kaiming-normal (fan_in) convs, BatchNorm weight 1 / bias 0
-static Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+static Conv2d densenet_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
   Conv2d c(Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(false));
   torch::nn::init::kaiming_normal_(c->weight, 0, torch::kFanIn, torch::kReLU);
   return c;
@@ -21,9 +21,9 @@ static Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t p
 
 DenseLayerImpl::DenseLayerImpl(int64_t in, int64_t growth, int64_t bn_size) {
   norm1_ = register_module("norm1", BatchNorm2d(in));
-  register_module("conv1", conv(in, bn_size * growth, 1, 1, 0));
+  register_module("conv1", densenet_conv(in, bn_size * growth, 1, 1, 0));
   norm2_ = register_module("norm2", BatchNorm2d(bn_size * growth));
-  register_module("conv2", conv(bn_size * growth, growth, 3, 1, 1));
+  register_module("conv2", densenet_conv(bn_size * growth, growth, 3, 1, 1));
 }
 
 torch::Tensor DenseLayerImpl::forward(const std::vector<torch::Tensor>& previous) {
@@ -35,7 +35,7 @@ torch::Tensor DenseLayerImpl::forward(const std::vector<torch::Tensor>& previous
 DenseNetImpl::DenseNetImpl(const BackboneOptions& o, int64_t growth, std::vector<int64_t> blocks, int64_t init_features) {
   const int64_t bn_size = 4;
   features_ = register_module("features", std::make_shared<torch::nn::Module>());
-  features_->register_module("conv0", conv(o.in_channels, init_features, 7, 2, 3));
+  features_->register_module("conv0", densenet_conv(o.in_channels, init_features, 7, 2, 3));
   norm0_ = features_->register_module("norm0", BatchNorm2d(init_features));
   int64_t c = init_features;
   for (size_t k = 0; k < blocks.size(); ++k) {
@@ -50,7 +50,7 @@ DenseNetImpl::DenseNetImpl(const BackboneOptions& o, int64_t growth, std::vector
     if (k + 1 < blocks.size()) {
       auto t = features_->register_module("transition" + std::to_string(k + 1), std::make_shared<torch::nn::Module>());
       transition_norms_.push_back(t->register_module("norm", BatchNorm2d(c)));
-      t->register_module("conv", conv(c, c / 2, 1, 1, 0));
+      t->register_module("conv", densenet_conv(c, c / 2, 1, 1, 0));
       transitions_.push_back(t);
       c /= 2;
     }

@@ -12,7 +12,7 @@ using torch::nn::BatchNorm2d;
 using torch::nn::Conv2d;
 using torch::nn::Conv2dOptions;
 
-static Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+static Conv2d resnet_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
   return Conv2d(Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(false));
 }
 
@@ -20,21 +20,21 @@ ResBlockImpl::ResBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bo
     : bottleneck_(bottleneck) {
   int64_t expansion = bottleneck ? 4 : 1;
   if (bottleneck) {
-    conv1_ = register_module("conv1", conv(in_planes, planes, 1, 1, 0));
+    conv1_ = register_module("conv1", resnet_conv(in_planes, planes, 1, 1, 0));
     bn1_ = register_module("bn1", BatchNorm2d(planes));
-    conv2_ = register_module("conv2", conv(planes, planes, 3, stride, 1));
+    conv2_ = register_module("conv2", resnet_conv(planes, planes, 3, stride, 1));
     bn2_ = register_module("bn2", BatchNorm2d(planes));
-    conv3_ = register_module("conv3", conv(planes, planes * expansion, 1, 1, 0));
+    conv3_ = register_module("conv3", resnet_conv(planes, planes * expansion, 1, 1, 0));
     bn3_ = register_module("bn3", BatchNorm2d(planes * expansion));
   } else {
-    conv1_ = register_module("conv1", conv(in_planes, planes, 3, stride, 1));
+    conv1_ = register_module("conv1", resnet_conv(in_planes, planes, 3, stride, 1));
     bn1_ = register_module("bn1", BatchNorm2d(planes));
-    conv2_ = register_module("conv2", conv(planes, planes, 3, 1, 1));
+    conv2_ = register_module("conv2", resnet_conv(planes, planes, 3, 1, 1));
     bn2_ = register_module("bn2", BatchNorm2d(planes));
   }
   if (stride != 1 || in_planes != planes * expansion)
     downsample_ = register_module(
-        "downsample", torch::nn::Sequential(conv(in_planes, planes * expansion, 1, stride, 0),
+        "downsample", torch::nn::Sequential(resnet_conv(in_planes, planes * expansion, 1, stride, 0),
                                             BatchNorm2d(planes * expansion)));
 }
 
@@ -57,7 +57,7 @@ torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
 
 ResNetImpl::ResNetImpl(const BackboneOptions& o, std::vector<int64_t> depths, bool bottleneck)
     : small_stem_(o.small_stem) {
-  register_module("conv1", small_stem_ ? conv(o.in_channels, 64, 3, 1, 1) : conv(o.in_channels, 64, 7, 2, 3));
+  register_module("conv1", small_stem_ ? resnet_conv(o.in_channels, 64, 3, 1, 1) : resnet_conv(o.in_channels, 64, 7, 2, 3));
   bn1_ = register_module("bn1", BatchNorm2d(64));
   int64_t expansion = bottleneck ? 4 : 1, in_planes = 64;
   for (int s = 0; s < 4; ++s) {

@@ -1,5 +1,7 @@
 #include "support/testing.h"
 
+#include "core/fs.h"
+
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -272,6 +274,36 @@ void write_matrix(const std::string& path, const torch::Tensor& t) {
     for (int64_t j = 0; j < t.size(1); ++j) f << (j ? " " : "") << t[i][j].item<double>();
     f << "\n";
   }
+}
+
+std::string only_run(const std::string& runs, const std::string& name) {
+  std::vector<fs::path> dirs;
+  if (fs::exists(fs::path(runs) / name))
+    for (auto& e : fs::directory_iterator(fs::path(runs) / name)) dirs.push_back(e.path());
+  EXPECT_EQ(dirs.size(), 1u) << runs << "/" << name;
+  return dirs.size() == 1 ? dirs[0].string() : "";
+}
+
+nlohmann::json run_summary(const std::string& run) {
+  return nlohmann::json::parse(core::read_file(run + "/summary.json"));
+}
+
+std::vector<nlohmann::json> run_metrics(const std::string& run) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("images_per_s");  // wall-clock dependent
+    rows.push_back(j);
+  }
+  return rows;
+}
+
+std::string chomp(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t;
 }
 
 }  // namespace shiftlab::testutil

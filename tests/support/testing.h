@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
 #include <map>
 #include <string>
@@ -62,6 +64,15 @@ struct GradCheckResult {
 };
 GradCheckResult gradcheck(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
                           std::vector<torch::Tensor> inputs, double eps = 1e-6, uint64_t seed = 0);
+
+/// The one run directory under <runs>/<name>/ (a test failure when there is not exactly one).
+std::string only_run(const std::string& runs, const std::string& name = "t");
+/// A run's summary.json.
+nlohmann::json run_summary(const std::string& run);
+/// A run's metrics.jsonl rows without the wall-clock field images_per_s.
+std::vector<nlohmann::json> run_metrics(const std::string& run);
+/// `s` without its trailing newlines.
+std::string chomp(const std::string& s);
 
 /// Writes a 2-d tensor as text, one row a line, 17 significant digits (for numpy.loadtxt).
 void write_matrix(const std::string& path, const torch::Tensor& t);
