@@ -430,7 +430,6 @@ int64_t Trainer::setup(bool resume) {
 
 void Trainer::check_stop(int64_t step) {
   auto& s = *s_;
-  const auto& to = s.to;
   const bool dist = s.comm != nullptr;
   // distributed: the ranks stop together, at the step after the one whose all-reduce carried
   // the request (a signal reaches the ranks at different moments)
