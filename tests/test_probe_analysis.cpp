@@ -176,6 +176,7 @@ TEST(ProbeSvg, ChartsAreWellFormed) {
   c.title = "acc <by> layer & tap";
   c.categories = {"layer1", "layer2", "pooled"};
   c.series = {{"source", {50, 70, 90}, false}, {"target", {40, NAN, 60}, false}, {"A-distance", {1.9, 1.5, 1.2}, true}};
+  for (auto& series : c.series) series.markers = true;  // as the probe's per-layer charts draw them
   auto s = line_chart_svg(c);
   std::string why;
   EXPECT_TRUE(testutil::svg_well_formed(s, &why)) << why << "\n" << s;
