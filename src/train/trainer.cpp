@@ -335,6 +335,14 @@ Trainer::Trainer(Experiment& exp, const core::Config& cfg, const core::RunDir& r
     : s_(std::make_unique<State>(exp, cfg, run, comm)) {}
 Trainer::~Trainer() = default;
 
+// train.channels_last (CUDA): the 4-d parameters (convolution weights) in channels_last layout; the
+// input batches follow in the step, and cuDNN then keeps activations NHWC throughout
+static void params_to_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.parameters(true))
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 static std::string fmt(double v, int prec = 2) { return core::fixed(v, prec, std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"); }
 
 json Trainer::fit(bool resume) {
@@ -372,6 +380,8 @@ json Trainer::fit(bool resume) {
     s.phase = has_phase1 ? 1 : 2;
   }
   auto mo = models::model_options_from(s.cfg);
+  const bool channels_last = to.channels_last && e.device.is_cuda();
+  if (channels_last) params_to_channels_last(*e.model);
   if (s.phase == 1) e.model->apply_freeze("backbone", mo.bn);
   s.build_optimizer(s.phase == 1);
   if (resume) {
@@ -481,6 +491,7 @@ json Trainer::fit(bool resume) {
 
       auto bs = s.src_it->next();
       auto xs = bs.images.to(e.device, true);
+      if (channels_last && xs.dim() == 4) xs = xs.contiguous(at::MemoryFormat::ChannelsLast);
       auto ys = bs.labels.to(e.device, true);
       losses::StepOutputs out;
       out.labels_s = ys;
@@ -492,6 +503,7 @@ json Trainer::fit(bool resume) {
         if (uses_target) {
           auto bt = s.tgt_it->next();
           auto xt = bt.images.to(e.device, true);
+          if (channels_last && xt.dim() == 4) xt = xt.contiguous(at::MemoryFormat::ChannelsLast);
           nt = xt.size(0);
           if (to.together) {
             auto o = e.model->forward(torch::cat({xs, xt}), e.method_taps);
