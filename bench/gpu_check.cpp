@@ -437,6 +437,8 @@ int free_tcp_port() {
   return ntohs(sa.sin_port);
 }
 
+// Prints its JSON itself, before the process groups shut down, so a hanging shutdown (then ended by
+// the caller's time limit) still leaves the figures; the shutdown time goes to stderr.
 json mode_dist(const Args& a) {
   const auto dev = core::resolve_device(a.get("device", "auto"));
   train::DistOptions o;
@@ -492,7 +494,12 @@ json mode_dist(const Args& a) {
   out["seconds"] = seconds_since(t0);
   out["all_ok"] = out["allreduce_ok"].get<bool>() && out["allreduce_cpu_tensor_ok"].get<bool>() &&
                   out["broadcast_ok"].get<bool>() && out["allgather_ok"].get<bool>() && same;
-  return out;
+  out["cuda_available"] = core::cuda_available();
+  std::cout << out.dump() << std::endl;
+  auto t2 = std::chrono::steady_clock::now();
+  comm.reset();
+  std::cerr << "gpu_check: process groups shut down in " << seconds_since(t2) << " s\n";
+  return json();
 }
 
 }  // namespace
@@ -520,8 +527,10 @@ int main(int argc, char** argv) {
     else if (mode == "step") out = mode_step(a);
     else if (mode == "dist") out = mode_dist(a);
     else throw core::UsageError("unknown mode '" + mode + "' (agree, step, dist)");
-    out["cuda_available"] = core::cuda_available();
-    std::cout << out.dump() << std::endl;
+    if (!out.is_null()) {  // (dist printed its own)
+      out["cuda_available"] = core::cuda_available();
+      std::cout << out.dump() << std::endl;
+    }
     return 0;
   } catch (const core::UsageError& e) {
     std::cerr << "gpu_check: error: " << e.what() << "\n";

@@ -118,6 +118,10 @@ def get(d, *path):
     return d
 
 
+def ratio(a, b):
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
 def cmd_merge(out_dir):
     sec_dir = os.path.join(out_dir, "sections")
     sections = {}
@@ -149,14 +153,18 @@ def cmd_merge(out_dir):
         "digits_target_acc_device": get(F("digits"), "device_run", "target_test_acc"),
         "digits_target_acc_cpu": get(F("digits"), "cpu_run", "target_test_acc"),
         "digits_acc_difference": get(F("digits"), "difference"),
+        "digits_seed_difference_cpu": get(F("digits"), "seed_difference_cpu"),
+        "digits_close": get(F("digits"), "close"),
         "cpp_step_images_per_s": cpp,
         "cpp_step_ms": get(F("step_cpp"), "step_ms"),
         "cpp_peak_allocated_mib": get(F("step_cpp"), "peak_allocated_mib"),
         "python_eager_images_per_s": get(F("py_eager"), "images_per_s"),
         "python_compile_images_per_s": get(F("py_compile"), "images_per_s"),
         "python_compile_first_step_s": get(F("py_compile"), "first_step_seconds"),
+        "cpp_over_python_eager": ratio(cpp, get(F("py_eager"), "images_per_s")),
+        "cpp_over_python_compile": ratio(cpp, get(F("py_compile"), "images_per_s")),
         "e2e_jpeg_images_per_s": e2e,
-        "e2e_over_preloaded": (e2e / cpp) if (e2e and cpp) else None,
+        "e2e_over_preloaded": ratio(e2e, cpp),
         "dist_all_ok": get(F("dist"), "all_ok"),
         "dist_backend": get(F("dist"), "backend"),
         "deterministic_identical": get(F("determinism"), "identical"),

@@ -140,6 +140,31 @@ for i in range(n):
     im.save(os.path.join(out, "c%d" % c, "%04d.jpg" % i), quality=90)
 EOF
 
+# ---------------------------------------------------------------- isolation self-test
+# In a private mount namespace, the system's copies of every bundled library are covered with
+# /dev/null (a load that fell back to them would fail): the binaries must still start, run a
+# 1-rank Gloo group and a 2-step digits training with python's torch directories only.
+if unshare -m true 2>/dev/null; then
+  printf '%s\n' "${copied[@]}" >"$BUNDLE/.hide"
+  unshare -m bash -s -- "$BUNDLE" "$TORCH_LIBS" "$SRC" <<'EOF' || { echo "gpu_bundle: isolation self-test failed" >&2; rm -f "$BUNDLE/.hide"; exit 1; }
+set -euo pipefail
+B=$1 T=$2 SRC=$3
+while read -r p; do mount --bind /dev/null "$(readlink -f "$p")"; done <"$B/.hide"
+export LD_LIBRARY_PATH=$T
+tmp=$(mktemp -d)
+"$B/bin/shiftlab" --version | grep -q '^libtorch 2\.'
+"$B/bin/gpu_check" dist --device=cpu --backend=gloo 2>/dev/null | grep -q '"all_ok":true'
+"$B/bin/shiftlab" train --config "$SRC/configs/digits/mnist_to_uci.ini" --method=dann --train.steps=2 \
+  --train.eval_every=2 --run.device=cpu --run.root="$tmp" --data.source.root="$B/data" \
+  --data.target.root="$B/data" --run.log_level=warn >/dev/null
+rm -rf "$tmp"
+echo "gpu_bundle: isolation self-test passed ($(wc -l <"$B/.hide") system libraries hidden)"
+EOF
+  rm -f "$BUNDLE/.hide"
+else
+  echo "gpu_bundle: no private mount namespace here (unshare -m): isolation self-test skipped"
+fi
+
 # ---------------------------------------------------------------- manifest
 max_version() {  # PREFIX FILES...: the newest symbol version PREFIX_x.y.z the files need
   local p=$1; shift
