@@ -8,6 +8,10 @@
 #
 #   scripts/gpu_check.sh [--dry-run] [--quick] [--only=a,b,...] [--bundle=DIR]
 #
+# On the GPU machine: the repository's tracked files plus gpu-bundle/ (47 MiB), then
+# `bash scripts/gpu_check.sh` from the repository root; an estimated ~5 minutes (never run on a GPU yet); it stops
+# within GPU_CHECK_BUDGET (8 minutes), so one 10-minute call holds it; `--quick` if that is too much.
+#
 #   --dry-run   CPU, tiny sizes (automatic when python's torch sees no CUDA): every section whose code
 #               can run on a CPU runs (CUDA-only rows read "skipped: no CUDA"), to prove the script,
 #               the bundle's libraries and the Python side before a GPU is lent.
@@ -15,7 +19,7 @@
 #               GPU_CHECK_QUICK=1.
 #   --only      run only these sections (names below).
 # Env: OUT (default ./gpu-check-out), PYTHON (default python3), GPU_BUNDLE (default ./gpu-bundle),
-#      GPU_CHECK_BUDGET (seconds for all sections; default 540, one 10-minute call with margin;
+#      GPU_CHECK_BUDGET (seconds for all sections; default 480, inside one 10-minute call;
 #      1800 for a dry run), GPU_CHECK_RUNS (keep the run directories there; default a temporary one).
 #
 # Sections, in order (each time-boxed; one that fails or times out does not stop the others):
@@ -37,6 +41,11 @@ ALL_SECTIONS=(facts agree dist step_cpp py_eager e2e_jpeg digits determinism py_
 if [ "${1:-}" = "--section" ]; then
   name=$2
   S=$OUT/sections
+  # at the time limit `timeout` signals the whole process group: with a trap, bash first waits for
+  # the running command (shiftlab stops after its current step), so nothing outlives the section
+  # (one that ignores the signal gets SIGKILL 10 s later)
+  trap 'echo "section $name: time limit reached" >&2; exit 124' TERM INT
+  set -e  # a failing command fails the section (its error line goes to the JSON)
   sl() { LD_LIBRARY_PATH="$LIBS" "$BUNDLE/bin/shiftlab" "$@"; }
   gc() { LD_LIBRARY_PATH="$LIBS" "$BUNDLE/bin/gpu_check" "$@"; }
   report() { "$PY" "$SRC/bench/gpu_check_report.py" "$@"; }
@@ -50,12 +59,13 @@ if [ "${1:-}" = "--section" ]; then
     F=$S/facts.d; mkdir -p "$F"
     cp "$BUNDLE/MANIFEST.json" "$F/bundle-manifest.json" 2>/dev/null || true
     if command -v nvidia-smi >/dev/null; then
-      nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader >"$F/nvidia-smi.csv" 2>"$F/nvidia-smi.err"
-      nvidia-smi 2>&1 | head -n 12 >"$F/nvidia-smi.txt"
+      nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader >"$F/nvidia-smi.csv" \
+        2>"$F/nvidia-smi.err" || true
+      nvidia-smi 2>&1 | head -n 12 >"$F/nvidia-smi.txt" || true
     else
       echo "nvidia-smi not found" >"$F/nvidia-smi.err"
     fi
-    "$PY" - >"$F/torch.json" <<'EOF'
+    "$PY" - >"$F/torch.json" <<'EOF' || true
 import json, os, sys, torch
 d = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
      "torch_dir": os.path.dirname(torch.__file__), "cuda_available": torch.cuda.is_available(),
@@ -77,14 +87,15 @@ except Exception as e:
     d["triton"] = "not importable: %s" % str(e).splitlines()[0][:200]
 print(json.dumps(d))
 EOF
-    sl --version >"$F/shiftlab-version.txt" 2>&1 || echo "shiftlab --version failed: $(tail -n 1 "$F/shiftlab-version.txt")" >&2
+    version_rc=0
+    sl --version >"$F/shiftlab-version.txt" 2>&1 || version_rc=$?
     cat "$F/shiftlab-version.txt"
-    ldd --version 2>&1 | head -n 1 >"$F/glibc.txt"
+    ldd --version 2>&1 | head -n 1 >"$F/glibc.txt" || true
     (command -v nvcc >/dev/null && nvcc --version) >"$F/nvcc.txt" 2>&1 || true
-    (grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs; echo "cores $(getconf _NPROCESSORS_ONLN)") >"$F/cpu.txt" 2>/dev/null
+    (grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs; echo "cores $(getconf _NPROCESSORS_ONLN)") >"$F/cpu.txt" 2>/dev/null || true
     : >"$F/ldd-not-found.txt"; : >"$F/ldd-outside.txt"
     for b in "$BUNDLE"/bin/*; do
-      LD_LIBRARY_PATH="$LIBS" ldd "$b" | grep 'not found' | sed "s|^|$(basename "$b"): |" >>"$F/ldd-not-found.txt"
+      LD_LIBRARY_PATH="$LIBS" ldd "$b" 2>&1 | grep -e 'not found' -e 'error' | sed "s|^|$(basename "$b"): |" >>"$F/ldd-not-found.txt" || true
       # libraries resolved outside the bundle and python's torch/nvidia directories (the OS's own)
       LD_LIBRARY_PATH="$LIBS" ldd "$b" | awk '/=>/ && $3 ~ /^\// {print $3}' |
         grep -v -e "^$BUNDLE/" -e "^$SITE/" >>"$F/ldd-outside.txt" || true
@@ -93,6 +104,7 @@ EOF
     [ -e "$S/compat-used" ] && touch "$F/compat-used"
     report facts "$F" >"$S/facts.json"
     [ ! -s "$F/ldd-not-found.txt" ] || { echo "error: libraries not found: $(tr '\n' ' ' <"$F/ldd-not-found.txt")" >&2; exit 1; }
+    [ $version_rc = 0 ] || { echo "error: shiftlab --version failed: $(tail -n 1 "$F/shiftlab-version.txt")" >&2; exit 1; }
     ;;
   agree)
     gc agree --device="$DEV" --batch="$AGREE_BATCH" --size="$AGREE_SIZE" >"$S/agree.json"
@@ -129,7 +141,8 @@ EOF
         --data.$d.eval_transform="resize($((SIZE * 8 / 7))), center_crop($SIZE), normalize(imagenet)"
         --data.$d.workers="$E2E_WORKERS")
     done
-    sl train "${train_common[@]}" "${args[@]}"; rc=$?
+    rc=0
+    sl train "${train_common[@]}" "${args[@]}" || rc=$?
     keep_run e2e_jpeg
     [ $rc = 0 ] || exit $rc
     report rate "$RUNS/e2e_jpeg" 1 >"$S/e2e_jpeg.rate.json" || exit 1
@@ -202,6 +215,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 BUNDLE=$(cd "$BUNDLE" 2>/dev/null && pwd) || { echo "gpu_check: no bundle at ${GPU_BUNDLE:-$SRC/gpu-bundle} (run scripts/gpu_bundle.sh)" >&2; exit 1; }
 PY=${PYTHON:-python3}
+chmod +x "$BUNDLE"/bin/* 2>/dev/null || true  # in case the copy to this machine dropped the mode bits
 START=$(date +%s)
 rm -rf "$OUT/sections" "$OUT/runs"
 mkdir -p "$OUT/sections"
@@ -237,17 +251,17 @@ if [ "$DRY" = 1 ]; then
   E2E_STEPS=4; E2E_LOG=2; E2E_WORKERS=1; E2E_THREADS=2; DIGITS_STEPS=30; DIGITS_LOG=10; DET_STEPS=20; PY_THREADS=2
   MODE="dry run (cpu)"
 elif [ "$QUICK" = 1 ]; then
-  DEV=cuda; AGREE_BATCH=4; AGREE_SIZE=224; B=64; SIZE=224; STEPS=20; WARMUP=8
+  DEV=cuda; AGREE_BATCH=2; AGREE_SIZE=224; B=64; SIZE=224; STEPS=20; WARMUP=8
   E2E_STEPS=30; E2E_LOG=10; E2E_WORKERS=7; E2E_THREADS=2; DIGITS_STEPS=150; DIGITS_LOG=50; DET_STEPS=50; PY_THREADS=""
   MODE="gpu (quick)"
 else
-  DEV=cuda; AGREE_BATCH=8; AGREE_SIZE=224; B=64; SIZE=224; STEPS=60; WARMUP=15
+  DEV=cuda; AGREE_BATCH=4; AGREE_SIZE=224; B=64; SIZE=224; STEPS=60; WARMUP=15
   E2E_STEPS=60; E2E_LOG=10; E2E_WORKERS=7; E2E_THREADS=2; DIGITS_STEPS=300; DIGITS_LOG=50; DET_STEPS=100; PY_THREADS=""
   MODE="gpu"
 fi
 # the whole check's budget: one 10-minute device call with margin (a CPU dry run on a busy 2-core
 # machine takes longer: torch.compile alone needs minutes there)
-BUDGET=${GPU_CHECK_BUDGET:-$([ "$DRY" = 1 ] && echo 1800 || echo 540)}
+BUDGET=${GPU_CHECK_BUDGET:-$([ "$DRY" = 1 ] && echo 1800 || echo 480)}
 DEADLINE=$((START + BUDGET))
 RUNS=${GPU_CHECK_RUNS:-$(mktemp -d /tmp/gpu-check-runs.XXXXXX)}
 export OUT BUNDLE PY LIBS SITE DEV DRY RUNS AGREE_BATCH AGREE_SIZE B SIZE STEPS WARMUP E2E_STEPS E2E_LOG E2E_WORKERS \
