@@ -1,5 +1,6 @@
-// The C++ half of the prepared GPU check (scripts/gpu_check.sh): each mode prints ONE JSON object
-// on stdout (figures for $OUT/gpu_check.json); progress and errors go to stderr. Exit 0 when the
+// The C++ half of the prepared GPU check (scripts/gpu_check.sh): each mode prints its figures for
+// $OUT/gpu_check.json as one JSON object on stdout (`agree` prints the object so far after each
+// part, so the last line is the most complete); progress and errors go to stderr. Exit 0 when the
 // mode ran (the figures say whether they are within tolerance), 1 on a failure, 2 on bad usage.
 //
 //   gpu_check agree  [--device=cuda] [--batch=8] [--size=224] [--seed=0]
@@ -219,6 +220,51 @@ json mode_agree(const Args& a) {
   out["reference"] = "CPU float64, same weights and batch";
   const json no_cuda = "skipped: no CUDA";
 
+  // Each finished part prints the whole object so far (one line): when the caller's time limit
+  // ends the run, the last line still holds what was measured. The cheap losses go first.
+  auto emit = [&] { std::cout << out.dump() << std::endl; };
+  const bool tf32_cudnn = at::globalContext().allowTF32CuDNN();
+  const bool tf32_cublas = at::globalContext().allowTF32CuBLAS();
+  auto restore_tf32 = [&] {
+    at::globalContext().setAllowTF32CuDNN(tf32_cudnn);
+    at::globalContext().setAllowTF32CuBLAS(tf32_cublas);
+  };
+
+  // DANN and MK-MMD (DAN) losses and gradients: 64 + 64 rows of 256-d features, 31 classes
+  for (const std::string spec : {"dann", "dan"}) {
+    auto t1 = std::chrono::steady_clock::now();
+    const int64_t n = 64, d = 256, k = 31;
+    torch::manual_seed(static_cast<uint64_t>(seed) + 1);
+    auto fs = torch::randn({n, d}) + 0.3, ft = torch::randn({n, d}) - 0.3;
+    auto ys = torch::randint(0, k, {n}, torch::kLong);
+    losses::MethodOptions mo;
+    mo.spec = spec;
+    auto proto_m = losses::make_method(mo, d, k);
+    auto lref = run_loss(spec, proto_m, fs, ft, ys, k, torch::kCPU, torch::kDouble);
+    json lj;
+    lj["describe"] = proto_m->describe();
+    lj["reference_loss"] = lref.loss.item<double>();
+    auto lrow = [&](const LossResult& r) {
+      json j;
+      j["loss"] = with_tolerance(diff(r.loss, lref.loss), 1e-4);
+      j["grad"] = with_tolerance(diff_all(r.grads, lref.grads), 1e-3);
+      return j;
+    };
+    lj["cpu_fp32"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, torch::kCPU, torch::kFloat));
+    if (cuda) {
+      // float32 on the GPU; the trainer computes the method's loss outside autocast
+      set_tf32(false);
+      lj["cuda_fp32_no_tf32"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, dev, torch::kFloat));
+      lj["cuda_fp64"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, dev, torch::kDouble));
+      restore_tf32();
+    } else {
+      lj["cuda_fp32_no_tf32"] = lj["cuda_fp64"] = no_cuda;
+    }
+    lj["seconds"] = seconds_since(t1);
+    out[spec == "dann" ? "dann_loss" : "mkmmd_loss"] = lj;
+    emit();
+  }
+
   // ResNet-50
   auto t0 = std::chrono::steady_clock::now();
   torch::manual_seed(static_cast<uint64_t>(seed));
@@ -248,55 +294,20 @@ json mode_agree(const Args& a) {
   net["cpu_fp32"] = row(run_net(proto, x, w, torch::kCPU, torch::kFloat, "none"), 1e-4, 1e-3, 1);
   base = net["cpu_fp32"];
   if (cuda) {
-    const bool tf32_cudnn = at::globalContext().allowTF32CuDNN();
-    const bool tf32_cublas = at::globalContext().allowTF32CuBLAS();
     net["cuda_fp32_tf32_default"] = row(run_net(proto, x, w, dev, torch::kFloat, "none"), 1e-2, 3e-2, 100);
     net["cuda_fp32_tf32_default"]["tf32_cudnn"] = tf32_cudnn;
     net["cuda_fp32_tf32_default"]["tf32_cublas"] = tf32_cublas;
     set_tf32(false);
     net["cuda_fp32_no_tf32"] = row(run_net(proto, x, w, dev, torch::kFloat, "none"), 1e-4, 1e-3, 10);
-    at::globalContext().setAllowTF32CuDNN(tf32_cudnn);
-    at::globalContext().setAllowTF32CuBLAS(tf32_cublas);
+    restore_tf32();
     net["cuda_bf16_autocast"] = row(run_net(proto, x, w, dev, torch::kFloat, "bf16"), 5e-2, 1e-1, 300);
   } else {
     net["cuda_fp32_tf32_default"] = net["cuda_fp32_no_tf32"] = net["cuda_bf16_autocast"] = no_cuda;
   }
   net["seconds"] = seconds_since(t0);
   out["resnet50"] = net;
+  emit();
 
-  // DANN and MK-MMD (DAN) losses and gradients: 64 + 64 rows of 256-d features, 31 classes
-  for (const std::string spec : {"dann", "dan"}) {
-    auto t1 = std::chrono::steady_clock::now();
-    const int64_t n = 64, d = 256, k = 31;
-    torch::manual_seed(static_cast<uint64_t>(seed) + 1);
-    auto fs = torch::randn({n, d}) + 0.3, ft = torch::randn({n, d}) - 0.3;
-    auto ys = torch::randint(0, k, {n}, torch::kLong);
-    losses::MethodOptions mo;
-    mo.spec = spec;
-    auto proto_m = losses::make_method(mo, d, k);
-    auto lref = run_loss(spec, proto_m, fs, ft, ys, k, torch::kCPU, torch::kDouble);
-    json lj;
-    lj["describe"] = proto_m->describe();
-    lj["reference_loss"] = lref.loss.item<double>();
-    auto lrow = [&](const LossResult& r) {
-      json j;
-      j["loss"] = with_tolerance(diff(r.loss, lref.loss), 1e-4);
-      j["grad"] = with_tolerance(diff_all(r.grads, lref.grads), 1e-3);
-      return j;
-    };
-    lj["cpu_fp32"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, torch::kCPU, torch::kFloat));
-    if (cuda) {
-      // float32 on the GPU; the trainer computes the method's loss outside autocast
-      set_tf32(false);
-      lj["cuda_fp32_no_tf32"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, dev, torch::kFloat));
-      lj["cuda_fp64"] = lrow(run_loss(spec, proto_m, fs, ft, ys, k, dev, torch::kDouble));
-      set_tf32(true);
-    } else {
-      lj["cuda_fp32_no_tf32"] = lj["cuda_fp64"] = no_cuda;
-    }
-    lj["seconds"] = seconds_since(t1);
-    out[spec == "dann" ? "dann_loss" : "mkmmd_loss"] = lj;
-  }
   // every row that ran within its tolerance
   bool all = true;
   std::function<void(const json&)> walk = [&](const json& j) {

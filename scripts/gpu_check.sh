@@ -9,8 +9,9 @@
 #   scripts/gpu_check.sh [--dry-run] [--quick] [--only=a,b,...] [--bundle=DIR]
 #
 # On the GPU machine: the repository's tracked files plus gpu-bundle/ (47 MiB), then
-# `bash scripts/gpu_check.sh` from the repository root; an estimated ~5 minutes (never run on a GPU yet); it stops
-# within GPU_CHECK_BUDGET (8 minutes), so one 10-minute call holds it; `--quick` if that is too much.
+# `bash scripts/gpu_check.sh` from the repository root. Estimated ~5 minutes (never run on a GPU
+# yet); it stops by itself within GPU_CHECK_BUDGET (8 minutes), so one 10-minute call holds it;
+# `--quick` if that is too much.
 #
 #   --dry-run   CPU, tiny sizes (automatic when python's torch sees no CUDA): every section whose code
 #               can run on a CPU runs (CUDA-only rows read "skipped: no CUDA"), to prove the script,
@@ -44,7 +45,9 @@ if [ "${1:-}" = "--section" ]; then
   # at the time limit `timeout` signals the whole process group: with a trap, bash first waits for
   # the running command (shiftlab stops after its current step), so nothing outlives the section
   # (one that ignores the signal gets SIGKILL 10 s later)
-  trap 'echo "section $name: time limit reached" >&2; exit 124' TERM INT
+  # (a section that writes NAME.lines, one JSON object per line as parts finish, keeps its last line)
+  trap 'echo "section $name: time limit reached" >&2
+        [ -s "$S/$name.lines" ] && tail -n 1 "$S/$name.lines" >"$S/$name.json"; exit 124' TERM INT
   set -e  # a failing command fails the section (its error line goes to the JSON)
   sl() { LD_LIBRARY_PATH="$LIBS" "$BUNDLE/bin/shiftlab" "$@"; }
   gc() { LD_LIBRARY_PATH="$LIBS" "$BUNDLE/bin/gpu_check" "$@"; }
@@ -107,7 +110,8 @@ EOF
     [ $version_rc = 0 ] || { echo "error: shiftlab --version failed: $(tail -n 1 "$F/shiftlab-version.txt")" >&2; exit 1; }
     ;;
   agree)
-    gc agree --device="$DEV" --batch="$AGREE_BATCH" --size="$AGREE_SIZE" >"$S/agree.json"
+    gc agree --device="$DEV" --batch="$AGREE_BATCH" --size="$AGREE_SIZE" >"$S/agree.lines"
+    tail -n 1 "$S/agree.lines" >"$S/agree.json"
     ;;
   dist)
     backend=nccl; [ "$DEV" = cpu ] && backend=gloo
