@@ -98,6 +98,10 @@ static void set_blas_threads(int threads) {
 torch::Device setup_runtime(const RuntimeOptions& o) {
   set_log_level(parse_log_level(o.log_level));
   set_deterministic(o.deterministic);
+  // cuDNN autotuning: training batches have fixed shapes, so each convolution is timed once and the
+  // fastest algorithm kept (PyTorch users set torch.backends.cudnn.benchmark = True for the same);
+  // off under run.deterministic (autotuning may pick a different algorithm in each run)
+  if (!o.deterministic) at::globalContext().setBenchmarkCuDNN(true);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   set_blas_threads(threads);

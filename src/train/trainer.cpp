@@ -367,6 +367,14 @@ torch::optim::Optimizer& Trainer::optimizer() {
   return *s_->opt;
 }
 
+// train.channels_last (CUDA): the 4-d parameters (convolution weights) in channels_last layout; the
+// input batches follow in the step, and cuDNN then keeps activations NHWC throughout
+static void params_to_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.parameters(true))
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 static std::string fmt(double v, int prec = 2) { return core::fixed(v, prec, std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"); }
 
 int64_t Trainer::setup(bool resume) {
@@ -404,6 +412,7 @@ int64_t Trainer::setup(bool resume) {
     s.phase = has_phase1 ? 1 : 2;
   }
   s.mo = models::model_options_from(s.cfg);
+  if (to.channels_last && e.device.is_cuda()) params_to_channels_last(*e.model);
   if (s.phase == 1) e.model->apply_freeze("backbone", s.mo.bn);
   s.build_optimizer(s.phase == 1);
   if (resume) {
@@ -464,6 +473,8 @@ StepResult Trainer::train_step(int64_t step, int64_t total) {
 
   auto bs = s.src_it->next();
   auto xs = bs.images.to(e.device, true);
+  const bool channels_last = to.channels_last && e.device.is_cuda();
+  if (channels_last && xs.dim() == 4) xs = xs.contiguous(at::MemoryFormat::ChannelsLast);
   auto ys = bs.labels.to(e.device, true);
   losses::StepOutputs out;
   out.labels_s = ys;
@@ -475,6 +486,7 @@ StepResult Trainer::train_step(int64_t step, int64_t total) {
     if (s.uses_target) {
       auto bt = s.tgt_it->next();
       auto xt = bt.images.to(e.device, true);
+      if (channels_last && xt.dim() == 4) xt = xt.contiguous(at::MemoryFormat::ChannelsLast);
       nt = xt.size(0);
       if (to.together) {
         auto o = e.model->forward(torch::cat({xs, xt}), e.method_taps);
