@@ -97,21 +97,25 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
 TensorMap load_weights_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(core::str("cannot open weights file '", path, "': ", std::strerror(errno)));
-  char magic[8] = {0};
-  in.read(magic, 8);
+  char magic[9] = {0};
+  in.read(magic, 9);
   auto got = in.gcount();
   in.close();
   auto ext = [&](const char* e) {
     size_t n = std::strlen(e);
     return path.size() >= n && path.compare(path.size() - n, n, e) == 0;
   };
+  // a safetensors file starts with its header's length (little-endian u64) and then '{'; checked
+  // first, because a header of 640 bytes starts with 0x80 0x02 like a protocol-2 pickle
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0 && got >= 8; --i) header_len = (header_len << 8) | static_cast<unsigned char>(magic[i]);
+  bool safetensors = got == 9 && magic[8] == '{' && header_len >= 2 && header_len < (uint64_t(1) << 32);
+  if (safetensors) return load_safetensors(path);
   bool zip = got >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0;
   bool pickle = got >= 2 && static_cast<unsigned char>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5;
   if (zip || pickle) return load_pth(path);
   if (ext(".safetensors") || ext(".st")) return load_safetensors(path);
   if (ext(".pth") || ext(".pt") || ext(".bin") || ext(".ckpt") || ext(".tar")) return load_pth(path);
-  // a safetensors file starts with a small little-endian header length and then '{'
-  if (got == 8) return load_safetensors(path);
   throw Error(core::str("'", path, "': unrecognised weights file (expected .safetensors or a torch.save .pth/.pt)"));
 }
 
