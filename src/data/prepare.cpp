@@ -531,9 +531,11 @@ const core::OptionTable<PrepareOptions>& prepare_option_table() {
     t.field("data.force", &O::force, "rebuild even when a valid prepared copy exists").command_flag();
     t.field("data.seed", &O::seed,
             "seed of the derived sets' random draws (shift suites: shuffles, label noise, corruption noise); "
-            "recorded in their manifest");
+            "recorded in their manifest")
+        .range(0, 9.2e18);
     t.field("data.limit", &O::limit,
-            "derived sets: keep only the first N items of each base split (quick looks, tests); 0 = all");
+            "derived sets: keep only the first N items of each base split (quick looks, tests); 0 = all")
+        .range(0, 1e12);
     return t;
   }();
   return table;
