@@ -178,7 +178,8 @@ def sketch(img):
 
 def rotate_pil(img, angle):
     from PIL import Image
-    return np.array(Image.fromarray(img).rotate(angle, Image.BILINEAR, fillcolor=0))
+    bilinear = getattr(Image, "Resampling", Image).BILINEAR
+    return np.array(Image.fromarray(img).rotate(angle, bilinear, fillcolor=0))
 
 
 def load_split(d, js):
