@@ -15,7 +15,6 @@
 #include "data/stats.h"
 #include "train/options.h"
 
-#include <map>
 #include <set>
 
 namespace shiftlab::apps {
@@ -40,10 +39,14 @@ static int run_prepare(const core::Config& c, const std::vector<std::string>&) {
     std::cout << n << ": " << (r.already_prepared ? "already prepared, verified" : "prepared") << " in " << r.dir
               << " (" << std::fixed << std::setprecision(1) << s << " s)\n";
     if (m.contains("suite")) {  // a shift suite: one line per domain
-      std::map<std::string, std::string> lines;
-      for (auto& [key, sp] : m["splits"].items())
-        lines[sp.value("domain", key)] += " " + key.substr(key.rfind('/') + 1) + " " + std::to_string(sp["count"].get<int64_t>());
-      for (auto& d : m["suite"]["domains"]) std::cout << "  " << d.get<std::string>() << ":" << lines[d.get<std::string>()] << "\n";
+      for (auto& d : m["suite"]["domains"]) {
+        std::cout << "  " << d.get<std::string>() << ":";
+        for (const char* sp : {"train", "val", "test"}) {
+          const std::string key = d.get<std::string>() + "/" + sp;
+          if (m["splits"].contains(key)) std::cout << " " << sp << " " << m["splits"][key]["count"].get<int64_t>();
+        }
+        std::cout << "\n";
+      }
     } else {
       for (const char* sp : {"train", "val", "test"})
         std::cout << "  " << sp << ": " << m["splits"][sp]["count"].get<int64_t>() << " images, per class "
