@@ -104,7 +104,7 @@ CORRUPTIONS = {
     "impulse_noise": [0.03, 0.06, 0.09, 0.17, 0.27],
     "gaussian_blur": [0.6, 0.9, 1.2, 1.6, 2.0],
     "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
-    "inversion": [192, 144, 96, 48, 0],
+    "inversion": [0.2, 0.4, 0.6, 0.8, 1.0],
     "elastic": [10, 20, 30, 45, 60],
 }
 
@@ -132,9 +132,10 @@ def corrupt(name, sev, img, seed):
         m /= h * w
         x = (x - m) * p + m
     elif name == "inversion":
+        wb = int(math.floor(p * w + 0.5))
+        x0 = int(math.floor(rng.uniform() * (w - wb + 1)))
         out = img.copy()
-        sel = img.astype(np.int64) >= p
-        out[sel] = 255 - img[sel]
+        out[:, x0:x0 + wb] = 255 - img[:, x0:x0 + wb]
         return out
     elif name == "elastic":
         fx = np.array([2.0 * rng.uniform() - 1.0 for _ in range(h * w)]).reshape(h, w)

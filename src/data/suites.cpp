@@ -93,8 +93,9 @@ const CorruptionDef kCorruptions[] = {
      "chosen for 28x28 (ImageNet-C uses sigma 1..6 at 224 px, CIFAR-10-C 0.4..1 at 32 px)"},
     {"contrast", "c", {0.4, 0.3, 0.2, 0.1, 0.05}, "x' = (x - m)*c + m, m = mean of the image",
      "ImageNet-C contrast severities"},
-    {"inversion", "threshold", {192, 144, 96, 48, 0},
-     "solarize: x' = 1 - x where 255*x >= threshold, else x (severity 5 = the negative image)",
+    {"inversion", "fraction", {0.2, 0.4, 0.6, 0.8, 1.0},
+     "x' = 1 - x inside a band of columns [x0, x0 + wb), wb = round(fraction*W), x0 = floor(u*(W - wb + 1)) with u "
+     "the item's first uniform; x elsewhere (severity 5 = the negative image)",
      "shiftlab (MNIST-C has no graded inversion; negative images are a classic digits shift)"},
     {"elastic", "alpha", {10, 20, 30, 45, 60},
      "displacements dx, dy = alpha * G_sigma(U(-1, 1) field) with sigma = 4 (draws: all dx, then all dy, "
@@ -211,9 +212,12 @@ std::vector<uint8_t> corrupt(const std::string& name, int severity, const uint8_
     m /= static_cast<double>(n);
     for (auto& v : x) v = (v - m) * p + m;
   } else if (name == "inversion") {
+    const int64_t wb = std::llround(p * static_cast<double>(w));
+    const int64_t x0 = static_cast<int64_t>(std::floor(rng.uniform() * static_cast<double>(w - wb + 1)));
     std::vector<uint8_t> out(img, img + n);
-    for (auto& u : out)
-      if (u >= p) u = static_cast<uint8_t>(255 - u);
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t xx = x0; xx < x0 + wb && xx < w; ++xx)
+        out[static_cast<size_t>(y * w + xx)] = static_cast<uint8_t>(255 - out[static_cast<size_t>(y * w + xx)]);
     return out;
   } else if (name == "elastic") {
     std::vector<double> fx(static_cast<size_t>(n)), fy(static_cast<size_t>(n));
