@@ -200,7 +200,7 @@ TEST(DataSuites, MnistCorruptionsEqualNumpyReference) {
   auto r = suites_prepare("mnist-c", suites_options(root, 30));
   EXPECT_EQ(r.manifest["suite"]["domains"].size(), data::suites::corruption_names().size() * 5);
   EXPECT_EQ(r.manifest["splits"]["gaussian_noise-3/test"]["count"].get<int64_t>(), 30);
-  EXPECT_EQ(r.manifest["splits"]["elastic-2/test"]["params"]["alpha"].get<double>(), 20.0);
+  EXPECT_EQ(r.manifest["splits"]["elastic-2/test"]["params"]["alpha"].get<double>(), 16.0);
   auto rep = suites_reference(root, "mnist-c", 30);
   suites_expect_files_ok(rep);
   EXPECT_LE(rep["max_diff"].get<int>(), 1) << rep.dump();

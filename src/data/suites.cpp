@@ -97,10 +97,10 @@ const CorruptionDef kCorruptions[] = {
      "x' = 1 - x inside a band of columns [x0, x0 + wb), wb = round(fraction*W), x0 = floor(u*(W - wb + 1)) with u "
      "the item's first uniform; x elsewhere (severity 5 = the negative image)",
      "shiftlab (MNIST-C has no graded inversion; negative images are a classic digits shift)"},
-    {"elastic", "alpha", {10, 20, 30, 45, 60},
+    {"elastic", "alpha", {10, 16, 22, 28, 34},
      "displacements dx, dy = alpha * G_sigma(U(-1, 1) field) with sigma = 4 (draws: all dx, then all dy, "
      "row-major); x'(y, x) = bilinear x at (y + dy, x + dx), outside = 0",
-     "Simard et al. 2003 elastic distortion (sigma 4; alpha 34 is their augmentation)"},
+     "Simard et al. 2003 elastic distortion (sigma 4; severity 5 = their augmentation strength, alpha 34)"},
 };
 constexpr double kElasticSigma = 4.0;
 
