@@ -464,7 +464,8 @@ const std::vector<Case>& cases() {
                  2, "train.select = oracle needs a labelled target/test"});
     c.push_back({"target_test_is_target_train",
                  [](const std::string& d) {
-                   return with(experiment(d), {"--data.target.test_fraction=0", "--data.target_test.root=" + d + "/tgt.npy"});
+                   return with(experiment(d), {"--data.target.test_fraction=0", "--data.target_test.root=" + d + "/tgt.npy",
+                                               "--method=dann"});
                  },
                  2, "target/test shares 16 of 16 images with target/train"});
     c.push_back({"class_names_differ",

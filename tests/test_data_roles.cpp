@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -210,17 +211,25 @@ TEST(Roles, SectionsDefineCompleteHeldOutDomainsAndOverlapIsCounted) {
   EXPECT_EQ(r.at("target/test").count, 5);
   EXPECT_EQ(r.at("target/test").overlap_target_train, 0);
   EXPECT_EQ(r.source_val->options().dataset, "npy");  // inherited from data.source
-  // the training images as target/test under held_out: refused, naming the protocol option
+  // the training images as target/test under held_out: counted; refused (naming the protocol
+  // option) when the method adapts on them, recorded only when it never reads them
   auto same = roles_options(roles_plus(args, {"--data.source.val_fraction=0.25", "--data.target_test.root=" + d + "/tgt.npy"}));
-  auto e = roles_error([&] { data::make_roles(same, data::RoleMode::Train); });
+  auto rs = data::make_roles(same, data::RoleMode::Train);
+  EXPECT_EQ(rs.at("target/test").overlap_target_train, 12);
+  EXPECT_EQ(rs.at("target/test").overlap_source_train, 0);
+  auto e = roles_error([&] { data::check_target_overlap(rs, /*target_used=*/true); });
   EXPECT_NE(e.find("target/test shares 12 of 12 images with target/train"), std::string::npos) << e;
   EXPECT_NE(e.find("data.protocol = transductive"), std::string::npos) << e;
+  EXPECT_EQ(roles_error([&] { data::check_target_overlap(rs, /*target_used=*/false); }), "");
+  EXPECT_EQ(roles_error([&] { data::check_target_overlap(r, true); }), "");
   // the same file reached by another spelling of its path is still the same images
+  fs::create_directories(d + "/sub");
   auto spelled = roles_options(roles_plus(args, {"--data.source.val_fraction=0.25",
                                                  "--data.target_test.root=" + d + "/./sub/../tgt.npy"}));
-  fs::create_directories(d + "/sub");
-  e = roles_error([&] { data::make_roles(spelled, data::RoleMode::Train); });
-  EXPECT_NE(e.find("shares 12 of 12"), std::string::npos) << e;
+  EXPECT_EQ(data::make_roles(spelled, data::RoleMode::Train).at("target/test").overlap_target_train, 12);
+  // a source/val that is the source training file: recorded (and warned), not refused
+  auto sv = roles_options(roles_plus(args, {"--data.source_val.root=" + d + "/src.npy", "--data.target.test_fraction=0.25"}));
+  EXPECT_EQ(data::make_roles(sv, data::RoleMode::Train).at("source/val").overlap_source_train, 16);
 }
 
 TEST(Roles, TransductiveIsTheTargetTrainingImagesAndRecordedAsSuch) {
@@ -360,6 +369,22 @@ TEST(Roles, TrainRecordsWhichImagesEachNumberIsComputedOn) {
   EXPECT_NE(ts["protocol_note"].get<std::string>().find("TRANSDUCTIVE"), std::string::npos);
   EXPECT_NE(core::read_file(trun + "/log.txt").find("TRANSDUCTIVE"), std::string::npos);
   EXPECT_NE(t.out.find("TRANSDUCTIVE"), std::string::npos) << t.out;
+}
+
+TEST(Roles, TargetTestLackingSourceClassesIsFine) {
+  // labels 0..2 of a 4-class source: the highest class absent (used to be refused; a middle one
+  // was accepted); its per-class accuracy is null, never nan
+  auto d = testutil::fresh_dir("roles_missing_class");
+  roles_npy(d, "test3", 6, 3);
+  auto r = testutil::run_cli(roles_train_args(d, {"--data.source.val_fraction=0.25", "--data.target_test.root=" + d + "/test3.npy",
+                                                  "--data.target_test.labels=" + d + "/test3_labels.npy"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = testutil::run_summary(testutil::only_run(d + "/runs"));
+  EXPECT_EQ(s["data"]["roles"]["target/test"]["count"], 6);
+  const auto& pc = s["selected"]["target_test_per_class"];
+  ASSERT_EQ(pc.size(), 4u) << s.dump();
+  EXPECT_TRUE(pc[3].is_null()) << pc.dump();
+  EXPECT_TRUE(pc[0].is_number()) << pc.dump();
 }
 
 TEST(Roles, ExtractWritesRoleBlocksProbeReadsThemWithoutSplitFlags) {

@@ -424,9 +424,7 @@ TEST(DataCheck, ExperimentConfigFindsMissingUndecodableAndOutOfRange) {
     std::ofstream(d + "/exp_" + val + ".ini") << "[data.source]\ndataset = list_file\nroot = " << d
                                               << "\nsplit = train.txt\nval_split = " << val
                                               << ".txt\n[data.target]\ndataset = list_file\nroot = " << d
-                                              << "\nsplit = train.txt\ntest_split = " << val << ".txt\nlabelled = false\n"
-                                              // val_ok lists the training images: the target side is transductive
-                                              << (val == "val_ok" ? "[data]\nprotocol = transductive\n" : "");
+                                              << "\nsplit = train.txt\ntest_split = " << val << ".txt\nlabelled = false\n";
     return d + "/exp_" + val + ".ini";
   };
   auto good = run_cli({"data", "check", ini("val_ok")});

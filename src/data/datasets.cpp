@@ -624,7 +624,8 @@ class RelabelledDataset : public RawDataset {
       : base_(std::move(base)) {
     labels_.reserve(base_->size());
     for (auto l : base_->labels()) {
-      check(l < static_cast<int64_t>(to_source.size()), base_->describe(), ": label ", l, " has no class name");
+      if (l >= static_cast<int64_t>(to_source.size()))
+        throw core::Error(str(base_->describe(), ": label ", l, " has no class name"));
       labels_.push_back(l < 0 ? -1 : to_source[static_cast<size_t>(l)]);
     }
     num_classes_ = static_cast<int64_t>(names.size());
@@ -651,7 +652,8 @@ void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
 }
 
 RawDatasetPtr pick_items(RawDatasetPtr base, std::vector<size_t> idx, const std::string& what) {
-  for (size_t i : idx) check(i < base->size(), "internal: item ", i, " beyond ", base->describe());
+  for (size_t i : idx)
+    if (i >= base->size()) throw core::Error(str("internal: item ", i, " beyond ", base->describe()));
   return std::make_shared<SubsetDataset>(std::move(base), std::move(idx), what);
 }
 

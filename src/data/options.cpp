@@ -170,8 +170,8 @@ RoleOptions role_options_from(const core::Config& c) {
   o.protocol = h.protocol;
   o.class_match = h.class_match;
   o.class_map = h.class_map;
-  for (auto [sec, out] : {std::pair<const char*, std::map<std::string, std::string>*>{"data.source_val", &o.source_val},
-                          {"data.target_test", &o.target_test}}) {
+  using Section = std::pair<const char*, std::map<std::string, std::string>*>;
+  for (auto [sec, out] : {Section{"data.source_val", &o.source_val}, Section{"data.target_test", &o.target_test}}) {
     *out = eval_keys_given(eval_domain_key_table().read(c, sec));
     auto on_error = out->count("on_error") ? out->at("on_error") : std::string();
     core::check_usage(on_error.empty() || on_error == "fail" || on_error == "skip", "option '", sec,

@@ -223,7 +223,7 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
   src.labelled = true;
   if (extract) src.transform = b.eval_transform(src, o.source_eval_transform);
   auto src_raw = make_raw_dataset(src);
-  check(src_raw->size() > 0, "dataset ", roles_domain(src_raw, src)->describe(), " is empty");
+  if (src_raw->size() == 0) throw core::Error(str("dataset ", roles_domain(src_raw, src)->describe(), " is empty"));
   b.names = src_raw->class_names();
   r.class_names = b.names;
   r.num_classes = src_raw->num_classes();
@@ -282,7 +282,8 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
     tgt.transform = b.eval_transform(tgt, o.target_eval_transform);
   }
   auto tgt_raw0 = make_raw_dataset(tgt);
-  check(tgt_raw0->size() > 0, "target dataset ", roles_domain(tgt_raw0, tgt)->describe(), " is empty");
+  if (tgt_raw0->size() == 0)
+    throw core::Error(str("target dataset ", roles_domain(tgt_raw0, tgt)->describe(), " is empty"));
   auto tgt_raw = b.matched(tgt_raw0, "target/train");
   DomainOptions test = tgt;
   test.labelled = true;
@@ -333,16 +334,26 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
     r.info[3].definition = "TRANSDUCTIVE (data.protocol = transductive): the target/train images with their labels";
   }
 
-  // ---- what each role holds
+  // ---- what each role holds (item identities computed once per role)
   const DomainPtr all[4] = {r.source_train, r.source_val, r.target_train, r.target_test};
+  std::vector<std::string> ids[4];
+  for (size_t k = 0; k < 4; ++k)
+    if (all[k]) {
+      const auto& raw = all[k]->raw();
+      ids[k].reserve(raw.size());
+      for (size_t i = 0; i < raw.size(); ++i) ids[k].push_back(raw.item_id(i));
+    }
+  const std::unordered_set<std::string> src_ids(ids[0].begin(), ids[0].end()), tgt_ids(ids[2].begin(), ids[2].end());
   for (size_t k = 0; k < 4; ++k) {
     auto& info = r.info[k];
     if (!all[k]) continue;
     info.dataset = all[k]->describe();
     info.count = static_cast<int64_t>(all[k]->size());
     for (auto l : all[k]->labels()) info.labelled += l >= 0 ? 1 : 0;
-    info.overlap_source_train = count_overlap(all[k]->raw(), r.source_train->raw());
-    info.overlap_target_train = count_overlap(all[k]->raw(), r.target_train->raw());
+    for (auto& id : ids[k]) {
+      info.overlap_source_train += src_ids.count(id) ? 1 : 0;
+      info.overlap_target_train += tgt_ids.count(id) ? 1 : 0;
+    }
   }
   if (extract) return r;
 
@@ -370,16 +381,24 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
                       "target/test (", tt.dataset, ") has no labels: set [data.target_test] root (and labels) to "
                       "labelled target data, or data.target.test_fraction with target labels",
                       o.protocol == "transductive" ? "" : ", or data.protocol = transductive with target labels"));
-    else if (o.protocol == "held_out" && tt.overlap_target_train > 0)
-      problem(tt, str("target/test shares ", tt.overlap_target_train, " of ", tt.count, " images with target/train (",
-                      tt.dataset, "): that is the transductive protocol — set data.protocol = transductive to report it "
-                      "as such, or give held-out target images ([data.target_test] root = ..., or "
-                      "data.target.test_fraction)"));
+    else if (mode == RoleMode::Check && o.protocol == "held_out" && tt.overlap_target_train > 0)
+      core::log_warn("target/test shares ", tt.overlap_target_train, " of ", tt.count,
+                     " images with target/train: train refuses this (data.protocol = held_out) unless the method "
+                     "reads no target images");
     else if (tt.overlap_source_train > 0)
       core::log_warn("target/test shares ", tt.overlap_source_train, " of ", tt.count,
                      " images with source/train (labelled training images)");
   }
   return r;
+}
+
+void check_target_overlap(const Roles& r, bool target_used) {
+  if (r.protocol != "held_out" || !target_used || !r.target_test) return;
+  const auto& tt = r.at("target/test");
+  check_usage(tt.overlap_target_train == 0, "target/test shares ", tt.overlap_target_train, " of ", tt.count,
+              " images with target/train (", tt.dataset, "), which the method adapts on: that is the transductive "
+              "protocol — set data.protocol = transductive to report it as such, or give held-out target images "
+              "([data.target_test] root = ..., or data.target.test_fraction)");
 }
 
 }  // namespace shiftlab::data

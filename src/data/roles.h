@@ -7,7 +7,9 @@
 //                (prepared, idx directory, list_file); else an error naming those options.
 //   target/test: data.protocol = transductive (the target training images, with their labels),
 //                else data.target.test_fraction > 0, else [data.target_test], else
-//                data.target.test_split for kinds with splits; else an error.
+//                data.target.test_split for kinds with splits; else an error. Under held_out, a
+//                target/test sharing images with target/train is refused when the method reads
+//                target images (check_target_overlap).
 // Classes are the source's names: every other role whose dataset names its classes (image
 // folders, prepared sets) has its labels mapped onto them by name (data.class_match,
 // data.class_map); a name the source lacks is an error listing the differences; a role lacking
@@ -64,6 +66,11 @@ struct Roles {
 /// Builds the four roles (see the file comment). `oracle`: train.select = oracle (named in the
 /// error when target/test has no labels).
 Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle = false);
+
+/// Under data.protocol = held_out, a target/test sharing images with target/train is refused
+/// (UsageError naming data.protocol) when the method reads target images (`target_used`: target
+/// batches or AdaBN statistics); a method that never reads them (source_only) only records it.
+void check_target_overlap(const Roles& r, bool target_used);
 
 /// True for kinds whose `split` picks other images: prepared (kind or name), list_file, idx
 /// with a directory root.

@@ -117,6 +117,10 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
   }
   e.method = losses::make_method(mo, fdim, e.num_classes, tap_dims);
   e.method->to(device);
+  // target/test = target/train images is transductive only when the method reads them
+  const bool target_used = e.method->uses_target() || e.method->adabn();
+  e.roles["target_images_used"] = target_used;
+  data::check_target_overlap(roles, target_used);
   e.method_taps = e.method->taps();
   return e;
 }

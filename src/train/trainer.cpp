@@ -720,10 +720,15 @@ json Trainer::finish(int64_t steps) {
   summary["evaluated_on"] = {
       {"source_val_acc", e.roles.contains("roles") ? e.roles["roles"].value("source/val", json::object()) : json()},
       {"target_test_acc", e.roles.contains("roles") ? e.roles["roles"].value("target/test", json::object()) : json()}};
-  summary["protocol_note"] = e.protocol == "transductive"
-                                 ? "TRANSDUCTIVE: target-test accuracy is measured on the (unlabelled during "
-                                   "training) target training images, with their labels"
-                                 : "held out: target-test shares no image with target/train";
+  const int64_t shared = e.roles.contains("roles") ? e.roles["roles"]["target/test"].value("overlap_target_train", int64_t{0})
+                                                    : int64_t{0};
+  summary["protocol_note"] =
+      e.protocol == "transductive"
+          ? "TRANSDUCTIVE: target-test accuracy is measured on the (unlabelled during training) target training "
+            "images, with their labels"
+      : shared == 0 ? "held out: target-test shares no image with target/train"
+                    : core::str("target-test shares ", shared,
+                                " images with target/train, which this method never reads (no adaptation on them)");
   summary["train_seconds"] = s.train_seconds;
   summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
