@@ -14,7 +14,8 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/env.sh
 source "$SRC/scripts/env.sh"
 BIN=${SHIFTLAB_BIN:-$SRC/build/shiftlab}
-PY=${PYTHON:-python3}
+# Debian's python3 (numpy, PIL) unless PYTHON names another
+PY=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3 )}
 DATA=./data OUT= RUNS=./runs SET=mnist PER=40 EVAL_PER=10 STEPS=300
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,7 +51,7 @@ echo "== train"
 RUN=$(sed -n 's/^run: //p' "$RUNS/byod_train.txt" | tail -n 1)
 
 echo "== extract (blocks source/train, source/val, target/train, target/test) -> probe -> advise"
-"$BIN" extract --run "$RUN" --checkpoint=best --taps=conv2,pooled --overwrite "$RUNS/byod.h5"
+"$BIN" extract --run "$RUN" --checkpoint=best --taps=conv2,pooled --overwrite=true "$RUNS/byod.h5"
 "$BIN" probe "$RUNS/byod.h5" --out="$RUNS/byod_probe" --probe.tsne=false
 "$BIN" advise "$RUNS/byod.h5" --out="$RUNS/byod_advice.ini"
 
