@@ -229,7 +229,8 @@ static int run_check(const core::Config& cli, const std::vector<std::string>& ar
   // the four roles exactly as train defines them (data/roles.h), every item decoded
   auto ro = data::role_options_from(c);
   ro.source.on_error = ro.target.on_error = "skip";
-  ro.source_val["on_error"] = ro.target_test["on_error"] = "skip";
+  for (auto* section : {&ro.source_val, &ro.target_test})  // only a section already given
+    if (!section->empty()) (*section)["on_error"] = "skip";
   auto roles = data::make_roles(ro, data::RoleMode::Check, c.get_string("train.select") == "oracle");
   const int64_t classes = roles.num_classes;
   const std::shared_ptr<const data::DomainDataset> dss[4] = {roles.source_train, roles.source_val,
