@@ -9,7 +9,7 @@ Writes PNGs (never commit them; OUT_DIR belongs under ./data or another data dir
   OUT/photo/val/<name>/     M per class, held-out source images          (prepared split val)
   OUT/sketch/train/<Name>/  N per class, other digits rendered as sketch (prepared split train)
   OUT/sketch/test/<Name>/   M per class, held-out labelled sketches      (prepared split test)
-"sketch" = inverted gradient magnitude (dark strokes on white). Photo folders are lower case
+"sketch" = the gradient magnitude (the digit's outline, light strokes on black). Photo folders are lower case
 (zero, one, ...), sketch folders capitalised (Zero, One, ...): the example config matches them
 with data.class_match = case_insensitive. Deterministic: the first images of each class in order.
 """
@@ -38,7 +38,7 @@ def sketch(img):
     gy[1:-1, :] = f[2:, :] - f[:-2, :]
     mag = np.sqrt(gx * gx + gy * gy)
     mag = mag * (255.0 / max(float(mag.max()), 1.0))
-    return (255.0 - np.clip(mag, 0, 255)).astype(np.uint8)
+    return np.clip(mag, 0, 255).astype(np.uint8)
 
 
 def write(root, images, labels, per_class, skip, render, capitalise):
