@@ -12,6 +12,7 @@
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "data/prepare.h"
+#include "data/roles.h"
 #include "data/stats.h"
 #include "train/options.h"
 
@@ -172,12 +173,9 @@ struct CheckResult {
 };
 
 // Decodes every item (on_error = skip records failures) and checks labels against [0, classes).
-CheckResult check_domain(data::DomainOptions o, int64_t classes, bool check_labels, int workers) {
-  o.on_error = "skip";
+CheckResult check_dataset(const std::shared_ptr<const data::DomainDataset>& ds, int64_t classes, bool check_labels,
+                          int workers) {
   CheckResult r;
-  auto base = data::make_domain(o);
-  auto ds = std::dynamic_pointer_cast<const data::DomainDataset>(base);
-  core::check(ds != nullptr, "data check: unsupported dataset kind '", o.dataset, "'");
   r.items = ds->size();
   std::atomic<size_t> next{0};
   std::vector<std::thread> th;
@@ -214,9 +212,14 @@ static int run_check(const core::Config& cli, const std::vector<std::string>& ar
   const size_t show = static_cast<size_t>(co.show);
   bool experiment = !cli.positional.empty();
   for (auto& k : cli.schema().keys())
-    if ((k.rfind("data.source.", 0) == 0 || k.rfind("data.target.", 0) == 0) && cli.is_set(k)) experiment = true;
+    if ((k.rfind("data.source", 0) == 0 || k.rfind("data.target", 0) == 0 || k == "data.protocol") && cli.is_set(k))
+      experiment = true;
   if (!experiment) {
-    auto r = check_domain(data::domain_options_from(cli, "data"), 0, false, workers);
+    auto o = data::domain_options_from(cli, "data");
+    o.on_error = "skip";
+    auto ds = std::dynamic_pointer_cast<const data::DomainDataset>(data::make_domain(o));
+    core::check(ds != nullptr, "data check: unsupported dataset kind '", o.dataset, "'");
+    auto r = check_dataset(ds, 0, false, workers);
     std::cout << data::make_domain(data::domain_options_from(cli, "data"))->describe() << "\n"
               << r.items - r.unreadable << " of " << r.items << " items readable\n";
     for (size_t i = 0; i < r.problems.size() && i < show; ++i) std::cout << "  " << r.problems[i] << "\n";
@@ -236,48 +239,47 @@ static int run_check(const core::Config& cli, const std::vector<std::string>& ar
     }
     c = core::parse_args(cli.schema(), args, core::Positionals{"", 0, 0});
   }
-  auto src = data::domain_options_from(c, "data.source");
-  auto tgt = data::domain_options_from(c, "data.target");
-  auto with = [](data::DomainOptions d, const std::string& split) {
-    d.split = split;
-    d.labelled = true;
-    return d;
-  };
-  auto src_val = with(src, c.get_string("data.source.val_split"));
-  auto tgt_test = with(tgt, c.get_string("data.target.test_split"));
-  src.labelled = true;
-  // the class count comes from the source training set
-  int64_t classes = data::make_domain([&] {
-                      auto d = src;
-                      d.on_error = "skip";
-                      return d;
-                    }())
-                        ->num_classes();
-  struct Dom {
-    const char* name;
-    data::DomainOptions o;
-    bool labels;
-  };
-  std::vector<Dom> doms = {{"source train", src, true},
-                           {"source val", src_val, true},
-                           {"target train", tgt, tgt.labelled},
-                           {"target test", tgt_test, true}};
+  // the four roles exactly as train defines them (data/roles.h), every item decoded
+  auto ro = data::role_options_from(c);
+  ro.source.on_error = ro.target.on_error = "skip";
+  for (auto* section : {&ro.source_val, &ro.target_test})  // only a section already given
+    if (!section->empty()) (*section)["on_error"] = "skip";
+  auto roles = data::make_roles(ro, data::RoleMode::Check, c.get_string("train.select") == "oracle");
+  const int64_t classes = roles.num_classes;
+  const std::shared_ptr<const data::DomainDataset> dss[4] = {roles.source_train, roles.source_val,
+                                                             roles.target_train, roles.target_test};
   size_t problems = 0;
   std::cout << "classes (from the source training set): " << classes << "\n";
-  for (auto& d : doms) {
+  std::cout << "protocol: " << roles.protocol
+            << (roles.protocol == "transductive" ? " (target/test = the target training images, with their labels)" : "")
+            << "\n";
+  for (size_t k = 0; k < 4; ++k) {
+    const auto& info = roles.info[k];
     CheckResult r;
-    try {
-      r = check_domain(d.o, classes, d.labels, workers);
-    } catch (const std::exception& e) {
-      std::cout << d.name << ": cannot open: " << e.what() << "\n";
+    if (!dss[k]) {
+      std::cout << info.role << ": not available: " << info.error << "\n";
       ++problems;
       continue;
     }
-    std::cout << d.name << " (" << d.o.dataset << ", " << d.o.split << "): " << r.items << " items, " << r.unreadable
-              << " unreadable";
-    if (d.labels) std::cout << ", " << r.bad_labels << " labels out of range, " << r.classes_seen << " of " << classes
-                            << " classes present";
-    std::cout << "\n";
+    const bool labels = k != 2 || ro.target.labelled;
+    try {
+      r = check_dataset(dss[k], classes, labels, workers);
+    } catch (const std::exception& e) {
+      std::cout << info.role << ": cannot open: " << e.what() << "\n";
+      ++problems;
+      continue;
+    }
+    std::string name = info.role;
+    name[name.find('/')] = ' ';
+    std::cout << name << " (" << dss[k]->options().dataset << ", " << dss[k]->options().split << "): " << r.items
+              << " items, " << r.unreadable << " unreadable";
+    if (labels) std::cout << ", " << r.bad_labels << " labels out of range, " << r.classes_seen << " of " << classes
+                          << " classes present";
+    if (k == 1 || k == 3)
+      std::cout << ", " << info.overlap_source_train << " shared with source/train, " << info.overlap_target_train
+                << " with target/train";
+    std::cout << "\n  " << info.definition << ": " << info.dataset << "\n";
+    if (!info.error.empty()) r.problems.push_back(info.error);
     if (r.items == 0) r.problems.push_back("empty");
     for (size_t i = 0; i < r.problems.size() && i < show; ++i) std::cout << "  " << r.problems[i] << "\n";
     if (r.problems.size() > show) std::cout << "  ... " << r.problems.size() - show << " more\n";
@@ -291,8 +293,8 @@ static int run_check(const core::Config& cli, const std::vector<std::string>& ar
 SHIFTLAB_COMMAND("data check", "decode every item of a dataset, or of every domain of an experiment config, and check labels",
                  check_schema, core::Positionals{"[CONFIG]", 0, 1},
                  "Checks one dataset (--data.*, e.g. --data.dataset=list_file --data.root=DIR --data.split=LIST),\n"
-                 "or every domain of an experiment config ([--key=value ...] as for train): source train/val and\n"
-                 "target train/test: files present and decodable, labels in [0, classes of the source training\n"
+                 "or the four roles of an experiment config ([--key=value ...] as for train, held-out sets included):\n"
+                 "source/train, source/val, target/train, target/test: files present and decodable, labels in [0, classes of the source training\n"
                  "set), counts and classes present. Exit status 1 when anything is wrong.\n"
                  "\n"
                  "Examples:\n"

@@ -90,7 +90,8 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
     auto sum = trainer.fit(resume);
     if (!main) return 0;
     std::cout << "run: " << run->path() << "\n"
-              << "method " << sum["method"].get<std::string>() << ": target-test accuracy "
+              << "method " << sum["method"].get<std::string>() << ": target-test accuracy"
+              << (sum.value("protocol", "") == "transductive" ? " (TRANSDUCTIVE: on the target training images) " : " ")
               << pct(sum["selected"].value("target_test_acc", nlohmann::json())) << " (selected by "
               << sum["select"].get<std::string>() << " at step " << sum["selected"].value("step", -1)
               << ", source-val " << pct(sum["selected"].value("source_val_acc", nlohmann::json())) << ")"

@@ -138,7 +138,8 @@ EOF
       --optim.name=sgd --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005
       --train.steps="$E2E_STEPS" --train.log_every="$E2E_LOG" --train.eval_every=0 --train.amp=bf16
       --train.channels_last=true --run.device="$DEV" --run.name=e2e_jpeg --run.threads="$E2E_THREADS"
-      --eval.batch_size="$B" --data.target.labelled=false)
+      --eval.batch_size="$B" --data.target.labelled=false
+      --data.source.val_fraction=0.1 --data.protocol=transductive)  # one folder: held-out source-val, transductive target-test
     for d in source target; do
       args+=(--data.$d.dataset=image_folder --data.$d.root="$root" --data.$d.batch_size="$B"
         --data.$d.transform="random_resized_crop($SIZE), hflip, normalize(imagenet)"

@@ -152,6 +152,8 @@ std::vector<std::string> experiment(const std::string& d) {
           "--data.target.transform=resize(28)",
           "--data.target.batch_size=8",
           "--data.target.workers=0",
+          "--data.source.val_fraction=0.25",  // npy has no splits: held-out roles (data/roles.h)
+          "--data.target.test_fraction=0.25",
           "--model.backbone=lenet",
           "--model.in_channels=1",
           "--method=source_only",
@@ -438,9 +440,43 @@ const std::vector<Case>& cases() {
                    write(d + "/train.txt", "x.png 0\nx.png 1\nx.png 2\nx.png 3\n");
                    write(d + "/val.txt", "x.png 0\nx.png 7\n");
                    return with(experiment(d), {"--data.source.dataset=list_file", "--data.source.root=" + d,
-                                               "--data.source.split=train.txt", "--data.source.val_split=val.txt"});
+                                               "--data.source.split=train.txt", "--data.source.val_split=val.txt",
+                                               "--data.source.val_fraction=0"});
                  },
                  1, "list_file {dir}/val.txt"});
+    // --- evaluation roles (data/roles.h)
+    c.push_back({"no_held_out_set",
+                 [](const std::string& d) { return with(experiment(d), {"--data.source.val_fraction=0"}); }, 2,
+                 "source/val: npy data ({dir}/src.npy) has no splits, so there are no held-out source images", -1,
+                 run_marked_failed});
+    c.push_back({"target_test_unlabelled",
+                 [](const std::string& d) {
+                   for (int i = 0; i < 8; ++i) write(d + "/flat/" + std::to_string(i) + ".png", png_grey(12, 12, 40 + i));
+                   return with(experiment(d), {"--data.target.dataset=image_folder", "--data.target.root=" + d + "/flat"});
+                 },
+                 2, "target/test (image_folder {dir}/flat: 8 images (flat, unlabelled)"});
+    c.push_back({"oracle_without_target_labels",
+                 [](const std::string& d) {
+                   for (int i = 0; i < 8; ++i) write(d + "/flat/" + std::to_string(i) + ".png", png_grey(12, 12, 40 + i));
+                   return with(experiment(d), {"--data.target.dataset=image_folder", "--data.target.root=" + d + "/flat",
+                                               "--train.select=oracle"});
+                 },
+                 2, "train.select = oracle needs a labelled target/test"});
+    c.push_back({"target_test_is_target_train",
+                 [](const std::string& d) {
+                   return with(experiment(d), {"--data.target.test_fraction=0", "--data.target_test.root=" + d + "/tgt.npy",
+                                               "--method=dann"});
+                 },
+                 2, "target/test shares 16 of 16 images with target/train"});
+    c.push_back({"class_names_differ",
+                 [](const std::string& d) {
+                   for (const char* cls : {"a/0", "a/1", "b/0", "b/1"}) write(d + "/src/" + cls + ".png", png_grey(12, 12, 90));
+                   for (const char* cls : {"a/0", "a/1", "B/0", "B/1"}) write(d + "/tgt/" + cls + ".png", png_grey(12, 12, 90));
+                   return with(experiment(d), {"--data.source.dataset=image_folder", "--data.source.root=" + d + "/src",
+                                               "--data.target.dataset=image_folder", "--data.target.root=" + d + "/tgt"});
+                 },
+                 2, "target/train (image_folder {dir}/tgt: 4 images, 2 classes): class name(s) not among the source's "
+                    "classes: 'B' — did you mean 'b'?"});
     c.push_back({"npy_truncated",
                  [](const std::string& d) {
                    auto a = experiment(d);

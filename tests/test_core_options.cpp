@@ -481,7 +481,8 @@ TEST(OptionTables, EveryTableOfTheExperimentSchema) {
                         "data::LoaderOptions@data.source", "data::LoaderOptions@data.target", "models::ModelOptions@",
                         "adapters::InputConvOptions@", "adapters::AdapterOptions@", "losses::MethodOptions@",
                         "models::ParamGroupOptions@", "train::ScheduleOptions@", "train::TrainOptions@",
-                        "train::OptimOptions@", "train::DistOptions@"}));
+                        "train::OptimOptions@", "train::DistOptions@", "data::HoldoutOptions@",
+                        "data::EvalDomainKeys@data.source_val", "data::EvalDomainKeys@data.target_test"}));
   // the experiment keys no struct holds (read directly from the Config)
   EXPECT_EQ(unbound_keys(s), (std::set<std::string>{"run.root", "run.name", "data.source.val_split",
                                                      "data.target.test_split", "data.source.eval_transform",

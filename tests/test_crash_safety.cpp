@@ -69,6 +69,8 @@ std::vector<std::string> train_args(const std::string& runs, int64_t steps, cons
           "--data.target.transform=resize(28), normalize(0.5, 0.5)",
           "--data.target.batch_size=8",
           "--data.target.workers=0",
+          "--data.source.val_fraction=0.25",  // npy has no splits: held-out roles (data/roles.h)
+          "--data.target.test_fraction=0.25",
           "--model.backbone=lenet",
           "--model.in_channels=1",
           "--method=" + method,

@@ -52,6 +52,12 @@ static int64_t classes_from_labels(const std::vector<int64_t>& labels, const std
   return m + 1;
 }
 
+std::string RawDataset::item_id(size_t i) const {
+  std::string p = path(i);
+  if (!p.empty()) return fs::absolute(fs::path(p)).lexically_normal().string();
+  return describe_ + "#" + std::to_string(i);
+}
+
 // ------------------------------------------------------------------ ArrayDataset
 ArrayDataset::ArrayDataset(int64_t n, int64_t h, int64_t w, int64_t c, std::vector<uint8_t> u8, std::vector<float> f32,
                            std::vector<int64_t> labels, int64_t num_classes, std::string describe,
@@ -62,6 +68,21 @@ ArrayDataset::ArrayDataset(int64_t n, int64_t h, int64_t w, int64_t c, std::vect
   num_classes_ = num_classes;
   describe_ = std::move(describe);
   class_names_ = std::move(class_names);
+}
+
+void ArrayDataset::set_origins(std::vector<std::string> files, std::vector<int64_t> sizes) {
+  for (auto& f : files) f = fs::absolute(fs::path(f)).lexically_normal().string();
+  origins_ = std::move(files);
+  origin_sizes_ = std::move(sizes);
+}
+
+std::string ArrayDataset::item_id(size_t i) const {
+  int64_t row = static_cast<int64_t>(i);
+  for (size_t k = 0; k < origins_.size(); ++k) {
+    if (row < origin_sizes_[k]) return origins_[k] + "#" + std::to_string(row);
+    row -= origin_sizes_[k];
+  }
+  return RawDataset::item_id(i);
 }
 
 Image ArrayDataset::load(size_t i, const DecodeHint&) const {
@@ -179,6 +200,8 @@ RawDatasetPtr open_prepared_dir(const std::string& dir, const std::string& split
   }
   ArrayData all;
   std::vector<int64_t> labels;
+  std::vector<std::string> origin_files;
+  std::vector<int64_t> origin_sizes;
   for (auto& s : splits) {
     std::string ip = (fs::path(dir) / m["splits"][s]["images"].get<std::string>()).string();
     std::string lp = (fs::path(dir) / m["splits"][s]["labels"].get<std::string>()).string();
@@ -187,17 +210,21 @@ RawDatasetPtr open_prepared_dir(const std::string& dir, const std::string& split
     check(im.shape[0] == m["splits"][s]["count"].get<int64_t>(), "'", ip, "' holds ", im.shape[0],
           " images but the manifest says ", m["splits"][s]["count"].get<int64_t>());
     auto l = npy_labels(lp, im.shape[0]);
+    origin_files.push_back(ip);
+    origin_sizes.push_back(im.shape[0]);
     if (all.n == 0) all.h = im.shape[1], all.w = im.shape[2], all.c = 1;
     all.n += im.shape[0];
     all.u8.insert(all.u8.end(), im.data.begin(), im.data.end());
     labels.insert(labels.end(), l.begin(), l.end());
   }
   std::vector<std::string> names = m.value("classes", std::vector<std::string>{});
-  return std::make_shared<ArrayDataset>(all.n, all.h, all.w, all.c, std::move(all.u8), std::vector<float>{},
-                                        std::move(labels), m.value("num_classes", int64_t{0}),
-                                        str("prepared ", m.value("name", dir), " (", dir, ") split ", split, ": ", all.n,
-                                            " images ", all.h, "×", all.w),
-                                        names);
+  auto ds = std::make_shared<ArrayDataset>(all.n, all.h, all.w, all.c, std::move(all.u8), std::vector<float>{},
+                                           std::move(labels), m.value("num_classes", int64_t{0}),
+                                           str("prepared ", m.value("name", dir), " (", dir, ") split ", split, ": ",
+                                               all.n, " images ", all.h, "×", all.w),
+                                           names);
+  ds->set_origins(std::move(origin_files), std::move(origin_sizes));
+  return ds;
 }
 
 RawDatasetPtr make_prepared(const DomainOptions& o) {
@@ -231,9 +258,11 @@ RawDatasetPtr make_idx(const DomainOptions& o) {
     for (size_t i = 0; i < lab.size(); ++i) lab[i] = static_cast<unsigned char>(l.data[i]);
   }
   std::vector<uint8_t> px(im.data.begin(), im.data.end());
-  return std::make_shared<ArrayDataset>(n, im.dims[1], im.dims[2], c, std::move(px), std::vector<float>{}, lab,
-                                        classes_from_labels(lab, "'" + (labels.empty() ? images : labels) + "'"),
-                                        str("idx ", images, ": ", n, " images"));
+  auto ds = std::make_shared<ArrayDataset>(n, im.dims[1], im.dims[2], c, std::move(px), std::vector<float>{}, lab,
+                                           classes_from_labels(lab, "'" + (labels.empty() ? images : labels) + "'"),
+                                           str("idx ", images, ": ", n, " images"));
+  ds->set_origins({images}, {n});
+  return ds;
 }
 
 // ------------------------------------------------------------------ digits_csv
@@ -266,9 +295,11 @@ RawDatasetPtr make_digits_csv(const DomainOptions& o) {
     lab.push_back(std::lround(l));
   }
   int64_t n = static_cast<int64_t>(lab.size());
-  return std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab,
-                                        classes_from_labels(lab, "'" + o.root + "'"),
-                                        str("digits_csv ", o.root, ": ", n, " images 8×8"));
+  auto ds = std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab,
+                                           classes_from_labels(lab, "'" + o.root + "'"),
+                                           str("digits_csv ", o.root, ": ", n, " images 8×8"));
+  ds->set_origins({o.root}, {n});
+  return ds;
 }
 
 // ------------------------------------------------------------------ npy
@@ -277,9 +308,12 @@ RawDatasetPtr make_npy(const DomainOptions& o) {
   ArrayData a = to_nhwc(im.shape, o.layout, im.dtype, im.data.data(), o.root);
   std::vector<int64_t> lab(static_cast<size_t>(a.n), -1);
   if (!o.labels.empty()) lab = npy_labels(o.labels, a.n);
-  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
-                                        classes_from_labels(lab, "'" + (o.labels.empty() ? o.root : o.labels) + "'"),
-                                        str("npy ", o.root, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
+  const int64_t n = a.n;
+  auto ds = std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
+                                           classes_from_labels(lab, "'" + (o.labels.empty() ? o.root : o.labels) + "'"),
+                                           str("npy ", o.root, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
+  ds->set_origins({o.root}, {n});
+  return ds;
 }
 
 // ------------------------------------------------------------------ hdf5
@@ -331,9 +365,13 @@ RawDatasetPtr make_hdf5(const DomainOptions& o) {
   } else if (o.labelled && o.labels_key != "labels") {
     throw core::UsageError(str("'", o.root, "' has no labels dataset '", o.labels_key, "' (labels_key)"));
   }
-  return std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
-                                        classes_from_labels(lab, "'" + o.root + ":" + o.labels_key + "'"),
-                                        str("hdf5 ", o.root, ":", o.images_key, ": ", a.n, " images ", a.h, "×", a.w, "×", a.c));
+  const int64_t n = a.n;
+  auto ds = std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
+                                           classes_from_labels(lab, "'" + o.root + ":" + o.labels_key + "'"),
+                                           str("hdf5 ", o.root, ":", o.images_key, ": ", a.n, " images ", a.h, "×", a.w,
+                                               "×", a.c));
+  ds->set_origins({o.root + ":" + o.images_key}, {n});
+  return ds;
 }
 
 // ------------------------------------------------------------------ image_folder / list_file
@@ -573,11 +611,38 @@ class SubsetDataset : public RawDataset {
   }
   Image load(size_t i, const DecodeHint& hint) const override { return base_->load(idx_.at(i), hint); }
   std::string path(size_t i) const override { return base_->path(idx_.at(i)); }
+  std::string item_id(size_t i) const override { return base_->item_id(idx_.at(i)); }
 
  private:
   RawDatasetPtr base_;
   std::vector<size_t> idx_;
 };
+
+// Labels mapped onto another class list (class matching by name across domains).
+class RelabelledDataset : public RawDataset {
+ public:
+  RelabelledDataset(RawDatasetPtr base, const std::vector<int64_t>& to_source, std::vector<std::string> names,
+                    const std::string& what)
+      : base_(std::move(base)) {
+    labels_.reserve(base_->size());
+    for (auto l : base_->labels()) {
+      if (l >= static_cast<int64_t>(to_source.size()))
+        throw core::Error(str(base_->describe(), ": label ", l, " has no class name"));
+      labels_.push_back(l < 0 ? -1 : to_source[static_cast<size_t>(l)]);
+    }
+    num_classes_ = static_cast<int64_t>(names.size());
+    class_names_ = std::move(names);
+    describe_ = what.empty() ? base_->describe() : str(base_->describe(), " | ", what);
+  }
+  Image load(size_t i, const DecodeHint& hint) const override { return base_->load(i, hint); }
+  std::string path(size_t i) const override { return base_->path(i); }
+  std::string item_id(size_t i) const override { return base_->item_id(i); }
+
+ private:
+  RawDatasetPtr base_;
+};
+
+}  // namespace
 
 // Fisher-Yates with a fixed generator: the same subset on every platform and libstdc++ version.
 void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
@@ -588,7 +653,16 @@ void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
   }
 }
 
-}  // namespace
+RawDatasetPtr pick_items(RawDatasetPtr base, std::vector<size_t> idx, const std::string& what) {
+  for (size_t i : idx)
+    if (i >= base->size()) throw core::Error(str("internal: item ", i, " beyond ", base->describe()));
+  return std::make_shared<SubsetDataset>(std::move(base), std::move(idx), what);
+}
+
+RawDatasetPtr relabel_dataset(RawDatasetPtr base, std::vector<int64_t> to_source, std::vector<std::string> names,
+                              const std::string& what) {
+  return std::make_shared<RelabelledDataset>(std::move(base), to_source, std::move(names), what);
+}
 
 RawDatasetPtr subset_dataset(RawDatasetPtr raw, int64_t per_class, int64_t limit, uint64_t seed) {
   if (per_class <= 0 && limit <= 0) return raw;

@@ -32,6 +32,9 @@ class RawDataset : public Dataset {
   std::string describe() const override { return describe_; }
   int64_t label(size_t i) const { return labels_[i]; }
   const std::vector<std::string>& class_names() const { return class_names_; }
+  /// A stable identity of item i, equal for the same image reached through two datasets (the
+  /// file's absolute path, or the array file and row): how role overlaps are counted.
+  virtual std::string item_id(size_t i) const;
 
  protected:
   std::vector<int64_t> labels_;  ///< −1 where unknown
@@ -53,8 +56,13 @@ class ArrayDataset : public RawDataset {
                std::vector<int64_t> labels, int64_t num_classes, std::string describe,
                std::vector<std::string> class_names = {});
   Image load(size_t i, const DecodeHint& hint) const override;
+  /// Rows come from these files in order (sizes sum to N): item_id = "<file>#<row in it>".
+  void set_origins(std::vector<std::string> files, std::vector<int64_t> sizes);
+  std::string item_id(size_t i) const override;
 
  private:
+  std::vector<std::string> origins_;
+  std::vector<int64_t> origin_sizes_;
   int64_t h_, w_, c_;
   std::vector<uint8_t> u8_;
   std::vector<float> f32_;
@@ -124,6 +132,14 @@ RawDatasetPtr make_raw_dataset(const DomainOptions& o);
 /// per-class permutation, so one seed's subsets are nested), limit > 0 then keeps that many items
 /// at random; both 0 returns raw. Items stay in ascending base order.
 RawDatasetPtr subset_dataset(RawDatasetPtr raw, int64_t per_class, int64_t limit, uint64_t seed);
+/// Items idx[0], idx[1], ... of `base` as a dataset (labels, names, paths and item ids follow);
+/// `what` is appended to the description.
+RawDatasetPtr pick_items(RawDatasetPtr base, std::vector<size_t> idx, const std::string& what);
+/// `base` with label l replaced by to_source[l] (−1 stays −1), the given class names and count.
+RawDatasetPtr relabel_dataset(RawDatasetPtr base, std::vector<int64_t> to_source, std::vector<std::string> names,
+                              const std::string& what);
+/// Fisher-Yates with mt19937_64(seed): the same permutation on every platform.
+void seeded_shuffle(std::vector<size_t>& v, uint64_t seed);
 /// dataset + split + transform chain (errors name files, keys and transform items).
 DatasetPtr make_domain(const DomainOptions& o);
 

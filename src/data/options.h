@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "core/options.h"
@@ -84,5 +85,59 @@ inline void declare_loader_options(core::Schema& s, const std::string& prefix, c
 inline LoaderOptions loader_options_from(const core::Config& c, const std::string& prefix) {
   return loader_option_table().read(c, prefix);
 }
+
+/// The four roles of a run (source/train, source/val, target/train, target/test; data/roles.h),
+/// as configured. Keys (besides the data.source / data.target domains):
+///   data.source.val_split, data.target.test_split     held-out split of kinds with splits
+///   data.source.eval_transform, data.target.eval_transform
+///   data.source.val_fraction, data.target.test_fraction   seeded stratified hold-out (0 = none)
+///   data.holdout_seed                                 seed of those hold-outs
+///   data.protocol      held_out | transductive (target/test = the target training images)
+///   data.class_match   exact | case_insensitive (class names of other roles onto the source's)
+///   data.class_map     file of "name = source_name" lines applied before matching
+///   [data.source_val], [data.target_test]: a complete domain (dataset, root, split, transform,
+///     labels, images_key, labels_key, layout, on_error, per_class, limit, subset_seed); an empty
+///     key takes the training domain's value ("none" clears transform / labels / labels_key).
+struct RoleOptions {
+  DomainOptions source, target;  ///< the training domains
+  std::string val_split = "val", test_split = "test";
+  std::string source_eval_transform, target_eval_transform;
+  double val_fraction = 0, test_fraction = 0;
+  uint64_t holdout_seed = 0;
+  std::string protocol = "held_out";
+  std::string class_match = "exact";
+  std::string class_map;
+  /// The keys given in [data.source_val] / [data.target_test] (non-empty / non-zero), by name.
+  std::map<std::string, std::string> source_val, target_test;
+};
+
+/// data.source.val_fraction, data.target.test_fraction, data.holdout_seed, data.protocol,
+/// data.class_match, data.class_map.
+struct HoldoutOptions {
+  double val_fraction = 0;
+  double test_fraction = 0;
+  uint64_t holdout_seed = 0;
+  std::string protocol = "held_out";  ///< held_out | transductive
+  std::string class_match = "exact";  ///< exact | case_insensitive
+  std::string class_map;              ///< "" = none
+};
+const core::OptionTable<HoldoutOptions>& holdout_option_table();
+
+/// The keys of [data.source_val] / [data.target_test] ("" / 0 = the training domain's value).
+struct EvalDomainKeys {
+  std::string dataset, root, split, transform, labels, images_key, labels_key, layout, on_error;
+  int64_t per_class = 0, limit = 0;
+  uint64_t subset_seed = 0;
+};
+const core::OptionTable<EvalDomainKeys>& eval_domain_key_table();
+
+/// The role keys above except the training domains, val_split / test_split and eval_transform
+/// (declared by the experiment schema): HoldoutOptions, and EvalDomainKeys under data.source_val
+/// and data.target_test.
+void declare_role_options(core::Schema& s);
+/// Reads them (and the training domains) from an experiment config.
+RoleOptions role_options_from(const core::Config& c);
+/// Applies the keys of a [data.source_val] / [data.target_test] section to a domain.
+void apply_domain_keys(DomainOptions& d, const std::map<std::string, std::string>& keys);
 
 }  // namespace shiftlab::data

@@ -15,6 +15,7 @@
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "data/options.h"
+#include "data/roles.h"
 
 namespace shiftlab::features {
 
@@ -44,10 +45,12 @@ const core::OptionTable<ExtractOptions>& extract_option_table() {
         .command_flag();
     t.field("forward_only", &O::forward_only, "benchmark: run the same loop but write nothing").command_flag();
     t.field("source_splits", &O::source_splits,
-            "source splits to extract (default: data.source.split and data.source.val_split)")
+            "source splits to extract, blocks named by split (default: the roles source/train and source/val as "
+            "train defines them)")
         .command_flag();
     t.field("target_splits", &O::target_splits,
-            "target splits to extract (default: data.target.split and data.target.test_split)")
+            "target splits to extract, blocks named by split (default: the roles target/train and target/test as "
+            "train defines them)")
         .command_flag();
     return t;
   }();
@@ -56,6 +59,27 @@ const core::OptionTable<ExtractOptions>& extract_option_table() {
 
 std::vector<ExtractInput> extract_inputs(const core::Config& c, const ExtractOptions& o) {
   std::vector<ExtractInput> v;
+  if (o.source_splits.empty() && o.target_splits.empty()) {
+    // the run's four roles (data/roles.h), as train defines them: blocks source/train, source/val,
+    // target/train, target/test; a held-out role the config does not define is left out (warned)
+    auto roles = data::make_roles(data::role_options_from(c), data::RoleMode::Extract);
+    const std::shared_ptr<const data::DomainDataset> ds[4] = {roles.source_train, roles.source_val, roles.target_train,
+                                                              roles.target_test};
+    for (size_t k = 0; k < 4; ++k) {
+      const auto& info = roles.info[k];
+      if (!ds[k]) {
+        core::log_warn("extract: no ", info.role, " block: ", info.error);
+        continue;
+      }
+      auto slash = info.role.find('/');
+      ExtractInput in{info.role.substr(0, slash), info.role.substr(slash + 1), ds[k], ds[k]->options().transform,
+                      info.definition};
+      core::check(in.ds->size() > 0, info.role, " (", in.ds->describe(), ") is empty");
+      v.push_back(std::move(in));
+    }
+    return v;
+  }
+  // explicit splits (--source_splits / --target_splits): one block per split, named by it
   std::set<std::string> seen;
   auto add = [&](const std::string& domain, const std::string& prefix, std::vector<std::string> splits,
                  const std::string& eval_key) {
@@ -71,7 +95,7 @@ std::vector<ExtractInput> extract_inputs(const core::Config& c, const ExtractOpt
         group = std::filesystem::path(split).stem().string();  // a list file
       check_usage(!group.empty(), "option '", prefix, "' split '", split, "' gives an empty group name");
       if (!seen.insert(domain + "/" + group).second) continue;
-      ExtractInput in{domain, group, data::make_domain(d), d.transform};
+      ExtractInput in{domain, group, data::make_domain(d), d.transform, "split " + split};
       core::check(in.ds->size() > 0, domain, " split '", split, "' (", in.ds->describe(), ") is empty");
       v.push_back(std::move(in));
     }
@@ -214,6 +238,7 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
     b.split = in.group;
     b.dataset = in.ds->describe();
     b.transform = in.transform;
+    b.origin = in.origin;
     b.num_classes = in.ds->num_classes();
     size_t n = in.ds->size();
     if (o.limit > 0) n = std::min<size_t>(n, static_cast<size_t>(o.limit));

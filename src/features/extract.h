@@ -33,8 +33,10 @@ struct ExtractOptions {
   int64_t limit = 0;                        ///< rows per (domain, split); 0 = the whole split
   bool overwrite = false;                   ///< replace an existing output file
   bool forward_only = false;                ///< benchmark: same loop, nothing written
-  std::vector<std::string> source_splits;   ///< empty: data.source.split + data.source.val_split
-  std::vector<std::string> target_splits;   ///< empty: data.target.split + data.target.test_split
+  /// Both empty: the four roles as train defines them (data/roles.h), blocks source/train,
+  /// source/val, target/train, target/test. Otherwise these splits, blocks named by split.
+  std::vector<std::string> source_splits;
+  std::vector<std::string> target_splits;
 };
 
 /// Command flags of `shiftlab extract`: taps, pool, dtype, batch_size, workers, limit, overwrite,
@@ -50,10 +52,12 @@ struct ExtractInput {
   std::string group;      ///< group name: the split ("train"), or a list file's stem
   data::DatasetPtr ds;
   std::string transform;  ///< the chain applied (eval transform when the config has one)
+  std::string origin;     ///< how the images were chosen (attr "origin": role definition or split)
 };
 
-/// The inputs a config describes (data.source.* / data.target.* with the eval transforms,
-/// labels kept when the dataset has them). Duplicate (domain, split) pairs are dropped.
+/// The inputs a config describes: by default its four roles (data::make_roles, Extract mode: eval
+/// transforms, labels kept when the data has them; an undefinable held-out role is left out with
+/// a warning); with source_splits / target_splits, those splits (duplicates dropped).
 std::vector<ExtractInput> extract_inputs(const core::Config& c, const ExtractOptions& o);
 
 /// Root attributes of a cache made from this config: compared = backbone, model (architecture

@@ -147,6 +147,7 @@ struct CacheWriter::Impl {
       if (fresh) {
         h5::write_str_attr(g, "dataset", b.dataset);
         h5::write_str_attr(g, "transform", b.transform);
+        if (!b.origin.empty()) h5::write_str_attr(g, "origin", b.origin);
         h5::write_int_attr(g, "num_classes", b.num_classes);
         h5::write_int_attr(g, "rows", b.rows());
         check(b.index.size() == b.labels.size(), "block ", group_path(b), ": index and labels differ in length");

@@ -30,6 +30,7 @@ struct CacheBlock {
   std::string split;      ///< group name ("train", "val", "test", ...)
   std::string dataset;    ///< Dataset::describe() (attr "dataset")
   std::string transform;  ///< transform chain (attr "transform"; part of the provenance)
+  std::string origin;     ///< how the rows were chosen: role definition or split (attr "origin")
   int64_t num_classes = 0;
   std::vector<int64_t> labels;     ///< N entries, -1 = no label
   std::vector<int64_t> index;      ///< N sample indices within the dataset split

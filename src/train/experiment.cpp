@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "data/datasets.h"
 #include "data/options.h"
+#include "data/roles.h"
 #include "losses/methods.h"
 #include "models/weights.h"
 
@@ -45,23 +46,21 @@ models::Classifier build_model(const core::Config& c, int64_t num_classes, std::
   return model;
 }
 
-static data::DomainOptions eval_domain(const core::Config& c, const std::string& prefix, const std::string& split_key,
-                                       const std::string& transform_key) {
-  auto d = data::domain_options_from(c, prefix);
-  d.split = c.get_string(split_key);
-  d.labelled = true;
-  auto t = c.get_string(transform_key);
-  if (!t.empty()) d.transform = t;
-  return d;
-}
-
 Experiment build_experiment(const core::Config& c, const torch::Device& device) {
   Experiment e;
   e.device = device;
-  e.source = data::make_domain(data::domain_options_from(c, "data.source"));
-  e.target = data::make_domain(data::domain_options_from(c, "data.target"));
-  e.source_val = data::make_domain(eval_domain(c, "data.source", "data.source.val_split", "data.source.eval_transform"));
-  e.target_test = data::make_domain(eval_domain(c, "data.target", "data.target.test_split", "data.target.eval_transform"));
+  // the four roles (data/roles.h): held-out sets, class names matched, overlaps recorded
+  const bool oracle = c.get_string("train.select") == "oracle";
+  auto roles = data::make_roles(data::role_options_from(c), data::RoleMode::Train, oracle);
+  e.source = roles.source_train;
+  e.target = roles.target_train;
+  e.source_val = roles.source_val;
+  e.target_test = roles.target_test;
+  e.protocol = roles.protocol;
+  e.roles = roles.to_json();
+  for (auto& info : roles.info) core::log_info(info.line());
+  if (roles.protocol == "transductive")
+    core::log_info("protocol: TRANSDUCTIVE — target-test accuracy is measured on the target training images");
   e.source_loader = data::loader_options_from(c, "data.source");
   e.target_loader = data::loader_options_from(c, "data.target");
   auto seed = static_cast<uint64_t>(c.get_int("run.seed"));
@@ -78,8 +77,9 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
   auto vk = e.source_val->num_classes();
   core::check(vk <= e.num_classes, "source-val labels reach class ", vk - 1, " but the source has ", e.num_classes,
               " classes: ", e.source_val->describe(), " (source: ", e.source->describe(), ")");
+  // a target test set lacking some of the source's classes is fine; labels beyond them are not
   auto tk = e.target_test->num_classes();
-  core::check(tk == 0 || tk == e.num_classes, "source and target disagree on the number of classes: ",
+  core::check(tk <= e.num_classes, "source and target disagree on the number of classes: ",
               e.source->describe(), " has ", e.num_classes, ", ", e.target_test->describe(), " has ", tk);
 
   e.model = build_model(c, e.num_classes, &e.weights_sha256);
@@ -117,6 +117,10 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
   }
   e.method = losses::make_method(mo, fdim, e.num_classes, tap_dims);
   e.method->to(device);
+  // target/test = target/train images is transductive only when the method reads them
+  const bool target_used = e.method->uses_target() || e.method->adabn();
+  e.roles["target_images_used"] = target_used;
+  data::check_target_overlap(roles, target_used);
   e.method_taps = e.method->taps();
   return e;
 }

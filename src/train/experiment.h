@@ -6,6 +6,8 @@
 #include <torch/types.h>
 
 #include <map>
+
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,10 @@ struct Experiment {
   int64_t num_classes = 0;
   std::vector<std::string> method_taps;  ///< extra backbone taps the method needs
   std::string weights_sha256;            ///< of model.weights, when given
+  std::string protocol = "held_out";     ///< data.protocol: held_out | transductive
+  /// What each role holds (data::Roles::to_json: protocol, classes, per role: definition,
+  /// dataset, count, labelled, overlaps with the training roles) for the log and summary.json.
+  nlohmann::json roles = nlohmann::json::object();
 };
 
 /// Builds the model alone (backbone, weights, band adaptation, head, freezing) for `num_classes`.

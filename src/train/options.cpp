@@ -78,10 +78,11 @@ core::Schema experiment_schema() {
   tgt.split = "train";
   tgt.labelled = false;
   data::declare_domain_options(s, "data.target", tgt);
-  s.add_string("data.source.val_split", "val", "source split used for validation / model selection");
-  s.add_string("data.target.test_split", "test", "target split used for the reported test accuracy");
+  s.add_string("data.source.val_split", "val", "source split used for validation / model selection (kinds with splits: prepared, idx directory, list_file)");
+  s.add_string("data.target.test_split", "test", "target split used for the reported test accuracy (kinds with splits: prepared, idx directory, list_file)");
   s.add_string("data.source.eval_transform", "", "transform for evaluation on the source; empty = data.source.transform");
   s.add_string("data.target.eval_transform", "", "transform for evaluation on the target; empty = data.target.transform");
+  data::declare_role_options(s);  // hold-outs, [data.source_val], [data.target_test], protocol, class matching
   data::declare_loader_options(s, "data.source");
   data::declare_loader_options(s, "data.target");
   models::declare_model_options(s);

@@ -309,8 +309,16 @@ struct Trainer::State {
     json r;
     r["step"] = step;
     r["phase"] = phase;
+    // the roles were checked to be labelled before training (data/roles.h); a non-finite accuracy
+    // here would be a number computed on no labelled image, never reported as such
+    core::check(sv.n_labelled > 0 && std::isfinite(sv.accuracy), "source-val evaluation at step ", step,
+                " saw no labelled image (", e.source_val->describe(), ")");
+    core::check(tt.n_labelled > 0 && std::isfinite(tt.accuracy), "target-test evaluation at step ", step,
+                " saw no labelled image (", e.target_test->describe(), ")");
     r["source_val_acc"] = sv.accuracy;
+    r["source_val_n"] = sv.n_labelled;
     r["target_test_acc"] = tt.accuracy;
+    r["target_test_n"] = tt.n_labelled;
     r["target_test_mean_class_acc"] = tt.mean_class_accuracy;
     r["target_entropy"] = tt.entropy;
     r["target_test_per_class"] = tt.to_json()["per_class_accuracy"];
@@ -629,8 +637,11 @@ json Trainer::evaluate_and_select(int64_t done) {
     s.metrics.flush();
   }
   core::log_info(s.phase == 1 ? "[phase 1] " : "", "step ", done, ": source-val ",
-                 fmt(r["source_val_acc"].get<double>()), " %, target-test ", fmt(r["target_test_acc"].get<double>()),
-                 " %", improved ? " (best so far by " + to.select + ")" : "");
+                 fmt(r["source_val_acc"].get<double>()), " % (", r.value("source_val_n", int64_t{0}),
+                 " images), target-test ", fmt(r["target_test_acc"].get<double>()), " % (",
+                 r.value("target_test_n", int64_t{0}), " images",
+                 e.protocol == "transductive" ? ", TRANSDUCTIVE: the target training images" : "", ")",
+                 improved ? " (best so far by " + to.select + ")" : "");
   e.model->train(true);
   e.method->train(true);
   r["selected"] = improved;
@@ -696,12 +707,28 @@ json Trainer::finish(int64_t steps) {
   summary["selected_note"] = to.select == "oracle"
                                  ? "ORACLE: the checkpoint was selected with target-test labels; not a fair DA result"
                                  : "selected without target labels (" + to.select + ")";
-  summary["oracle"] = {{"step", s.sel.oracle_step}, {"target_test_acc", s.sel.oracle_best}};
+  summary["oracle"] = {{"step", s.sel.oracle_step},
+                       {"target_test_acc", std::isfinite(s.sel.oracle_best) ? json(s.sel.oracle_best) : json(nullptr)}};
   summary["last"] = strip(s.sel.last_eval);
   summary["method"] = e.method->describe();
   summary["num_classes"] = e.num_classes;
   summary["source"] = e.source->describe();
   summary["target"] = e.target->describe();
+  // which images each reported number was computed on (data/roles.h)
+  summary["protocol"] = e.protocol;
+  summary["data"] = e.roles;
+  summary["evaluated_on"] = {
+      {"source_val_acc", e.roles.contains("roles") ? e.roles["roles"].value("source/val", json::object()) : json()},
+      {"target_test_acc", e.roles.contains("roles") ? e.roles["roles"].value("target/test", json::object()) : json()}};
+  const int64_t shared = e.roles.contains("roles") ? e.roles["roles"]["target/test"].value("overlap_target_train", int64_t{0})
+                                                    : int64_t{0};
+  summary["protocol_note"] =
+      e.protocol == "transductive"
+          ? "TRANSDUCTIVE: target-test accuracy is measured on the (unlabelled during training) target training "
+            "images, with their labels"
+      : shared == 0 ? "held out: target-test shares no image with target/train"
+                    : core::str("target-test shares ", shared,
+                                " images with target/train, which this method never reads (no adaptation on them)");
   summary["train_seconds"] = s.train_seconds;
   summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
