@@ -225,7 +225,7 @@ TEST(DataDatasets, PerClassAndLimitSubsets) {
 }
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
+std::string label_error_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const core::Error& e) {
@@ -250,10 +250,10 @@ TEST(DataDatasets, Hdf5LabelsMustBeIntegersForEveryItem) {
                       "with h5py.File('" + d + "/m.h5', 'w') as f:\n"
                       "  f['images'] = x; f['labels'] = np.array([0, 1, -1, 0, 1, 2], np.int64)\n\""),
             0);
-  auto err = error_of([&] { dom("hdf5", d + "/f.h5"); });
+  auto err = label_error_of([&] { dom("hdf5", d + "/f.h5"); });
   EXPECT_NE(err.find("'" + d + "/f.h5:labels': label 1.5 of item 4 is not an integer"), std::string::npos) << err;
   EXPECT_EQ(dom("hdf5", d + "/fi.h5")->labels(), (std::vector<int64_t>{0, 1, 2, 0, 1, 2}));  // integral floats are fine
-  err = error_of([&] { dom("hdf5", d + "/m.h5"); });
+  err = label_error_of([&] { dom("hdf5", d + "/m.h5"); });
   EXPECT_NE(err.find("'" + d + "/m.h5:labels': label -1 of item 2 in a labelled domain"), std::string::npos) << err;
   data::DomainOptions o;
   o.dataset = "hdf5";
@@ -261,7 +261,7 @@ TEST(DataDatasets, Hdf5LabelsMustBeIntegersForEveryItem) {
   o.labelled = false;  // an unlabelled domain may hold partial labels (they are hidden)
   EXPECT_EQ(data::make_domain(o)->num_classes(), 0);
   // a label at or beyond the declared classes (a prepared manifest's num_classes)
-  err = error_of([] {
+  err = label_error_of([] {
     data::ArrayDataset a(2, 1, 1, 1, {0, 0}, {}, {0, 5}, 3, "prepared x");
   });
   EXPECT_NE(err.find("prepared x: label 5 of item 1 is not below its 3 classes"), std::string::npos) << err;

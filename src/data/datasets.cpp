@@ -57,7 +57,7 @@ static void check_all_labelled(const std::vector<int64_t>& labels, const std::st
                                const char* unit = "item", int64_t first = 0) {
   if (!labelled || std::none_of(labels.begin(), labels.end(), [](int64_t l) { return l >= 0; })) return;
   for (size_t i = 0; i < labels.size(); ++i)
-    check(labels[i] >= 0, what, ": label ", labels[i], " of ", unit, " ", static_cast<int64_t>(i) + first,
+    check(labels[i] != -1, what, ": label ", labels[i], " of ", unit, " ", static_cast<int64_t>(i) + first,
           " in a labelled domain (every item needs a class 0, 1, ...; or set labelled = false)");
 }
 
