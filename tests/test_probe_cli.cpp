@@ -347,7 +347,7 @@ TEST(AdviseWorkflow, ExtractAdviseTrainWithTheAdvice) {
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.err.find("config"), std::string::npos) << a.err;
   auto ini = core::read_file(d + "/advice.ini");
-  for (auto s : {"dataset = uci-digits", "backbone = lenet", "in_channels = 1", "split = val", "labelled = false",
+  for (auto s : {"dataset = uci-digits", "backbone = lenet", "in_channels = 1", "split = val",
                  "transform = resize(28), normalize(0.5, 0.5)"})
     EXPECT_NE(ini.find(s), std::string::npos) << s << " missing from\n" << ini;
   auto t = run_cli({"train", "--config", d + "/advice.ini", "--run.root=" + d + "/runs", "--run.name=t",

@@ -532,7 +532,7 @@ TEST(Sweep, SigtermWithQueuedRunsStopsAfterTheRunningOne) {
   ASSERT_TRUE(started);
   EXPECT_EQ(r.signal, 0) << "the sweep hung after SIGTERM (killed by the watchdog)\n" << r.out << r.err;
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_NE(r.out.find("run(s) not started"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run(s) not started"), std::string::npos) << r.out << r.err;
   EXPECT_EQ(count_matches(r.out, "start  "), 1) << r.out;
 }
 

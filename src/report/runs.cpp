@@ -300,15 +300,19 @@ std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vec
   }
   for (auto& g : groups) {
     std::vector<double> sel, ora, last, sv, mc, sec, mp, tp, me;
-    // runs of one seed are one replicate: the latest completed run of each seed counts (runs are
-    // sorted by path, and run directories by start time), an earlier one of the same seed does not
+    // runs of one configuration and one seed are one replicate: the latest completed one counts
+    // (runs are sorted by path, run directories by start time), an earlier repeat does not. A
+    // group that pools configurations (--by) keeps their runs of one seed apart.
     std::set<const RunRecord*> repeated;
-    std::set<std::string> seeds_seen;
+    std::set<std::string> seen;
     for (auto it = g.runs.rbegin(); it != g.runs.rend(); ++it) {
       const RunRecord* r = *it;
       auto seed = r->config.find("run.seed");
       if (r->status != "completed" || r->kind != "train" || seed == r->config.end()) continue;
-      if (!seeds_seen.insert(seed->second).second) repeated.insert(r);
+      std::string signature = seed->second;
+      for (auto& [k, v] : r->config)
+        if (!is_incidental_key(k)) signature += "\n" + k + "=" + v;
+      if (!seen.insert(signature).second) repeated.insert(r);
     }
     g.same_seed = static_cast<int>(repeated.size());
     for (auto* r : g.runs) {

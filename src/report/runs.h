@@ -72,7 +72,8 @@ struct Group {
   std::string values() const;  ///< the key values alone: "dann, 0.01"
 };
 /// Groups `runs` by `keys` (first-seen order); statistics over completed runs only, one run per
-/// seed (run.seed): of several completed runs with one seed only the last (by path) counts.
+/// configuration and seed: of completed runs with the same options (incidental keys aside) and run.seed
+/// only the last (by path) counts (same_seed counts the others).
 std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys);
 
 /// Columns of the tables (`shiftlab report --columns`), each over a group's completed runs:

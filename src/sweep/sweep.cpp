@@ -321,13 +321,16 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
     auto& job = jobs[c.job];
     auto st = inspect_job(o.sweep_dir, job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
-    nlohmann::json summary;
+    // a run stopped before it wrote summary.json (a signal during its start) has none: an empty
+    // object, not null (value() on null throws and used to end the sweep with a JSON error)
+    nlohmann::json summary = nlohmann::json::object();
     if (!st.dir.empty()) {
       try {
         summary = nlohmann::json::parse(core::read_file((fs::path(st.dir) / "summary.json").string()));
       } catch (...) {
       }
     }
+    if (!summary.is_object()) summary = nlohmann::json::object();
     std::string s = summary.value("status", WIFEXITED(status) ? "failed" : "killed");
     state["jobs"][c.job]["status"] = s;
     state["jobs"][c.job]["dir"] = st.dir;
