@@ -9,6 +9,7 @@
 #include "apps/command.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "data/prepare.h"
@@ -102,10 +103,12 @@ const core::OptionTable<DataStatsOptions>& data_stats_option_table() {
 static core::Schema stats_schema() {
   core::Schema s = domain_schema();
   data_stats_option_table().declare(s);
+  core::declare_runtime_options(s);  // run.threads, run.log_level, ... as every command takes them
   return s;
 }
 
 static int run_stats(const core::Config& c, const std::vector<std::string>&) {
+  core::setup_runtime(core::runtime_options_from(c));
   auto ds = data::make_domain(data::domain_options_from(c, "data"));
   const auto so = data_stats_option_table().read(c);
   auto t0 = std::chrono::steady_clock::now();
@@ -326,10 +329,12 @@ static core::Schema bench_schema() {
   data::LoaderOptions lo;
   declare_loader_options(s, "loader", lo);
   data_bench_option_table().declare(s);
+  core::declare_runtime_options(s);
   return s;
 }
 
 static int run_bench(const core::Config& c, const std::vector<std::string>&) {
+  core::setup_runtime(core::runtime_options_from(c));
   auto ds = data::make_domain(data::domain_options_from(c, "data"));
   auto lo = data::loader_options_from(c, "loader");
   const auto bo = data_bench_option_table().read(c);

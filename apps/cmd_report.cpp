@@ -7,6 +7,7 @@
 #include "apps/command.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/runtime.h"
 #include "report/runs.h"
 
 namespace shiftlab::apps {
@@ -50,11 +51,13 @@ const core::OptionTable<ReportOptions>& report_option_table() {
 static core::Schema report_schema() {
   core::Schema s;
   report_option_table().declare(s);
+  core::declare_runtime_options(s);  // accepted like every command's (scripts pass --run.threads to all)
   return s;
 }
 
 static int run_report(const core::Config& cli, const std::vector<std::string>&) {
   const auto ro = report_option_table().read(cli);
+  core::setup_runtime(core::runtime_options_from(cli));
   auto runs = report::find_runs(cli.positional);
   core::check(!runs.empty(), "no run directories (with summary.json or probe.json) under ", cli.positional.front());
   auto keys = ro.by;

@@ -176,7 +176,7 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
   ro.sweep_dir = dir;
   ro.jobs = flags.jobs;
   ro.retry_failed = flags.retry_failed;
-  if (!fixed.count("run.threads")) {
+  if (!cli.is_set("run.threads")) {  // given on the command line or by a --config file: the children keep it
     int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ro.child_extra.push_back("--run.threads=" + std::to_string(std::max(1, hw / ro.jobs)));
   }

@@ -4,6 +4,7 @@
 
 #include "apps/command.h"
 #include "apps/run_helpers.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/run_dir.h"
 #include "core/runtime.h"
@@ -33,6 +34,11 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
   core::check_usage(!(resume && !cli.config_files.empty()), "--resume takes the run's own configuration; do not pass --config");
   std::unique_ptr<core::RunDir> run;
   std::unique_ptr<core::Config> cfg_holder;
+  std::unique_ptr<core::FileLock> run_lock;  // one process writes a run directory (train, or one --resume)
+  auto lock_run = [&] {
+    run_lock = std::make_unique<core::FileLock>(
+        core::FileLock::acquire(run->file("run.lock"), "run directory '" + run->path() + "'"));
+  };
   if (resume) {
     run = std::make_unique<core::RunDir>(core::RunDir::open(resume_dir));
     cfg_holder = std::make_unique<core::Config>(
@@ -50,10 +56,12 @@ static int run_train(const core::Config& cli, const std::vector<std::string>& ar
   torch::Device device(torch::kCPU);
   auto comm = setup_runtime_maybe_distributed(cfg, rt, device);
   const bool main = !comm || comm->is_main();
+  if (resume && main) lock_run();  // before anything is written: a second --resume of the run is refused
   if (!resume) {
     if (main) {
       run = std::make_unique<core::RunDir>(
           core::RunDir::create(cfg.get_string("run.root"), cfg.get_string("run.name")));
+      lock_run();
       run->write_config(cfg, "train");
       run->write_command(argv);
     }

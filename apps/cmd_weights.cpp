@@ -95,6 +95,14 @@ int run_info(const core::Config& cfg, const std::vector<std::string>&) {
 int run_convert(const core::Config& cfg, const std::vector<std::string>&) {
   const std::string& in = cfg.positional.at(0);
   const std::string& out = cfg.positional.at(1);
+  {  // converting a file onto itself would replace the only copy of the weights
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool same = fs::exists(out, ec) ? fs::equivalent(in, out, ec)
+                                          : fs::absolute(in).lexically_normal() == fs::absolute(out).lexically_normal();
+    core::check_usage(!same, "weights convert: OUT '", out, "' is the input file; give another name (e.g. ",
+                      fs::path(in).stem().string(), ".safetensors)");
+  }
   auto tensors = models::load_weights_file(in);
   std::map<std::string, std::string> meta = {{"format", "pt"},
                                              {"source", std::filesystem::path(in).filename().string()}};

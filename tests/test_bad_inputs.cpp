@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <regex>
 
 #include "core/fs.h"
@@ -203,6 +205,12 @@ void run_marked_failed(const std::string& d) {
   auto s = nlohmann::json::parse(core::read_file(run + "/summary.json"));
   EXPECT_EQ(s["status"], "failed") << s.dump();
   EXPECT_TRUE(s.contains("error")) << s.dump();
+}
+
+// The lock a test holds in place of another process (resume_while_running).
+std::unique_ptr<core::FileLock>& held_lock() {
+  static std::unique_ptr<core::FileLock> l;
+  return l;
 }
 
 const std::vector<Case>& cases() {
@@ -541,6 +549,149 @@ const std::vector<Case>& cases() {
                    return std::vector<std::string>{"train", "--resume", d, "--config", d + "/x.ini"};
                  },
                  2, "--resume takes the run's own configuration; do not pass --config"});
+    // --- labels (issue 18 §2): a float label, or an item without a label in a labelled domain, is
+    // refused naming the file and the first bad row (−1 used to reach the loss and crash in torch)
+    c.push_back({"label_not_integer_list_file",
+                 [](const std::string& d) {
+                   write(d + "/x.png", png_grey(6, 6));
+                   write(d + "/list.txt", "x.png 0\nx.png 1\nx.png 1.5\n");
+                   return with(experiment(d), {"--data.source.dataset=list_file", "--data.source.root=" + d,
+                                               "--data.source.split=" + d + "/list.txt"});
+                 },
+                 1, "'{dir}/list.txt' line 3: label 1.5 is not an integer"});
+    c.push_back({"label_missing_in_labelled_list_file",
+                 [](const std::string& d) {
+                   write(d + "/x.png", png_grey(6, 6));
+                   write(d + "/list.txt", "x.png 0\n\nx.png\nx.png 1\n");
+                   return with(experiment(d), {"--data.source.dataset=list_file", "--data.source.root=" + d,
+                                               "--data.source.split=" + d + "/list.txt"});
+                 },
+                 1, "'{dir}/list.txt' line 3: no label"});
+    c.push_back({"label_not_integer_npy",
+                 [](const std::string& d) {
+                   auto a = experiment(d);
+                   std::vector<float> l(16);
+                   for (size_t i = 0; i < l.size(); ++i) l[i] = static_cast<float>(i % 4);
+                   l[3] = 1.5f;
+                   data::write_npy(d + "/f.npy", "f4", {16}, l.data(), l.size() * sizeof(float));
+                   return with(a, {"--data.source.labels=" + d + "/f.npy"});
+                 },
+                 1, "'{dir}/f.npy': label 1.5 of item 3 is not an integer"});
+    c.push_back({"label_missing_in_labelled_npy",
+                 [](const std::string& d) {
+                   auto a = experiment(d);
+                   auto l = cycle(16, 4);
+                   l[2] = -1;
+                   npy_labels(d + "/m1.npy", l);
+                   return with(a, {"--data.source.labels=" + d + "/m1.npy"});
+                 },
+                 1, "'{dir}/m1.npy': label -1 of item 2 in a labelled domain"});
+    c.push_back({"label_not_integer_digits_csv",
+                 [](const std::string& d) {
+                   std::string zeros;
+                   for (int i = 0; i < 64; ++i) zeros += std::to_string(i % 17) + ",";
+                   write(d + "/d.csv", zeros + "0\n" + zeros + "1.5\n" + zeros + "1\n");
+                   return with(experiment(d), {"--data.source.dataset=digits_csv", "--data.source.root=" + d + "/d.csv"});
+                 },
+                 1, "'{dir}/d.csv' row 2: label 1.5 is not an integer"});
+    c.push_back({"label_missing_in_labelled_digits_csv",
+                 [](const std::string& d) {
+                   std::string zeros;
+                   for (int i = 0; i < 64; ++i) zeros += std::to_string(i % 17) + ",";
+                   write(d + "/d.csv", zeros + "0\n" + zeros + "1\n" + zeros + "-1\n");
+                   return with(experiment(d), {"--data.source.dataset=digits_csv", "--data.source.root=" + d + "/d.csv"});
+                 },
+                 1, "'{dir}/d.csv': label -1 of row 3 in a labelled domain"});
+    c.push_back({"label_not_bytes_idx",
+                 [](const std::string& d) {
+                   // IDX images 16×12×12 (type 0x08) and labels stored as floats (type 0x0D)
+                   std::string im = std::string("\0\0\x08\x03", 4) + be32(16) + be32(12) + be32(12) + std::string(16 * 144, '\x40');
+                   std::string lab = std::string("\0\0\x0d\x01", 4) + be32(16) + std::string(16 * 4, '\0');
+                   write(d + "/img.idx", im);
+                   write(d + "/lab.idx", lab);
+                   return with(experiment(d), {"--data.source.dataset=idx", "--data.source.root=" + d + "/img.idx",
+                                               "--data.source.labels=" + d + "/lab.idx"});
+                 },
+                 1, "'{dir}/lab.idx': only unsigned-byte IDX data (type 0x08) is supported"});
+    // --- images and transforms (issue 18 §3)
+    c.push_back({"transform_size_too_large",
+                 [](const std::string& d) { return with(experiment(d), {"--data.source.transform=center_crop(100000)"}); },
+                 2, "center_crop: size 100000 exceeds 16384 pixels"});
+    c.push_back({"npy_zero_size_images",
+                 [](const std::string& d) {
+                   auto a = experiment(d);
+                   npy_images(d + "/z.npy", 16, 0, 0);
+                   return with(a, {"--data.source.root=" + d + "/z.npy"});
+                 },
+                 1, "npy {dir}/z.npy: 16 images 0×0×1: images of 0×0×1"});
+    c.push_back({"mixed_image_sizes",
+                 [](const std::string& d) {
+                   // 4 classes (as the target), the second image 9 px wide: resize(28) keeps the aspect
+                   for (int k = 0; k < 4; ++k)
+                     for (int i = 0; i < 2; ++i)
+                       write(d + "/img/c" + std::to_string(k) + "/" + std::to_string(i) + ".png",
+                             png_grey(k == 0 && i == 1 ? 9 : 6, 6));
+                   auto a = experiment(d);
+                   for (auto& x : a) {
+                     if (x.rfind("--data.source.root=", 0) == 0) x = "--data.source.root=" + d + "/img";
+                     if (x.rfind("--data.source.dataset=", 0) == 0) x = "--data.source.dataset=image_folder";
+                     if (x.rfind("--data.source.labels=", 0) == 0) x = "--data.source.labels=";
+                   }
+                   return a;
+                 },
+                 1, "source images differ in size without a resize: '{dir}/img/c0/0.png'", -1, run_marked_failed});
+    c.push_back({"npy_nan_pixels",
+                 [](const std::string& d) {
+                   auto a = experiment(d);
+                   std::vector<float> px(16 * 12 * 12, 0.5f);
+                   px[3 * 144 + 5 * 12 + 7] = std::nanf("");
+                   data::write_npy(d + "/nan.npy", "f4", {16, 12, 12}, px.data(), px.size() * sizeof(float));
+                   return with(a, {"--data.source.root=" + d + "/nan.npy"});
+                 },
+                 1, "'{dir}/nan.npy': image 3 holds nan at y 5, x 7, band 0"});
+    c.push_back({"npy_layout_ambiguous",
+                 [](const std::string& d) {
+                   auto a = experiment(d);
+                   std::vector<uint8_t> px(16 * 8 * 8 * 13, 7);
+                   data::write_npy(d + "/amb.npy", "u1", {16, 8, 8, 13}, px.data(), px.size());
+                   return with(a, {"--data.source.root=" + d + "/amb.npy"});
+                 },
+                 2, "'{dir}/amb.npy': cannot tell the layout of a 16×8×8×13 image array"});
+    // --- configuration, weights, run directories (issue 18 §3)
+    c.push_back({"config_is_directory",
+                 [](const std::string& d) {
+                   fs::create_directories(d + "/cfgdir");
+                   return with(experiment(d), {"--config", d + "/cfgdir"});
+                 },
+                 2, "config file '{dir}/cfgdir' is a directory"});
+    c.push_back({"weights_convert_onto_input",
+                 [](const std::string& d) {
+                   write(d + "/w.pth", core::read_file(testutil::source_path("fuzz/corpus/pth/ordered_zip.pth")));
+                   return std::vector<std::string>{"weights", "convert", d + "/w.pth", d + "/./w.pth"};
+                 },
+                 2, "OUT '{dir}/./w.pth' is the input file", -1,
+                 [](const std::string& d) {
+                   EXPECT_EQ(core::read_file(d + "/w.pth"),
+                             core::read_file(testutil::source_path("fuzz/corpus/pth/ordered_zip.pth")));
+                 }});
+    c.push_back({"resume_while_running",
+                 [](const std::string& d) {
+                   auto r = testutil::run_cli(with(experiment(d), {"--train.steps=0", "--run.name=t0"}));
+                   EXPECT_EQ(r.exit_code, 0) << r.err;
+                   std::string run;
+                   for (auto& e : fs::directory_iterator(d + "/runs/t0")) run = e.path().string();
+                   fs::rename(run, d + "/run0");
+                   // this test process plays the run still training in that directory
+                   held_lock() = std::make_unique<core::FileLock>(
+                       core::FileLock::acquire(d + "/run0/run.lock", "run directory"));
+                   return std::vector<std::string>{"train", "--resume", d + "/run0", "--run.log_level=error"};
+                 },
+                 1, "run directory '{dir}/run0' is in use by another process (pid ", -1,
+                 [](const std::string& d) {
+                   held_lock().reset();
+                   auto s = nlohmann::json::parse(core::read_file(d + "/run0/summary.json"));
+                   EXPECT_EQ(s["status"], "completed") << "the refused resume must not touch the run: " << s.dump();
+                 }});
     return c;
   }();
   return all;

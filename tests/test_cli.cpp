@@ -294,3 +294,15 @@ TEST(Cli, ReadmeUnknownKeyExampleIsWhatTheProgramSays) {
   const std::string shown = r.err.substr(std::string("shiftlab: error: ").size(), r.err.size() - 18);
   EXPECT_NE(readme.str().find("`" + shown + "`"), std::string::npos) << "README.md should show: " << shown;
 }
+
+// issue 18 §3.14: data stats and data bench take the runtime options (run.threads, ...) as every
+// command does (report: tests/test_sweep.cpp)
+TEST(Cli, DataStatsAndBenchTakeRunThreads) {
+  auto root = testutil::prepared_digits_root();
+  auto s = testutil::run_cli({"data", "stats", "--data.dataset=uci-digits", "--data.root=" + root, "--run.threads=1",
+                              "--stats.max_items=20", "--stats.workers=0"});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  auto b = testutil::run_cli({"data", "bench", "--data.dataset=uci-digits", "--data.root=" + root, "--run.threads=1",
+                              "--loader.workers=0", "--loader.batch_size=8", "--bench.batches=1", "--bench.warmup=0"});
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+}

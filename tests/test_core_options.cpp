@@ -524,3 +524,47 @@ TEST(OptionTables, EveryTableOfEveryCommand) {
   EXPECT_GT(tables, 50u);
   EXPECT_EQ(plain, (std::set<std::string>{"advise: out", "probe: out", "train: resume"}));
 }
+
+// issue 18 §3.10: a UTF-8 BOM (Windows editors) is not part of line 1; `--key=` sets the empty
+// string, clearing what a config file gave; --config DIR says it is a directory; a key given twice
+// in one file warns (the last value wins, as before)
+TEST(Options, BomEmptyValueDirectoryAndDuplicateKeys) {
+  auto d = testutil::fresh_dir("options_bom");
+  auto bom = write(d, "bom.ini", "\xEF\xBB\xBF[train]\nsteps = 3\n[data.source]\nname = usps\n");
+  auto c = core::parse_args(demo_schema(), {"--config", bom});
+  EXPECT_EQ(c.get_int("train.steps"), 3);
+  EXPECT_EQ(c.get_string("data.source.name"), "usps");
+  auto cleared = core::parse_args(demo_schema(), {"--config", bom, "--data.source.name="});
+  EXPECT_EQ(cleared.get_string("data.source.name"), "");
+  EXPECT_TRUE(cleared.is_set("data.source.name"));
+  EXPECT_EQ(core::parse_args(demo_schema(), {"--data.taps=", "--method=dann"}).get_list("data.taps"),
+            std::vector<std::string>{});
+  try {  // an empty value where a number is needed names the key
+    core::parse_args(demo_schema(), {"--train.steps="});
+    ADD_FAILURE() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("option 'train.steps' (command line): expected an integer, got ''"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    core::parse_args(demo_schema(), {"--config", d});
+    ADD_FAILURE() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("config file '" + d + "' is a directory"), std::string::npos) << e.what();
+  }
+  auto dup = write(d, "dup.ini", "[train]\nsteps = 4\nlr = 0.1\nsteps = 5\n");
+  testing::internal::CaptureStderr();
+  auto c2 = core::parse_args(demo_schema(), {"--config", dup});
+  auto err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(c2.get_int("train.steps"), 5);
+  EXPECT_NE(err.find("config file '" + dup + "' line 4: 'train.steps' is also set on line 2; the later value '5' wins"),
+            std::string::npos)
+      << err;
+  // the same key in two files is layering, not a mistake: no warning
+  auto other = write(d, "other.ini", "[train]\nsteps = 6\n");
+  testing::internal::CaptureStderr();
+  core::parse_args(demo_schema(), {"--config", bom, "--config", other});
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("also set"), std::string::npos) << err;
+}

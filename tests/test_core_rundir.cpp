@@ -5,8 +5,11 @@
 #include <fstream>
 #include <set>
 
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "core/run_dir.h"
 #include "core/runtime.h"
 #include "support/testing.h"
@@ -104,4 +107,33 @@ TEST(Runtime, DeviceResolution) {
   }
   EXPECT_THROW(core::resolve_device("tpu"), core::UsageError);
   EXPECT_THROW(core::resolve_device("cuda:x"), core::UsageError);
+}
+
+// issue 18 §3.14: on a non-terminal the last position is printed once (finish), not also as a
+// periodic line just before it
+TEST(Progress, FinalLineIsPrintedOnce) {
+  if (core::stderr_is_tty()) GTEST_SKIP() << "stderr is a terminal";
+  testing::internal::CaptureStderr();
+  {
+    core::Progress p("steps", 3, /*plain_interval_s=*/0.0);
+    for (int i = 1; i <= 3; ++i) p.update(i, "loss 1");
+    p.finish();
+  }
+  auto err = testing::internal::GetCapturedStderr();
+  size_t n = 0;
+  for (size_t at = err.find("steps 3/3"); at != std::string::npos; at = err.find("steps 3/3", at + 1)) ++n;
+  EXPECT_EQ(n, 1u) << err;
+  EXPECT_NE(err.find("steps 2/3"), std::string::npos) << err;
+}
+
+// issue 18 §3.3: a FileLock is exclusive between processes and released with its object
+TEST(FileLock, SecondHolderIsRefusedNamingThePid) {
+  auto d = testutil::fresh_dir("file_lock");
+  {
+    auto a = core::FileLock::acquire(d + "/x.lock", "thing 'x'");
+    auto r = testutil::run_shell("flock -n " + d + "/x.lock true");
+    EXPECT_NE(r, 0) << "another process took the lock";
+  }
+  EXPECT_EQ(testutil::run_shell("flock -n " + d + "/x.lock true"), 0) << "the lock was not released";
+  EXPECT_EQ(testutil::chomp(core::read_file(d + "/x.lock")), std::to_string(::getpid()));
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "data_test_util.h"
 
@@ -221,4 +222,47 @@ TEST(DataDatasets, PerClassAndLimitSubsets) {
   auto unl = std::make_shared<data::ArrayDataset>(n, 1, 1, 1, px, std::vector<float>{}, std::vector<int64_t>(n, -1), 0,
                                                   "unlabelled");
   EXPECT_THROW(data::subset_dataset(unl, 2, 0, 0), core::UsageError);
+}
+
+namespace {
+std::string label_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const core::Error& e) {
+    return e.what();
+  }
+  return "NO ERROR";
+}
+}  // namespace
+
+// issue 18 §2: HDF5 labels stored as floats must be integers; a labelled domain needs a label on
+// every item (−1 used to crash in torch's loss); a label at or beyond the classes a data set
+// declares is refused naming the item.
+TEST(DataDatasets, Hdf5LabelsMustBeIntegersForEveryItem) {
+  REQUIRE_PYTHON({"h5py", "numpy"});
+  auto d = fresh_dir("data_h5_labels");
+  ASSERT_EQ(run_shell("/usr/bin/python3 -c \"import h5py, numpy as np\n"
+                      "x = np.zeros((6, 5, 5), np.uint8)\n"
+                      "with h5py.File('" + d + "/f.h5', 'w') as f:\n"
+                      "  f['images'] = x; f['labels'] = np.array([0, 1, 2, 0, 1.5, 2], np.float64)\n"
+                      "with h5py.File('" + d + "/fi.h5', 'w') as f:\n"
+                      "  f['images'] = x; f['labels'] = np.array([0, 1, 2, 0, 1, 2], np.float32)\n"
+                      "with h5py.File('" + d + "/m.h5', 'w') as f:\n"
+                      "  f['images'] = x; f['labels'] = np.array([0, 1, -1, 0, 1, 2], np.int64)\n\""),
+            0);
+  auto err = label_error_of([&] { dom("hdf5", d + "/f.h5"); });
+  EXPECT_NE(err.find("'" + d + "/f.h5:labels': label 1.5 of item 4 is not an integer"), std::string::npos) << err;
+  EXPECT_EQ(dom("hdf5", d + "/fi.h5")->labels(), (std::vector<int64_t>{0, 1, 2, 0, 1, 2}));  // integral floats are fine
+  err = label_error_of([&] { dom("hdf5", d + "/m.h5"); });
+  EXPECT_NE(err.find("'" + d + "/m.h5:labels': label -1 of item 2 in a labelled domain"), std::string::npos) << err;
+  data::DomainOptions o;
+  o.dataset = "hdf5";
+  o.root = d + "/m.h5";
+  o.labelled = false;  // an unlabelled domain may hold partial labels (they are hidden)
+  EXPECT_EQ(data::make_domain(o)->num_classes(), 0);
+  // a label at or beyond the declared classes (a prepared manifest's num_classes)
+  err = label_error_of([] {
+    data::ArrayDataset a(2, 1, 1, 1, {0, 0}, {}, {0, 5}, 3, "prepared x");
+  });
+  EXPECT_NE(err.find("prepared x: label 5 of item 1 is not below its 3 classes"), std::string::npos) << err;
 }

@@ -223,3 +223,43 @@ TEST(ProbeSvg, ChartsAreWellFormed) {
   EXPECT_EQ(fills[4], fills[1]);  // legend: target
   EXPECT_THROW(scatter_svg("t", Y, {0, 2, 1}, {"source", "target"}), core::Error);
 }
+
+// issue 18 §3.14: with rows <= dimensions the plain H-score is K − 1 for any features (noise
+// included); shrinkage keeps it below that for noise, above noise for informative features, and warns
+TEST(ProbeTransferability, HScoreWithFewerRowsThanDimensionsIsRegularisedAndWarns) {
+  const int n = 24, d = 64, K = 4;
+  std::vector<int> y;
+  for (int i = 0; i < n; ++i) y.push_back(i % K);
+  MatrixF noise = gaussian(n, d, 0, 5), good = gaussian(n, d, 0, 6);
+  for (int i = 0; i < n; ++i) good(i, y[static_cast<size_t>(i)]) += 4.0f;
+  testing::internal::CaptureStderr();
+  const double hn = h_score(noise, y), hg = h_score(good, y);
+  auto err = testing::internal::GetCapturedStderr();
+  EXPECT_LT(hn, K - 1 - 0.5) << "saturated";
+  EXPECT_GT(hg, hn);
+  EXPECT_LT(hg, K - 1 + 1e-9);
+  EXPECT_NE(err.find("H-score on 24 rows of 64 dimensions"), std::string::npos) << err;
+  // more rows than dimensions: the plain score, no warning
+  std::vector<int> y2;
+  for (int i = 0; i < 200; ++i) y2.push_back(i % 2);
+  testing::internal::CaptureStderr();
+  h_score(gaussian(200, 8, 0, 7), y2);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("H-score"), std::string::npos);
+}
+
+// issue 18 §3.14: k >= the training rows makes every kNN prediction the majority class: warned
+TEST(ProbeKnn, KAtLeastTheRowsWarns) {
+  MatrixF tr = gaussian(6, 4, 0, 8), q = gaussian(3, 4, 0, 9);
+  std::vector<int> ytr = {0, 0, 0, 0, 1, 1};
+  KnnOptions o;
+  o.k = 20;
+  testing::internal::CaptureStderr();
+  auto pred = knn_predict(tr, ytr, q, o);
+  auto err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(pred, (std::vector<int>{0, 0, 0}));
+  EXPECT_NE(err.find("kNN: k = 20 but only 6 training rows"), std::string::npos) << err;
+  o.k = 3;
+  testing::internal::CaptureStderr();
+  knn_predict(tr, ytr, q, o);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("kNN"), std::string::npos);
+}

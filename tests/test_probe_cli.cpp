@@ -29,7 +29,8 @@ constexpr int K = 3, D = 8;
 /// extract writes them) while the recorded config declares the target unlabelled; taps layer10, layer2 (less separable), pooled and logits (K source-model scores).
 /// Target rows are offset by `shift` along the last feature, which carries no class information
 /// (separable domains when large, while the classes stay where they were).
-std::string make_cache(const std::string& path, double shift, uint64_t seed = 1) {
+std::string make_cache(const std::string& path, double shift, uint64_t seed = 1, const std::string& source_ds = "mnist",
+                       const std::string& target_ds = "uci-digits", const std::string& config = "") {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> nd;
   Eigen::MatrixXf centres(K, D);
@@ -66,10 +67,11 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1)
   }
   features::Provenance prov;
   prov.compared = {{"backbone", "lenet"}, {"model", "lenet"}, {"weights_sha256", ""}, {"checkpoint_sha256", ""}};
-  prov.info = {{"config", "[model]\nbackbone = lenet\nin_channels = 1\n\n[data.source]\ndataset = mnist\n"
-                          "transform = normalize(0.5, 0.5)\n\n[data.target]\ndataset = uci-digits\nlabelled = false\n"},
-               {"source_dataset", "mnist"},
-               {"target_dataset", "uci-digits"}};
+  prov.info = {{"config", !config.empty() ? config
+                                          : "[model]\nbackbone = lenet\nin_channels = 1\n\n[data.source]\ndataset = mnist\n"
+                                            "transform = normalize(0.5, 0.5)\n\n[data.target]\ndataset = uci-digits\nlabelled = false\n"},
+               {"source_dataset", source_ds},
+               {"target_dataset", target_ds}};
   prov.info_int = {{"num_classes", K}};
   features::CacheWriter w(path, layout, prov, true);
   for (size_t bi = 0; bi < specs.size(); ++bi) {
@@ -312,4 +314,47 @@ TEST_F(ProbeCli, AdviseWritesAConfigTrainAccepts) {
   auto two = run_cli({"advise", far_, "--probe.taps=layer2,pooled", "--out=" + dir_ + "/x.ini"});
   EXPECT_EQ(two.exit_code, 2) << two.err;
   EXPECT_FALSE(fs::exists(dir_ + "/x.ini"));
+}
+
+// issue 18 §3.14: charts and reports name a user's domains by their list file / folder, not by the
+// dataset kind ("list_file → list_file")
+TEST_F(ProbeCli, DomainsOfDatasetKindsAreNamedByTheirFiles) {
+  auto path = make_cache(dir_ + "/kinds.h5", 1.0, 3, "list_file", "image_folder",
+                         "# resolved configuration of shiftlab extract\n[data.source]\n# the kind\ndataset = list_file\n"
+                         "root = /data/office\nsplit = /data/office/photo.txt\n[data.target]\ndataset = image_folder\n"
+                         "root = /data/sketch/\n");
+  auto o = fast_options();
+  o.tsne = false;
+  auto rep = probe::probe_cache(path, o);
+  EXPECT_EQ(rep.source_name, "photo");
+  EXPECT_EQ(rep.target_name, "sketch");
+}
+
+// issue 18 §3.1: the README's workflow extract → advise → train --config advice.ini, end to end: the
+// advice keeps the extraction's data and model settings (the cache's config attribute starts with
+// a comment header, which used to lose them silently)
+TEST(AdviseWorkflow, ExtractAdviseTrainWithTheAdvice) {
+  auto d = testutil::fresh_dir("advise_workflow");
+  auto root = testutil::prepared_digits_root();
+  std::ofstream(d + "/exp.ini") << "[data.source]\ndataset = uci-digits\nroot = " << root
+                                << "\ntransform = resize(28), normalize(0.5, 0.5)\n[data.target]\ndataset = uci-digits\nroot = "
+                                << root << "\nsplit = val\ntransform = resize(28), normalize(0.5, 0.5)\nlabelled = false\n"
+                                << "[model]\nbackbone = lenet\nin_channels = 1\n";
+  auto x = run_cli({"extract", d + "/f.h5", "--config", d + "/exp.ini", "--run.threads=1", "--run.log_level=warn",
+                    "--limit=80", "--workers=1"});
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  auto a = run_cli({"advise", d + "/f.h5", "--out=" + d + "/advice.ini", "--run.threads=1", "--run.log_level=warn"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.err.find("config"), std::string::npos) << a.err;
+  auto ini = core::read_file(d + "/advice.ini");
+  for (auto s : {"dataset = uci-digits", "backbone = lenet", "in_channels = 1", "split = val",
+                 "transform = resize(28), normalize(0.5, 0.5)"})
+    EXPECT_NE(ini.find(s), std::string::npos) << s << " missing from\n" << ini;
+  auto t = run_cli({"train", "--config", d + "/advice.ini", "--run.root=" + d + "/runs", "--run.name=t",
+                    "--run.threads=1", "--run.log_level=warn", "--train.steps=2", "--train.eval_every=2",
+                    "--data.source.workers=0", "--data.target.workers=0", "--eval.workers=0"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  auto resolved = core::read_file(testutil::only_run(d + "/runs") + "/config.resolved.ini");
+  EXPECT_NE(resolved.find("dataset = uci-digits"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("backbone = lenet"), std::string::npos) << resolved;
 }

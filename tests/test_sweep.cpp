@@ -3,11 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -438,4 +444,112 @@ TEST(DataCheck, ExperimentConfigFindsMissingUndecodableAndOutOfRange) {
   EXPECT_NE(bad.out.find("broken.png"), std::string::npos) << bad.out;
   EXPECT_NE(bad.out.find("label 7 out of range [0, 3)"), std::string::npos) << bad.out;
   EXPECT_NE(bad.err.find("problem(s) found"), std::string::npos) << bad.err;
+}
+
+// ------------------------------------------------------------------ issue 18 §3
+
+namespace {
+// A fake completed run of `dataset` at `root` with one seed.
+void fake_data_run(const std::string& dir, const std::string& dataset, const std::string& root, int seed, double acc) {
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.resolved.ini") << "method = dann\n[run]\nseed = " << seed
+                                              << "\n[data.source]\ndataset = " << dataset << "\nroot = " << root
+                                              << "\n[data.target]\ndataset = mnist\nroot = /machine" << seed << "/data\n";
+  nlohmann::json s{{"status", "completed"}, {"selected", {{"target_test_acc", acc}}}, {"oracle", {{"target_test_acc", acc}}}};
+  std::ofstream(dir + "/summary.json") << s.dump();
+  std::ofstream(dir + "/metrics.jsonl") << R"({"step":2,"ce":1.5,"loss":1.5})" << "\n";
+}
+}  // namespace
+
+// 4: runs on other data (a dataset kind's root) are other experiments, not seeds; two runs of one
+// seed are one replicate (the later counts). The root of a prepared name stays incidental.
+TEST(Report, DataRootsOfDatasetKindsSplitGroupsAndOneSeedIsOneReplicate) {
+  auto root = testutil::fresh_dir("report_roots");
+  fake_data_run(root + "/a/20260101-000000-000001", "npy", "/data/photos.npy", 0, 80);
+  fake_data_run(root + "/a/20260101-000000-000002", "npy", "/data/photos.npy", 1, 82);
+  fake_data_run(root + "/b/20260101-000000-000001", "npy", "/data/sketches.npy", 0, 40);
+  fake_data_run(root + "/b/20260101-000000-000002", "npy", "/data/sketches.npy", 0, 50);  // seed 0 again
+  auto runs = report::find_runs({root});
+  ASSERT_EQ(runs.size(), 4u);
+  auto keys = report::varying_keys(runs);
+  ASSERT_EQ(keys, std::vector<std::string>{"data.source.root"});  // not data.target.root (prepared name)
+  auto groups = report::group_runs(runs, keys);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].completed, 2);
+  EXPECT_DOUBLE_EQ(groups[0].selected.mean, 81.0);
+  EXPECT_EQ(groups[1].completed, 1);
+  EXPECT_EQ(groups[1].same_seed, 1);
+  EXPECT_DOUBLE_EQ(groups[1].selected.mean, 50.0);  // the later run of seed 0
+  EXPECT_DOUBLE_EQ(groups[1].selected.std, 0.0);
+  auto md = report::markdown_table(groups, keys);
+  EXPECT_NE(md.find("| /data/sketches.npy | 1/2 (1 same-seed run not counted) | 50.00 |"), std::string::npos) << md;
+  // 14: one logged step (train.steps < train.log_every) still draws the loss curve
+  bool loss_drawn = false;
+  for (auto& [suffix, svg] : report::learning_curve_svgs(groups[0]))
+    if (suffix == "loss") loss_drawn = svg.find("<circle") != std::string::npos;
+  EXPECT_TRUE(loss_drawn);
+  // 14: report takes --run.threads like every command
+  auto r = run_cli({"report", root, "--run.threads=1", "--curves=false"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// 3: a second sweep into a directory another sweep holds is refused before it starts anything
+TEST(Sweep, SecondSweepIntoOneDirectoryIsRefused) {
+  auto out = testutil::fresh_dir("sweep_locked");
+  auto lock = core::FileLock::acquire(out + "/sweep.lock", "test");  // this process plays the first sweep
+  auto r = run_cli(sweep_args(out, "2"));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("sweep directory '" + out + "' is in use by another process (pid " + std::to_string(::getpid())),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out + "/runs"));
+  EXPECT_FALSE(fs::exists(out + "/sweep.json"));
+}
+
+// 2: SIGTERM (Slurm pre-emption) while runs are queued: the running one checkpoints, no other starts,
+// and the sweep exits instead of waiting forever for starts it has blocked
+TEST(Sweep, SigtermWithQueuedRunsStopsAfterTheRunningOne) {
+  auto out = testutil::fresh_dir("sweep_sigterm");
+  auto p = testutil::start_cli(sweep_args(out, "3000"));
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {  // a hang ends the test as a failure, not the suite
+    for (int i = 0; i < 1800 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!done) ::kill(p.pid, SIGKILL);
+  });
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {  // wait for the first run to be under way
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(p.out_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    started = ss.str().find("start  ") != std::string::npos;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(p.pid, SIGTERM);
+  auto r = testutil::wait_cli(p);
+  done = true;
+  watchdog.join();
+  ASSERT_TRUE(started);
+  EXPECT_EQ(r.signal, 0) << "the sweep hung after SIGTERM (killed by the watchdog)\n" << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("run(s) not started"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(count_matches(r.out, "start  "), 1) << r.out;
+}
+
+// 6: run.threads from a --config file reaches the runs (the sweep's own default used to replace it)
+TEST(Sweep, ConfigRunThreadsReachTheRuns) {
+  auto out = testutil::fresh_dir("sweep_threads");
+  std::ofstream(out + "/base.ini") << "[run]\nthreads = 3\n";
+  auto args = sweep_args(out + "/s", "1");
+  args.erase(std::remove(args.begin(), args.end(), std::string("--run.threads=1")), args.end());
+  args.push_back("--config=" + out + "/base.ini");
+  for (auto& a : args)
+    if (a == "--seeds=0,1") a = "--seeds=0";
+  auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto job = sweep::Job{{{"method", "dann"}}, 0, sweep::combo_name({{"method", "dann"}})};
+  auto st = sweep::inspect_job(out + "/s", job);
+  ASSERT_FALSE(st.dir.empty());
+  auto ini = core::read_file(st.dir + "/config.resolved.ini");
+  EXPECT_NE(ini.find("\nthreads = 3\n"), std::string::npos) << ini;
 }

@@ -14,6 +14,7 @@
 #include "core/run_dir.h"
 #include "core/runtime.h"
 #include "data/loader.h"
+#include "data/npy.h"
 #include "support/testing.h"
 #include "core/options.h"
 #include "train/checkpoint.h"
@@ -481,4 +482,52 @@ TEST(Optimizers, RegistryBuildsTheNamedAlgorithm) {
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'adam'"), std::string::npos) << e.what();
   }
+}
+
+// issue 18 §3.12: the NaN guard names a checkpoint only when one exists (at an early step none
+// does, and the message used to promise one anyway)
+TEST(Train, NanLossMessageNamesOnlyACheckpointThatExists) {
+  auto runs = testutil::fresh_dir("train_nan_ckpt");
+  auto args = base_args(runs, "source_only");
+  args.push_back("--optim.lr=1000");
+  args.push_back("--optim.momentum=0");
+  args.push_back("--train.eval_every=1000");  // no evaluation, hence no best.pt, before the loss blows up
+  args.push_back("--train.steps=200");
+  auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_NE(r.err.find("non-finite loss at step"), std::string::npos) << r.err;
+  auto run = testutil::only_run(runs);
+  auto at = r.err.find("the last good checkpoint stays in ");
+  if (at != std::string::npos) {
+    auto path = testutil::chomp(r.err.substr(at + std::string("the last good checkpoint stays in ").size()));
+    EXPECT_TRUE(fs::exists(path)) << "promised a checkpoint that does not exist: " << r.err;
+  } else {
+    EXPECT_NE(r.err.find("no checkpoint was written before it"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(run + "/latest.pt"));
+    EXPECT_FALSE(fs::exists(run + "/best.pt"));
+  }
+}
+
+// issue 18 §3.5: model.band_mode = learned_1x1 with 4-band data and a 3-band backbone trains (the
+// band check compared the data with the backbone's conv, not with the mixer's input)
+TEST(Train, LearnedBandMixerTakesTheDataBands) {
+  auto d = testutil::fresh_dir("train_learned_1x1");
+  std::vector<uint8_t> px(16 * 12 * 12 * 4);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 13) % 251);
+  std::vector<int64_t> lab(16);
+  for (size_t i = 0; i < lab.size(); ++i) lab[i] = static_cast<int64_t>(i % 2);
+  data::write_npy(d + "/x.npy", "u1", {16, 12, 12, 4}, px.data(), px.size());
+  data::write_npy(d + "/y.npy", "i8", {16}, lab.data(), lab.size() * 8);
+  std::vector<std::string> args = {"train", "--run.root=" + d + "/runs", "--run.name=t", "--run.threads=1",
+                                   "--run.log_level=error"};
+  for (auto dom : {"source", "target"})
+    for (auto kv : std::vector<std::string>{"dataset=npy", "root=" + d + "/x.npy", "labels=" + d + "/y.npy",
+                                            "transform=resize(28)", "batch_size=8", "workers=0"})
+      args.push_back(std::string("--data.") + dom + "." + kv);
+  for (auto a : {"--model.backbone=lenet", "--model.in_channels=3", "--model.bands=4", "--model.band_mode=learned_1x1",
+                 "--train.steps=2", "--train.eval_every=2", "--eval.workers=0"})
+    args.push_back(a);
+  auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("bands"), std::string::npos) << r.err;
 }

@@ -164,3 +164,24 @@ TEST(LoadStateDict, SafetensorsRoundTripThroughAModule) {
   auto x = torch::randn({2, 2});
   EXPECT_TRUE(torch::equal(a.fc->forward(x), b.fc->forward(x)));
 }
+
+// issue 18: loading few of the model's tensors with strict = false (another backbone's weights, a
+// "module."-prefixed state dict) is a console warning, not only an info line in the log
+TEST(LoadStateDict, NonStrictLoadOfFewTensorsWarnsLoudly) {
+  torch::manual_seed(2);
+  Net src, dst;
+  TensorMap prefixed;
+  for (auto& [k, v] : models::state_dict(src)) prefixed["module." + k] = v.detach().clone();
+  testing::internal::CaptureStderr();
+  auto r = models::load_state_dict(dst, prefixed, /*strict=*/false);
+  auto err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.loaded, 0);
+  EXPECT_NE(err.find("model.strict = false: only 0 of 14 tensors of the model were loaded"), std::string::npos) << err;
+  // most tensors loaded: quiet
+  auto w = cloned(models::state_dict(src));
+  w.erase("layer1.1.bn1.weight");
+  testing::internal::CaptureStderr();
+  models::load_state_dict(dst, w, /*strict=*/false);
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("model.strict"), std::string::npos) << err;
+}

@@ -23,4 +23,22 @@ std::string sha256_bytes(const std::string& data);
 /// Reads a whole file (throws Error naming it).
 std::string read_file(const std::string& path);
 
+/// An exclusive advisory lock (flock) on `path`, created when missing, held by this process until
+/// the object is destroyed or the process ends (a killed process releases it; child processes do
+/// not inherit it). The lock file keeps the holder's pid.
+class FileLock {
+ public:
+  /// Takes the lock; when another process holds it, throws Error "<what> is in use by another
+  /// process (pid N, lock file PATH)" (`what` names the thing, e.g. "sweep directory 'x'").
+  static FileLock acquire(const std::string& path, const std::string& what);
+  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  FileLock& operator=(FileLock&&) = delete;
+  FileLock(const FileLock&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace shiftlab::core

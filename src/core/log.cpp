@@ -116,6 +116,8 @@ void Progress::update(long long done, const std::string& extra) {
   extra_ = extra;
   auto now = std::chrono::steady_clock::now();
   double since = std::chrono::duration<double>(now - last_draw_).count();
+  // plain lines: the last position is finish()'s line, not also a periodic one (printed twice)
+  if (!tty_ && total_ > 0 && done >= total_) return;
   if ((tty_ && since >= 0.2) || (!tty_ && since >= plain_interval_)) {
     last_draw_ = now;
     draw(false);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/registry.h"
 
 namespace po = boost::program_options;
@@ -470,7 +471,8 @@ std::vector<IniEntry> parse_ini_text(const std::string& text, const std::string&
     return x.substr(b, x.find_last_not_of(" \t\r") - b + 1);
   };
   std::vector<IniEntry> entries;
-  std::istringstream in(text);
+  // a UTF-8 byte order mark (Windows editors write one) is not part of the first line
+  std::istringstream in(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text);
   std::string line, prefix;
   size_t row = 0;
   while (std::getline(in, line)) {
@@ -496,7 +498,12 @@ std::vector<IniEntry> parse_ini_text(const std::string& text, const std::string&
 }
 
 void apply_ini_text(Config& cfg, const std::string& text, const std::string& origin) {
+  std::map<std::string, size_t> first_line;  // a key given twice in one file: the last wins, said aloud
   for (auto& e : parse_ini_text(text, origin)) {
+    auto [it, fresh] = first_line.emplace(e.key, e.line);
+    if (!fresh)
+      log_warn("config file '", origin, "' line ", e.line, ": '", e.key, "' is also set on line ", it->second,
+               "; the later value '", e.value, "' wins");
     if (cfg.schema().has(e.key) && cfg.schema().spec(e.key).cli_only)
       throw UsageError(str("config file '", origin, "' line ", e.line, ": '", e.key,
                            "' is a command-line option, not a config key"));
@@ -507,6 +514,9 @@ void apply_ini_text(Config& cfg, const std::string& text, const std::string& ori
 void apply_ini_file(Config& cfg, const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw UsageError(str("config file '", path, "' is a directory (give an .ini file, e.g. ",
+                         (fs::path(path) / "experiment.ini").string(), ")"));
   if (!fs::is_regular_file(path, ec)) throw UsageError(str("config file '", path, "' not found"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(str("config file '", path, "' cannot be read"));
@@ -527,9 +537,15 @@ Config parse_args(const Schema& schema, const std::vector<std::string>& args, co
   po::positional_options_description pd;
   pd.add("__positional", -1);
   po::parsed_options parsed(nullptr);
+  // "--key=" sets key to the empty string (clears a value a config file gave), which boost's parser
+  // refuses ("should follow immediately the equal sign"): it travels as a marker value
+  static const std::string kEmpty = "\x01shiftlab-empty\x01";
+  std::vector<std::string> argv = args;
+  for (auto& a : argv)
+    if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1) a += kEmpty;
   try {
     int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    parsed = po::command_line_parser(args).options(desc).positional(pd).style(style).allow_unregistered().run();
+    parsed = po::command_line_parser(argv).options(desc).positional(pd).style(style).allow_unregistered().run();
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
@@ -545,11 +561,12 @@ Config parse_args(const Schema& schema, const std::vector<std::string>& args, co
     if (o.string_key == "help") {
       cfg.help = true;
     } else if (o.string_key == "config") {
-      for (auto& v : o.value) cfg.config_files.push_back(v);
+      for (auto& v : o.value) cfg.config_files.push_back(v == kEmpty ? std::string() : v);
     } else if (o.string_key == "__positional") {
       for (auto& v : o.value) cfg.positional.push_back(v);
     } else {
       std::string v = o.value.empty() ? "" : o.value.front();
+      if (v == kEmpty) v.clear();
       if (o.value.empty() && schema.spec(o.string_key).type == OptType::Bool) v = "true";  // bare --flag
       overrides.emplace_back(o.string_key, v);
     }

@@ -52,6 +52,16 @@ static int64_t classes_from_labels(const std::vector<int64_t>& labels, const std
   return m + 1;
 }
 
+// A labelled domain whose labels file labels some items must label all of them: the first item
+// without one (−1) is refused naming the file and the item (`unit` "item" / "row"; rows 1-based).
+static void check_all_labelled(const std::vector<int64_t>& labels, const std::string& what, bool labelled,
+                               const char* unit = "item", int64_t first = 0) {
+  if (!labelled || std::none_of(labels.begin(), labels.end(), [](int64_t l) { return l >= 0; })) return;
+  for (size_t i = 0; i < labels.size(); ++i)
+    check(labels[i] != -1, what, ": label ", labels[i], " of ", unit, " ", static_cast<int64_t>(i) + first,
+          " in a labelled domain (every item needs a class 0, 1, ...; or set labelled = false)");
+}
+
 std::string RawDataset::item_id(size_t i) const {
   std::string p = path(i);
   if (!p.empty()) return fs::absolute(fs::path(p)).lexically_normal().string();
@@ -64,6 +74,11 @@ ArrayDataset::ArrayDataset(int64_t n, int64_t h, int64_t w, int64_t c, std::vect
                            std::vector<std::string> class_names)
     : h_(h), w_(w), c_(c), u8_(std::move(u8)), f32_(std::move(f32)) {
   check(static_cast<int64_t>(labels.size()) == n, describe, ": ", labels.size(), " labels for ", n, " images");
+  check(n == 0 || (h > 0 && w > 0 && c > 0), describe, ": images of ", h, "×", w, "×", c,
+        " (every image needs at least 1×1 pixels and 1 band)");
+  for (size_t i = 0; num_classes > 0 && i < labels.size(); ++i)
+    check(labels[i] < num_classes, describe, ": label ", labels[i], " of item ", i, " is not below its ", num_classes,
+          " classes");
   labels_ = std::move(labels);
   num_classes_ = num_classes;
   describe_ = std::move(describe);
@@ -129,6 +144,13 @@ ArrayData to_nhwc(const std::vector<int64_t>& shape, const std::string& layout_i
         shape.size(), " dims");
   std::string layout = layout_in;
   if (layout == "auto") layout = shape.size() == 3 ? "nhw" : (shape[1] < shape[3] ? "nchw" : "nhwc");
+  // auto cannot tell N×A×B×A, nor N×8×8×13 (8 bands of 8×13, or 13 bands of 8×8): ask for the layout
+  if (layout_in == "auto" && shape.size() == 4 &&
+      (shape[1] == shape[3] || (layout == "nchw" && shape[1] == shape[2]) || (layout == "nhwc" && shape[2] == shape[3])))
+    throw core::UsageError(str("'", name, "': cannot tell the layout of a ", shape[0], "×", shape[1], "×", shape[2], "×",
+                               shape[3], " image array (", shape[1], " bands of ", shape[2], "×", shape[3], ", or ",
+                               shape[3], " bands of ", shape[1], "×", shape[2],
+                               "): set the domain's layout option (e.g. data.source.layout = nchw or nhwc)"));
   check((layout == "nhw") == (shape.size() == 3), "'", name, "': layout ", layout, " does not fit a ", shape.size(),
         "-dim array");
   ArrayData a;
@@ -174,6 +196,12 @@ ArrayData to_nhwc(const std::vector<int64_t>& shape, const std::string& layout_i
     } else {
       throw core::Error(str("'", name, "': image dtype ", dtype, " is not supported (uint8, uint16, int16, float32, float64)"));
     }
+    if (!std::isfinite(v)) {  // NaN / inf pixels would train to a NaN loss: name the item now
+      const size_t px = static_cast<size_t>(a.h * a.w * a.c), rest = i % px;
+      throw core::Error(str("'", name, "': image ", i / px, " holds ", v, " at y ", rest / static_cast<size_t>(a.w * a.c),
+                            ", x ", (rest / static_cast<size_t>(a.c)) % static_cast<size_t>(a.w), ", band ",
+                            rest % static_cast<size_t>(a.c), " (index ", s, " of the stored array; NaN / inf pixels are not images)"));
+    }
     a.f32[i] = v;
   }
   return a;
@@ -183,7 +211,15 @@ std::vector<int64_t> npy_labels(const std::string& path, int64_t n) {
   NpyArray l = read_npy(path);
   check(l.shape.size() == 1 && l.shape[0] == n, "'", path, "': labels must be a 1-D array of ", n, " entries");
   std::vector<int64_t> out(static_cast<size_t>(n));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = l.get_int(i);
+  const bool floats = l.dtype[0] == 'f';
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (floats) {
+      double v = l.get_double(i);
+      check(std::isfinite(v) && v == std::floor(v), "'", path, "': label ", v, " of item ", i,
+            " is not an integer (float labels; save the class indices as integers)");
+    }
+    out[i] = l.get_int(i);
+  }
   return out;
 }
 
@@ -292,9 +328,11 @@ RawDatasetPtr make_digits_csv(const DomainOptions& o) {
     }
     double l = number(64);
     check(l >= -1 && l < kMaxClasses, "'", o.root, "' row ", row, ": label ", cells[64], " is out of range");
+    check(l == std::floor(l), "'", o.root, "' row ", row, ": label ", cells[64], " is not an integer");
     lab.push_back(std::lround(l));
   }
   int64_t n = static_cast<int64_t>(lab.size());
+  check_all_labelled(lab, "'" + o.root + "'", o.labelled, "row", 1);
   auto ds = std::make_shared<ArrayDataset>(n, 8, 8, 1, std::move(px), std::vector<float>{}, lab,
                                            classes_from_labels(lab, "'" + o.root + "'"),
                                            str("digits_csv ", o.root, ": ", n, " images 8×8"));
@@ -308,6 +346,7 @@ RawDatasetPtr make_npy(const DomainOptions& o) {
   ArrayData a = to_nhwc(im.shape, o.layout, im.dtype, im.data.data(), o.root);
   std::vector<int64_t> lab(static_cast<size_t>(a.n), -1);
   if (!o.labels.empty()) lab = npy_labels(o.labels, a.n);
+  check_all_labelled(lab, "'" + o.labels + "'", o.labelled);
   const int64_t n = a.n;
   auto ds = std::make_shared<ArrayDataset>(a.n, a.h, a.w, a.c, std::move(a.u8), std::move(a.f32), lab,
                                            classes_from_labels(lab, "'" + (o.labels.empty() ? o.root : o.labels) + "'"),
@@ -360,8 +399,21 @@ RawDatasetPtr make_hdf5(const DomainOptions& o) {
     H5Handle ld{H5Dopen2(f.id, o.labels_key.c_str(), H5P_DEFAULT), H5Dclose};
     H5Handle ls{H5Dget_space(ld.id), H5Sclose};
     check(H5Sget_simple_extent_npoints(ls.id) == a.n, "'", o.root, "' dataset '", o.labels_key, "': expected ", a.n, " labels");
-    check(H5Dread(ld.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab.data()) >= 0, "cannot read labels '",
-          o.labels_key, "' of '", o.root, "'");
+    H5Handle lt{H5Dget_type(ld.id), H5Tclose};
+    if (H5Tget_class(lt.id) == H5T_FLOAT) {  // float labels: integral values only, else refused
+      std::vector<double> fl(lab.size());
+      check(H5Dread(ld.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, fl.data()) >= 0, "cannot read labels '",
+            o.labels_key, "' of '", o.root, "'");
+      for (size_t i = 0; i < fl.size(); ++i) {
+        check(std::isfinite(fl[i]) && fl[i] == std::floor(fl[i]) && std::fabs(fl[i]) < 1e15, "'", o.root, ":",
+              o.labels_key, "': label ", fl[i], " of item ", i, " is not an integer (float labels)");
+        lab[i] = static_cast<int64_t>(fl[i]);
+      }
+    } else {
+      check(H5Dread(ld.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab.data()) >= 0, "cannot read labels '",
+            o.labels_key, "' of '", o.root, "'");
+    }
+    check_all_labelled(lab, "'" + o.root + ":" + o.labels_key + "'", o.labelled);
   } else if (o.labelled && o.labels_key != "labels") {
     throw core::UsageError(str("'", o.root, "' has no labels dataset '", o.labels_key, "' (labels_key)"));
   }
@@ -434,6 +486,7 @@ RawDatasetPtr make_list_file(const DomainOptions& o) {
     throw core::Error(str("cannot read list file '", list, "'"));
   }
   auto entries = parse_list_file(text, list, o.root);
+  check_list_labels(entries, list, o.labelled);
   auto& paths = entries.paths;
   auto& labels = entries.labels;
   check(!paths.empty(), "list file '", list, "' lists no images");

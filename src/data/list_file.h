@@ -18,10 +18,15 @@ constexpr int64_t kMaxClasses = 1000000;
 struct ListFileEntries {
   std::vector<std::string> paths;  ///< root joined unless absolute
   std::vector<int64_t> labels;     ///< −1 where the line has no label
+  std::vector<int64_t> rows;       ///< the 1-based line number of each entry (for errors)
 };
 
 /// Parses the text of list file `list_name` (named in errors with the line number: a NUL byte,
-/// a negative label or one >= kMaxClasses).
+/// a negative label, a non-integer label such as "1.5" or one >= kMaxClasses).
 ListFileEntries parse_list_file(const std::string& text, const std::string& list_name, const std::string& root);
+/// With labelled = true (a labelled domain), a list whose lines carry labels must give every line
+/// one: the first line without a label is an Error naming the list and the line (an item labelled
+/// −1 would reach the loss as a class index). A list with no label at all stays unlabelled.
+void check_list_labels(const ListFileEntries& e, const std::string& list_name, bool labelled);
 
 }  // namespace shiftlab::data

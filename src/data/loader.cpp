@@ -142,8 +142,12 @@ Batch Loader::build(int64_t batch, const std::vector<int64_t>& order, int64_t ep
       item_numel = 1;
       for (auto v : shape0) item_numel *= v;
     } else if (shape != shape0) {
-      throw core::Error(core::str("cannot stack a batch: item ", i, " has shape ", torch::IntArrayRef(shape), " but item ",
-                                  order[static_cast<size_t>(begin)], " has ", torch::IntArrayRef(shape0), " (",
+      auto named = [&](int64_t item) {
+        auto p = ds_->path(static_cast<size_t>(item));
+        return p.empty() ? core::str("item ", item) : core::str("item ", item, " '", p, "'");
+      };
+      throw core::Error(core::str("cannot stack a batch: ", named(i), " has shape ", torch::IntArrayRef(shape), " but ",
+                                  named(order[static_cast<size_t>(begin)]), " has ", torch::IntArrayRef(shape0), " (",
                                   ds_->describe(), "); add resize/center_crop (and grey_to_rgb) to the transform"));
     }
     return b.images.data_ptr<float>() + k * item_numel;

@@ -104,6 +104,7 @@ class Resize : public Transform {
  public:
   Resize(int64_t h, int64_t w, bool shorter) : h_(h), w_(w), shorter_(shorter) {}
   Image apply(Image im, Rng&) const override {
+    if (im.h <= 0 || im.w <= 0) throw core::Error(str(spec(), ": the image is ", im.h, "×", im.w, " (empty)"));
     int64_t oh = h_, ow = w_;
     if (shorter_) {
       if (im.h <= im.w) oh = h_, ow = static_cast<int64_t>(static_cast<double>(h_) * im.w / im.h);
@@ -534,9 +535,16 @@ class Normalize : public Transform {
 };
 
 // ------------------------------------------------------------------ factories
+// The largest output side a transform may ask for: center_crop(100000) would allocate 40 GB per
+// image and fail half a minute later; refused when the chain is parsed instead.
+constexpr int64_t kMaxTransformSide = 16384;
+
 int64_t as_size(const TransformArgs& a, double v, const std::string& what) {
   if (!(v >= 1 && v == std::floor(v) && v < 1e6))
     throw core::UsageError(str("transform ", a.name, ": ", what, " must be a positive integer, got ", core::shortest(v)));
+  if (v > kMaxTransformSide)
+    throw core::UsageError(str("transform ", a.name, ": ", what, " ", core::shortest(v), " exceeds ", kMaxTransformSide,
+                               " pixels (an image of that side needs gigabytes)"));
   return static_cast<int64_t>(v);
 }
 
@@ -567,7 +575,8 @@ TransformPtr make_random_crop(const TransformArgs& a) {
   a.allow(2, {"size", "padding"});
   auto [h, w] = size_arg(a);
   double p = a.kw.count("padding") ? a.kw.at("padding")[0] : 0;
-  if (p < 0) throw core::UsageError("transform random_crop: padding must be >= 0");
+  if (!(p >= 0 && p <= kMaxTransformSide))
+    throw core::UsageError(str("transform random_crop: padding must be in [0, ", kMaxTransformSide, "]"));
   return std::make_shared<RandomCrop>(h, w, static_cast<int64_t>(p));
 }
 TransformPtr make_rrc(const TransformArgs& a) {
@@ -637,7 +646,8 @@ TransformPtr make_pad(const TransformArgs& a) {
   if (p.size() != 1 && p.size() != 2 && p.size() != 4) throw core::UsageError("transform pad: padding is N, [horizontal, vertical] or [left, top, right, bottom]");
   std::vector<int64_t> q;
   for (double v : p) {
-    if (!(v >= 0 && v == std::floor(v))) throw core::UsageError("transform pad: padding must be non-negative integers");
+    if (!(v >= 0 && v == std::floor(v) && v <= kMaxTransformSide))
+      throw core::UsageError(str("transform pad: padding must be integers in [0, ", kMaxTransformSide, "]"));
     q.push_back(static_cast<int64_t>(v));
   }
   if (q.size() == 1) q = {q[0], q[0], q[0], q[0]};

@@ -113,6 +113,13 @@ void ClassifierImpl::set_input_adapter(torch::nn::AnyModule m) {
   register_module("input_adapter", input_adapter_.ptr());
 }
 
+int64_t ClassifierImpl::input_channels() const {
+  if (!input_adapter_.is_empty())
+    for (auto& p : input_adapter_.ptr()->named_parameters(/*recurse=*/true))
+      if (p.value().dim() == 4) return p.value().size(1);  // a conv C -> backbone bands
+  return backbone_->in_channels();
+}
+
 void ClassifierImpl::train(bool on) {
   torch::nn::Module::train(on);
   for (auto& m : frozen_bn_) m->train(false);

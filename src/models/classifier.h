@@ -64,6 +64,9 @@ class ClassifierImpl : public torch::nn::Module {
   void set_input_adapter(torch::nn::AnyModule m);
 
   BackbonePtr backbone() { return backbone_; }
+  /// Bands the model takes: the input adapter's (the learned 1×1 band mixer's input) when there is
+  /// one with a weight, else the backbone's.
+  int64_t input_channels() const;
   int64_t feature_dim() const { return feature_dim_; }
   int64_t num_classes() const { return num_classes_; }
   /// Backbone groups (prefixes prefixed with "backbone.") then "head" (bottleneck + classifier).

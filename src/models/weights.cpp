@@ -91,6 +91,15 @@ LoadReport load_state_dict(torch::nn::Module& m, const TensorMap& w, bool strict
     dst.copy_(src);
     ++r.loaded;
   }
+  // non-strict loading that leaves most of the model as initialised is almost always the wrong
+  // file (another backbone, a prefixed state dict): say so on the console, not only in the log
+  int64_t own_skipped = 0;
+  for (auto& [k, t] : own) own_skipped += starts_with_any(k, skip_prefixes);
+  const int64_t wanted = r.total - own_skipped;
+  if (!strict && wanted > 0 && 2 * r.loaded < wanted)
+    core::log_warn("model.strict = false: only ", r.loaded, " of ", wanted,
+                   " tensors of the model were loaded from the weights (", r.summary(),
+                   "); the rest keep their random initialisation — are these weights for this backbone?");
   return r;
 }
 

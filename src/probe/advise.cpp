@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/options.h"
 #include "models/backbones.h"
 #include "train/options.h"
@@ -133,8 +134,11 @@ std::vector<core::IniEntry> recorded_config(const nlohmann::json& attrs) {
   if (!attrs.is_object() || !attrs.contains("config") || !attrs["config"].is_string()) return {};
   try {
     return core::parse_ini_text(attrs["config"].get<std::string>(), "cache attribute config");
-  } catch (const core::UsageError&) {
-    return {};  // not the INI text extract writes: nothing recorded
+  } catch (const core::UsageError& e) {
+    // said aloud: a train config written without the extraction's data/model settings fails later
+    core::log_warn("the cache's recorded configuration is not readable (", e.what(),
+                   "): its data and model settings are not carried over");
+    return {};
   }
 }
 

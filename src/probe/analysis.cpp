@@ -233,10 +233,34 @@ class Blocks {
   std::map<std::string, features::CacheEntry> entries_;
 };
 
+// A domain's name for titles: a prepared name as recorded ("mnist"); for a dataset kind (a file or
+// folder of the user's) the name of its list file or root from the recorded extraction config
+// ("photo", "sketch"), not "list_file → list_file".
 std::string dataset_name(const nlohmann::json& attrs, const std::string& key, const std::string& fallback) {
-  if (attrs.is_object() && attrs.contains(key) && attrs[key].is_string() && !attrs[key].get<std::string>().empty())
-    return attrs[key].get<std::string>();
-  return fallback;
+  if (!(attrs.is_object() && attrs.contains(key) && attrs[key].is_string() && !attrs[key].get<std::string>().empty()))
+    return fallback;
+  const std::string ds = attrs[key].get<std::string>();
+  static const std::set<std::string> kinds = {"prepared", "idx", "digits_csv", "npy", "hdf5", "image_folder", "list_file"};
+  if (!kinds.count(ds) || !attrs.contains("config") || !attrs["config"].is_string()) return ds;
+  const std::string prefix = "data." + key.substr(0, key.find('_')) + ".";  // source_dataset -> data.source.
+  std::string root, split;
+  try {
+    for (auto& e : core::parse_ini_text(attrs["config"].get<std::string>(), "cache attribute config")) {
+      if (e.key == prefix + "root") root = e.value;
+      if (e.key == prefix + "split") split = e.value;
+    }
+  } catch (const core::Error&) {
+    return ds;
+  }
+  auto stem_of = [](std::string f) {
+    while (f.size() > 1 && f.back() == '/') f.pop_back();
+    return std::filesystem::path(f).stem().string();
+  };
+  std::string stem = stem_of(ds == "list_file" ? split : root);
+  static const std::set<std::string> generic = {"train", "val", "test", "all", "list", "labels", "images", "data"};
+  if (ds == "list_file" && generic.count(stem)) stem = stem_of(root);
+  if (stem.empty() || stem == "." || stem == "/") return ds;
+  return stem;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace shiftlab::probe {
 
@@ -18,6 +19,9 @@ std::vector<int> knn_predict(const MatrixF& Xtr, const std::vector<int>& ytr, co
   const int K = num_classes_of(ytr);
   const Eigen::Index n = Xtr.rows();
   const int k = static_cast<int>(std::min<Eigen::Index>(o.k, n));
+  if (o.k >= n)  // every query votes over all training rows: the majority class, whatever the features
+    core::log_warn("kNN: k = ", o.k, " but only ", n, " training rows: every query gets the majority class of all of ",
+                   "them (set probe.knn_k below the number of rows)");
   MatrixF T = l2_normalize_rows(Xtr), Q = l2_normalize_rows(Xq);
   std::vector<int> out(static_cast<size_t>(Xq.rows()));
   const int64_t B = std::max<int64_t>(1, o.block_rows);

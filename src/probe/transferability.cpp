@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace shiftlab::probe {
 
@@ -135,12 +136,36 @@ double h_score(const MatrixF& Ff, const std::vector<int>& y) {
   MatrixD cov(F.cols(), F.cols()), covg(F.cols(), F.cols());
   gemm(F, true, F, false, cov, 1.0 / n);
   gemm(G, true, G, false, covg, 1.0 / n);
+  const double D = static_cast<double>(F.cols());
+  double scale = 1.0;  // the regularised score is (1 − α) tr(cov_α⁻¹ cov_g)
+  if (n <= D) {
+    // With rows <= dimensions the covariance is singular and the features' span holds the class
+    // means exactly: tr(cov⁺ cov_g) = K − 1 whatever the features. Ledoit–Wolf shrinkage towards
+    // μI (the regularised H-score of Ibrahim et al., ICLR 2023) keeps the score informative.
+    const double mu = cov.trace() / D;
+    const double delta2 = (cov - mu * MatrixD::Identity(F.cols(), F.cols())).squaredNorm() / D;
+    const double s2 = cov.squaredNorm();
+    double b2 = 0;
+    for (Eigen::Index i = 0; i < F.rows(); ++i) {
+      const Eigen::VectorXd x = F.row(i).transpose();
+      const double xx = x.squaredNorm();
+      b2 += xx * xx - 2 * x.dot(cov * x) + s2;
+    }
+    b2 /= n * n * D;
+    const double alpha = delta2 > 0 ? std::min(1.0, std::min(b2, delta2) / delta2) : 1.0;
+    cov = (1 - alpha) * cov + alpha * mu * MatrixD::Identity(F.cols(), F.cols());
+    scale = 1 - alpha;
+    core::log_warn("H-score on ", F.rows(), " rows of ", F.cols(),
+                   " dimensions: the covariance is singular (the plain score would be K - 1 = ", K - 1,
+                   " for any features); shrunk towards the identity (Ledoit-Wolf, alpha = ", alpha,
+                   ") — use more rows than dimensions for the plain H-score");
+  }
   Eigen::SelfAdjointEigenSolver<MatrixD> es(cov);
   const double cut = 1e-10 * std::max(es.eigenvalues().maxCoeff(), 1e-300);
   Eigen::VectorXd inv = es.eigenvalues().unaryExpr([cut](double v) { return v > cut ? 1.0 / v : 0.0; });
   const MatrixD& V = es.eigenvectors();
   // tr(V diag(inv) Vᵀ covg) = Σ_i inv_i v_iᵀ covg v_i
-  return ((V.transpose() * covg * V).diagonal().array() * inv.array()).sum();
+  return scale * ((V.transpose() * covg * V).diagonal().array() * inv.array()).sum();
 }
 
 }  // namespace shiftlab::probe

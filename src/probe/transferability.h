@@ -11,7 +11,10 @@
 // LEEP (Nguyen et al., ICML 2020): θ_i = softmax of the source model's logits (Z source classes);
 //   P(y, z) = (1/n) Σ_{i: y_i = y} θ_iz,  P(y|z) = P(y, z)/P(z);  LEEP = (1/n) Σ_i log Σ_z P(y_i|z) θ_iz.
 // NCE (Tran et al., ICCV 2019): with hard source labels z_i = argmax θ_i, NCE = Σ_{y,z} P(y,z) log P(y|z).
-// H-score (Bao et al., ICIP 2019): tr(cov(F)⁺ cov(E[F|y])) (1/n covariances, pseudo-inverse).
+// H-score (Bao et al., ICIP 2019): tr(cov(F)⁺ cov(E[F|y])) (1/n covariances, pseudo-inverse). With
+//   rows <= dimensions cov(F) is singular and the plain score is K − 1 for any features: then
+//   (1 − α) tr(((1 − α) cov(F) + α μ I)⁻¹ cov(E[F|y])), μ = tr(cov)/D, α the Ledoit–Wolf shrinkage
+//   (regularised H-score, Ibrahim et al., ICLR 2023), with a warning.
 #pragma once
 
 #include <vector>

@@ -228,8 +228,21 @@ std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs) {
   for (auto& r : runs)
     for (auto& kv : r.config) all.insert(kv.first);
   std::vector<std::string> out;
+  // a data root is incidental for a prepared name (the data directory differs between machines) but
+  // is the data set itself for a dataset kind (npy file, image folder, list-file root): runs on other
+  // data are not seeds of one experiment
+  static const std::set<std::string> kinds = {"prepared", "idx", "digits_csv", "npy", "hdf5", "image_folder", "list_file"};
+  auto root_names_data = [&](const std::string& k) {
+    if (k.size() <= 5 || k.compare(k.size() - 5, 5, ".root") != 0 || k.rfind("data.", 0) != 0) return false;
+    const std::string ds = k.substr(0, k.size() - 5) + ".dataset";
+    for (auto& r : runs) {
+      auto it = r.config.find(ds);
+      if (it != r.config.end() && kinds.count(it->second)) return true;
+    }
+    return false;
+  };
   for (auto& k : all) {
-    if (is_incidental_key(k)) continue;
+    if (is_incidental_key(k) && !root_names_data(k)) continue;
     std::set<std::string> values;
     for (auto& r : runs) {
       auto it = r.config.find(k);
@@ -287,8 +300,23 @@ std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vec
   }
   for (auto& g : groups) {
     std::vector<double> sel, ora, last, sv, mc, sec, mp, tp, me;
+    // runs of one configuration and one seed are one replicate: the latest completed one counts
+    // (runs are sorted by path, run directories by start time), an earlier repeat does not. A
+    // group that pools configurations (--by) keeps their runs of one seed apart.
+    std::set<const RunRecord*> repeated;
+    std::set<std::string> seen;
+    for (auto it = g.runs.rbegin(); it != g.runs.rend(); ++it) {
+      const RunRecord* r = *it;
+      auto seed = r->config.find("run.seed");
+      if (r->status != "completed" || r->kind != "train" || seed == r->config.end()) continue;
+      std::string signature = seed->second;
+      for (auto& [k, v] : r->config)
+        if (!is_incidental_key(k)) signature += "\n" + k + "=" + v;
+      if (!seen.insert(signature).second) repeated.insert(r);
+    }
+    g.same_seed = static_cast<int>(repeated.size());
     for (auto* r : g.runs) {
-      if (r->status != "completed") continue;
+      if (r->status != "completed" || repeated.count(r)) continue;
       ++g.completed;
       sel.push_back(r->selected_acc);
       ora.push_back(r->oracle_acc);
@@ -429,7 +457,9 @@ std::string markdown_table(const std::vector<Group>& groups, const std::vector<s
     o << "|";
     for (auto& kv : g.key) o << " " << kv.second << " |";
     if (keys.empty()) o << " all |";
-    o << " " << g.completed << "/" << g.runs.size() << " |";
+    o << " " << g.completed << "/" << g.runs.size();
+    if (g.same_seed) o << " (" << g.same_seed << " same-seed run" << (g.same_seed > 1 ? "s" : "") << " not counted)";
+    o << " |";
     for (auto& c : columns) {
       const auto& col = column(c);
       o << " " << cell(&g, col, &col == delta_col ? base : nullptr) << " |";

@@ -50,7 +50,8 @@ std::string key_value(const RunRecord& r, const std::string& key);
 
 /// Options excluded when deciding what differs between runs (seed, names, paths, threads, ...).
 bool is_incidental_key(const std::string& key);
-/// The option keys whose values differ between the runs (incidental keys excluded), sorted.
+/// The option keys whose values differ between the runs (incidental keys excluded, except a
+/// data.*.root whose domain's dataset is a kind — a file or folder, not a prepared name), sorted.
 std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs);
 
 struct Stat {
@@ -63,13 +64,16 @@ Stat mean_std(const std::vector<double>& v);
 struct Group {
   std::vector<std::pair<std::string, std::string>> key;  ///< (option, value), in `keys` order
   std::vector<const RunRecord*> runs;
-  int completed = 0;
+  int completed = 0;  ///< completed runs counted (one per seed)
+  int same_seed = 0;  ///< completed runs not counted: an earlier run of a seed another run of the group has
   Stat selected, oracle, last, source_val, mean_class, seconds;
   Stat model_params, trainable_params, method_params;
   std::string label() const;  ///< "method=dann, optim.lr=0.01" ("all runs" when no key)
   std::string values() const;  ///< the key values alone: "dann, 0.01"
 };
-/// Groups `runs` by `keys` (first-seen order); statistics over completed runs only.
+/// Groups `runs` by `keys` (first-seen order); statistics over completed runs only, one run per
+/// configuration and seed: of completed runs with the same options (incidental keys aside) and run.seed
+/// only the last (by path) counts (same_seed counts the others).
 std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys);
 
 /// Columns of the tables (`shiftlab report --columns`), each over a group's completed runs:

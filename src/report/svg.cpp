@@ -191,21 +191,33 @@ std::string line_chart_svg(const LineChart& c) {
     const std::string col = svg_color(k), dash = s.right_axis ? " stroke-dasharray=\"6 4\"" : "";
     std::string path;
     bool pen = false;
+    // a point without a neighbour (one logged step: train.steps < train.log_every) draws no line:
+    // it gets a dot, so the chart is not empty
+    size_t seg_points = 0;
+    double seg_x = 0, seg_y = 0;
+    auto end_segment = [&] {
+      if (seg_points == 1 && !s.markers)
+        svg << "<circle cx=\"" << num1(seg_x) << "\" cy=\"" << num1(seg_y) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+      seg_points = 0;
+    };
     for (size_t i = 0; i < s.y.size(); ++i) {
       double x;
       if (!xs_of(s, i, &x)) {
         pen = false;
+        end_segment();
         continue;
       }
       const double X = px(x), Y = py(s.y[i], s.right_axis), e = err_of(s, i);
       path += (pen ? " L" : " M") + num1(X) + " " + num1(Y);
       pen = true;
+      ++seg_points, seg_x = X, seg_y = Y;
       if (e > 0)
         svg << "<line x1=\"" << num1(X) << "\" x2=\"" << num1(X) << "\" y1=\"" << num1(py(s.y[i] - e, s.right_axis))
             << "\" y2=\"" << num1(py(s.y[i] + e, s.right_axis)) << "\" stroke=\"" << col << "\"/>\n";
       if (s.markers)
         svg << "<circle cx=\"" << num1(X) << "\" cy=\"" << num1(Y) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
     }
+    end_segment();
     if (!path.empty())
       svg << "<path d=\"" << path.substr(1) << "\" fill=\"none\" stroke=\"" << col << "\" stroke-width=\"1.8\"" << dash
           << "/>\n";

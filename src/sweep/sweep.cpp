@@ -244,6 +244,9 @@ std::string last_line(const std::string& path) {
 
 int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o) {
   fs::create_directories(fs::path(o.sweep_dir) / "logs");
+  // one sweep at a time per directory: two would start the same runs twice and both rewrite sweep.json
+  auto lock = core::FileLock::acquire((fs::path(o.sweep_dir) / "sweep.lock").string(),
+                                      "sweep directory '" + o.sweep_dir + "'");
   auto state_path = (fs::path(o.sweep_dir) / "sweep.json").string();
   nlohmann::json state{{"plan", plan_to_json(p)}, {"jobs", nlohmann::json::array()}};
   for (auto& j : jobs) state["jobs"].push_back({{"name", j.name()}, {"status", "pending"}});
@@ -275,7 +278,8 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
   size_t next = 0, done = 0;
   bool forwarded = false;
   auto t0 = std::chrono::steady_clock::now();
-  while (next < todo.size() || !running.empty()) {
+  // after SIGINT/SIGTERM no run starts: the loop ends when the running ones have stopped
+  while ((next < todo.size() && !core::stop_requested()) || !running.empty()) {
     if (core::stop_requested() && !forwarded) {
       // children in our process group got a terminal SIGINT themselves; forward SIGTERM etc.
       for (auto& c : running) ::kill(c.pid, core::stop_signal() == SIGINT ? SIGINT : SIGTERM);
@@ -317,13 +321,16 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
     auto& job = jobs[c.job];
     auto st = inspect_job(o.sweep_dir, job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
-    nlohmann::json summary;
+    // a run stopped before it wrote summary.json (a signal during its start) has none: an empty
+    // object, not null (value() on null throws and used to end the sweep with a JSON error)
+    nlohmann::json summary = nlohmann::json::object();
     if (!st.dir.empty()) {
       try {
         summary = nlohmann::json::parse(core::read_file((fs::path(st.dir) / "summary.json").string()));
       } catch (...) {
       }
     }
+    if (!summary.is_object()) summary = nlohmann::json::object();
     std::string s = summary.value("status", WIFEXITED(status) ? "failed" : "killed");
     state["jobs"][c.job]["status"] = s;
     state["jobs"][c.job]["dir"] = st.dir;
@@ -352,6 +359,9 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
     }
     std::cout << line.str() << "\n" << std::flush;
   }
+  if (next < todo.size())
+    std::cout << "sweep: stopped; " << todo.size() - next << " run(s) not started (run the same command again to resume)\n"
+              << std::flush;
   int not_completed = 0;
   for (auto& j : state["jobs"])
     if (j["status"] != "completed") ++not_completed;

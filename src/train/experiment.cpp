@@ -100,7 +100,7 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
     e.model->eval();
     // images whose band count the model does not take fail here with a message naming both,
     // not deep inside the first convolution
-    const int64_t want = e.model->backbone()->in_channels();
+    const int64_t want = e.model->input_channels();
     for (auto* ds : {&e.source, &e.target}) {
       const auto first = (*ds)->get(0, 0).image;
       core::check(first.dim() == 3 && first.size(0) == want, ds == &e.source ? "source" : "target", " images have ",
@@ -108,8 +108,12 @@ Experiment build_experiment(const core::Config& c, const torch::Device& device) 
                   " (first item of ", (*ds)->describe(), (*ds)->path(0).empty() ? "" : ": " + (*ds)->path(0),
                   ") but the model takes ", want, " (set model.in_channels, or model.bands to adapt the input conv)");
     }
-    auto x = torch::stack({e.source->get(0, 0).image, e.source->get(std::min<size_t>(1, e.source->size() - 1), 0).image})
-                 .to(device);
+    const size_t second = std::min<size_t>(1, e.source->size() - 1);
+    auto x0 = e.source->get(0, 0).image, x1 = e.source->get(second, 0).image;
+    core::check(x0.sizes() == x1.sizes(), "source images differ in size without a resize: '", e.source->path(0), "' is ",
+                x0.sizes(), ", '", e.source->path(second), "' is ", x1.sizes(), " (", e.source->describe(),
+                "); add resize(S) and center_crop(S) to data.source.transform");
+    auto x = torch::stack({x0, x1}).to(device);
     auto out = e.model->forward(x, all_taps);
     fdim = out.features.size(1);
     for (auto& [k, v] : out.taps) tap_dims[k] = v.size(1);

@@ -552,8 +552,12 @@ StepResult Trainer::train_step(int64_t step, int64_t total) {
     }
     throw core::Error(core::str("non-finite loss at step ", step, ": term '", culprit, "' = ",
                                 culprit == "ce" ? ce_v.item<double>() : loss_v.item<double>(),
-                                dist ? " (mean over ranks)" : "", "; the last good checkpoint stays in ",
-                                s.run.path()));
+                                dist ? " (mean over ranks)" : "",
+                                fs::exists(s.ckpt("latest.pt")) || fs::exists(s.ckpt("best.pt"))
+                                    ? "; the last good checkpoint stays in " +
+                                          s.ckpt(fs::exists(s.ckpt("latest.pt")) ? "latest.pt" : "best.pt")
+                                    : core::str("; no checkpoint was written before it (run ", s.run.path(),
+                                                "): check the input data for NaN / inf and lower optim.lr")));
   };
   if (!dist && check_now) nan_guard(loss, ce, terms.terms);
   s.opt->zero_grad();
