@@ -525,7 +525,8 @@ TEST(Train, LearnedBandMixerTakesTheDataBands) {
                                             "transform=resize(28)", "batch_size=8", "workers=0"})
       args.push_back(std::string("--data.") + dom + "." + kv);
   for (auto a : {"--model.backbone=lenet", "--model.in_channels=3", "--model.bands=4", "--model.band_mode=learned_1x1",
-                 "--train.steps=2", "--train.eval_every=2", "--eval.workers=0"})
+                 "--train.steps=2", "--train.eval_every=2", "--eval.workers=0", "--data.source.val_fraction=0.25",
+                 "--data.target.test_fraction=0.25"})
     args.push_back(a);
   auto r = run_cli(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
