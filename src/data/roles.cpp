@@ -176,6 +176,29 @@ std::string roles_pct(double f) {
   return os.str();
 }
 
+// A training domain split by a seeded stratified hold-out: what stays for training and what is held
+// out, each described by how it was made. `key` names the option, `train_role`/`held_role` the roles.
+struct RolesHoldOut {
+  RawDatasetPtr train, held;
+  std::string how;
+};
+RolesHoldOut roles_hold_out(const RawDatasetPtr& raw, double fraction, uint64_t seed, uint64_t seed_shown,
+                            const char* key, const char* train_role, const char* held_role) {
+  auto [keep, held] = stratified_holdout(raw->labels(), fraction, seed);
+  check_usage(!held.empty() && !keep.empty(), key, " = ", fraction, " holds out ", held.size(), " of ", raw->size(),
+              " images of ", raw->describe(), "; nothing would be left for ", held.empty() ? held_role : train_role);
+  const std::string how = str("stratified hold-out of ", roles_pct(fraction), ", data.holdout_seed ", seed_shown);
+  return {pick_items(raw, keep, str(train_role, " minus the ", held_role, " ", how)),
+          pick_items(raw, held, str(held_role, ": ", how)), how};
+}
+
+// true when a [data.source_val] / [data.target_test] section names its own images
+bool section_names_images(const std::map<std::string, std::string>& keys) {
+  for (auto k : {"dataset", "root", "labels", "images_key", "labels_key"})
+    if (keys.count(k)) return true;
+  return false;
+}
+
 // Builds a domain from a raw dataset; emptiness is refused naming the full description.
 DomainPtr roles_domain(RawDatasetPtr raw, const DomainOptions& o) {
   return std::make_shared<DomainDataset>(std::move(raw), parse_transforms(o.transform), o);
@@ -244,22 +267,18 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
   RawDatasetPtr src_train_raw = src_raw;
   if (o.val_fraction > 0) {
     check_usage(o.source_val.empty(), "data.source.val_fraction and [data.source_val] both define source/val; keep one");
-    auto [keep, held] = stratified_holdout(src_raw->labels(), o.val_fraction, o.holdout_seed);
-    check_usage(!held.empty() && !keep.empty(), "data.source.val_fraction = ", o.val_fraction, " holds out ",
-                held.size(), " of ", src_raw->size(), " images of ", src_raw->describe(), "; nothing would be left for ",
-                held.empty() ? "source/val" : "source/train");
-    const std::string how = str("stratified hold-out of ", roles_pct(o.val_fraction), ", data.holdout_seed ", o.holdout_seed);
-    src_train_raw = pick_items(src_raw, keep, "source/train minus the source/val " + how);
+    auto split = roles_hold_out(src_raw, o.val_fraction, o.holdout_seed, o.holdout_seed, "data.source.val_fraction",
+                                "source/train", "source/val");
+    const std::string& how = split.how;
+    src_train_raw = split.train;
     val.per_class = val.limit = 0;
-    r.source_val = roles_domain(pick_items(src_raw, held, "source/val: " + how), val);
+    r.source_val = roles_domain(split.held, val);
     r.info[1].definition = "data.source.val_fraction (" + how + ")";
   } else {
     guarded(r.info[1], [&] {
       val.split = o.val_split;
       apply_domain_keys(val, o.source_val);
-      const bool section = o.source_val.count("dataset") || o.source_val.count("root") ||
-                           o.source_val.count("labels") || o.source_val.count("images_key") ||
-                           o.source_val.count("labels_key");
+      const bool section = section_names_images(o.source_val);
       if (!section && !kind_has_splits(val))
         throw core::UsageError(str("source/val: ", o.source.dataset, " data (", o.source.root,
                                    ") has no splits, so there are no held-out source images to select the model on; "
@@ -296,22 +315,18 @@ Roles make_roles(const RoleOptions& o, RoleMode mode, bool oracle) {
                 " (or use data.protocol = held_out)");
   } else if (o.test_fraction > 0) {
     check_usage(o.target_test.empty(), "data.target.test_fraction and [data.target_test] both define target/test; keep one");
-    auto [keep, held] = stratified_holdout(tgt_raw->labels(), o.test_fraction, o.holdout_seed + 1);
-    check_usage(!held.empty() && !keep.empty(), "data.target.test_fraction = ", o.test_fraction, " holds out ",
-                held.size(), " of ", tgt_raw->size(), " images of ", tgt_raw->describe(), "; nothing would be left for ",
-                held.empty() ? "target/test" : "target/train");
-    const std::string how = str("stratified hold-out of ", roles_pct(o.test_fraction), ", data.holdout_seed ", o.holdout_seed);
-    tgt_train_raw = pick_items(tgt_raw, keep, "target/train minus the target/test " + how);
+    auto split = roles_hold_out(tgt_raw, o.test_fraction, o.holdout_seed + 1, o.holdout_seed, "data.target.test_fraction",
+                                "target/train", "target/test");
+    const std::string& how = split.how;
+    tgt_train_raw = split.train;
     test.per_class = test.limit = 0;
-    r.target_test = roles_domain(pick_items(tgt_raw, held, "target/test: " + how), test);
+    r.target_test = roles_domain(split.held, test);
     r.info[3].definition = "data.target.test_fraction (" + how + ")";
   } else {
     guarded(r.info[3], [&] {
       test.split = o.test_split;
       apply_domain_keys(test, o.target_test);
-      const bool section = o.target_test.count("dataset") || o.target_test.count("root") ||
-                           o.target_test.count("labels") || o.target_test.count("images_key") ||
-                           o.target_test.count("labels_key");
+      const bool section = section_names_images(o.target_test);
       if (!section && !kind_has_splits(test))
         throw core::UsageError(str("target/test: ", o.target.dataset, " data (", o.target.root,
                                    ") has no splits, so there are no held-out target images to report on; set "
