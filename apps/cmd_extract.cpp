@@ -102,13 +102,15 @@ static int run_extract(const core::Config& cli, const std::vector<std::string>&)
   std::cout << std::fixed << std::setprecision(1);
   if (eo.forward_only) {
     std::cout << "forward only: " << rep.rows << " images in " << std::setprecision(2) << rep.seconds << " s, "
-              << std::setprecision(1) << rep.images_per_s << " images/s\n";
+              << std::setprecision(1) << rep.images_per_s << " images/s, peak memory "
+              << std::setprecision(0) << core::peak_resident_mib() << " MiB\n";
   } else {
     std::cout << (rep.interrupted ? "interrupted: " : "wrote ") << out << ": " << inputs.size() << " blocks x taps";
     for (auto& t : rep.taps) std::cout << " " << t.name << "[" << t.dim << "]";
     std::cout << " (" << eo.pool << ", " << eo.dtype << "), " << rep.rows << " rows in " << std::setprecision(2)
               << rep.seconds << " s (" << std::setprecision(1) << rep.images_per_s << " images/s; writing "
-              << std::setprecision(2) << rep.write_seconds << " s)";
+              << std::setprecision(2) << rep.write_seconds << " s; peak memory " << std::setprecision(0)
+              << core::peak_resident_mib() << " MiB)";
     if (rep.rows_resumed > 0) std::cout << ", " << rep.rows_resumed << " rows resumed";
     std::cout << "\n";
   }

@@ -11,6 +11,11 @@
   train_bench.py preloaded JPEG_DIR METHOD STEPS WARMUP THREADS WORKERS
       the same model on one prepared source and one target batch, reused every step (the
       compute-only ceiling).
+  train_bench.py digits_preloaded DATA_ROOT METHOD STEPS WARMUP THREADS 0
+      the strongest Python peer of the digits step (issue #21 item 0): every image transformed
+      once and held as one normalised float tensor per domain, a random batch indexed each step,
+      no DataLoader; DANN's discriminator 500 wide without BatchNorm (shiftlab:
+      --dann.hidden=500 --dann.bn=false).
 METHOD: source_only | dann (GRL + TLlib's DomainDiscriminator: 2 × (Linear 1024, BN, ReLU),
 Linear 1; lambda = 2/(1+exp(-10 p)) - 1). SGD(momentum 0.9, weight decay 5e-4, nesterov off),
 lr 0.01 with Ganin's annealing 0.01/(1+10p)^0.75, as shiftlab's configs.
@@ -39,7 +44,10 @@ class GradReverse(torch.autograd.Function):
         return -ctx.lam * g, None
 
 
-def discriminator(dim, hidden=1024):
+def discriminator(dim, hidden=1024, bn=True):
+    if not bn:
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                             nn.Linear(hidden, 1))
     return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
@@ -73,13 +81,30 @@ class NpyDigits(torch.utils.data.Dataset):
         return self.tf(Image.fromarray(self.x[i], "L")), int(self.y[i])
 
 
+def preloaded_digits(root):
+    """Both digit domains transformed once (as configs/digits/mnist_to_uci.ini), as float tensors;
+    yields random batches of 64 by indexing."""
+    import torchvision.transforms.functional as TF
+    def load(name, prep):
+        x = torch.from_numpy(np.load(f"{root}/{name}/train_images.npy")).unsqueeze(1)
+        y = torch.from_numpy(np.load(f"{root}/{name}/train_labels.npy")).long()
+        return prep(x).float().div(255).sub(0.5).div(0.5).contiguous(), y
+    xs, ys = load("mnist", lambda x: x)
+    xt, yt = load("uci-digits", lambda x: TF.pad(TF.resize(x, [20, 20], antialias=True), [4]))
+    def batches(x, y):
+        while True:
+            i = torch.randint(len(x), (64,))
+            yield x[i], y[i]
+    return batches(xs, ys), batches(xt, yt), int(ys.max()) + 1
+
+
 def forever(dl):
     while True:
         for b in dl:
             yield b
 
 
-def loaders(kind, root, workers):
+def loaders(kind, root, workers, size=224):
     import torchvision.transforms as T
     kw = dict(batch_size=64, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
     if kind == "digits":
@@ -90,7 +115,7 @@ def loaders(kind, root, workers):
                         T.Compose([T.Resize(20), T.Pad(4), T.ToTensor(), norm]))
     else:
         import torchvision.datasets as dsets
-        tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(),
+        tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(),
                         T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
         src = dsets.ImageFolder(root, transform=tf)
         tgt = dsets.ImageFolder(root, transform=tf)
@@ -100,13 +125,19 @@ def loaders(kind, root, workers):
 
 def main():
     kind, root, method, steps, warmup, threads, workers = sys.argv[1:8]
+    size = int(sys.argv[8]) if len(sys.argv) > 8 else 224  # folder / preloaded crop size
     steps, warmup, threads, workers = int(steps), int(warmup), int(threads), int(workers)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    src_it, tgt_it, ncls = loaders("digits" if kind == "digits" else "folder", root, workers)
-    body, dim = lenet() if kind == "digits" else resnet18_bottleneck()
+    if kind == "digits_preloaded":
+        src_it, tgt_it, ncls = preloaded_digits(root)
+    else:
+        src_it, tgt_it, ncls = loaders("digits" if kind == "digits" else "folder", root, workers, size)
+    body, dim = lenet() if kind.startswith("digits") else resnet18_bottleneck()
     head = nn.Linear(dim, ncls)
-    disc = discriminator(dim) if method == "dann" else None
+    disc = None
+    if method == "dann":
+        disc = discriminator(dim, 500, False) if kind == "digits_preloaded" else discriminator(dim)
     params = list(body.parameters()) + list(head.parameters()) + (list(disc.parameters()) if disc else [])
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)
     total = warmup + steps
@@ -145,6 +176,9 @@ def main():
     el = time.perf_counter() - t0
     print("images_per_s %.2f" % (images / el))
     print("seconds %.3f" % el)
+    import resource
+    # this process only: DataLoader workers (WORKERS > 0) are separate processes, not counted
+    print("peak_rss_mib %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
 
 
 if __name__ == "__main__":

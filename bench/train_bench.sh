@@ -9,7 +9,10 @@
 #      compute-only ceiling; the end-to-end / ceiling ratio says how well the data pipeline hides.
 # Both sides: the same model, optimizer (SGD 0.9, wd 5e-4, annealed lr), batch sizes, transforms,
 # threads and step counts; WARMUP untimed steps, then STEPS timed ones.
-# Usage: bench/train_bench.sh [BUILD_DIR] [WHICH...]   WHICH: digits folder preloaded (default all)
+#   0. digits_peer: the digits DANN step (500-wide discriminator, no BatchNorm) against the fastest
+#      Python loop: all images transformed once and held as tensors, batches indexed (no loader).
+# Usage: bench/train_bench.sh [BUILD_DIR] [WHICH...]   WHICH: digits digits_peer folder preloaded
+#        (default: digits folder preloaded)
 # Env: THREADS (intra-op threads, default = cores), WORKERS (2), STEPS / WARMUP per benchmark:
 #      DIGITS_STEPS (200) DIGITS_WARMUP (20) FOLDER_STEPS (6) FOLDER_WARMUP (2), METHODS (source_only dann)
 set -euo pipefail
@@ -69,6 +72,20 @@ for which in "${WHICH[@]}"; do
       printf "%-34s %14s %14s %7sx\n" "1. digits LeNet $m 64+64" "$a" "$b" "$(ratio "$a" "$b")"
     done
     ;;
+  digits_peer)
+    # the preloaded Python loop (train_bench.py digits_preloaded) against shiftlab's normal run
+    "$BIN" data prepare mnist --data.root="$WORK/data" >/dev/null
+    "$BIN" data prepare uci-digits --data.root="$WORK/data" >/dev/null
+    W="${DIGITS_WARMUP:-20}" S="${PEER_STEPS:-600}"
+    for m in $METHODS; do
+      ips=128; [ "$m" = source_only ] && ips=64
+      a=$(run_shiftlab "peer_$m" "$W" "$S" "$ips" --config "$SRC/configs/digits/mnist_to_uci.ini" --method="$m" \
+          --dann.hidden=500 --dann.bn=false --data.source.root="$WORK/data" --data.target.root="$WORK/data" \
+          --data.source.workers="$WORKERS" --data.target.workers="$WORKERS")
+      b=$("$PY" "$SRC/bench/train_bench.py" digits_preloaded "$WORK/data" "$m" "$S" "$W" "$THREADS" 0 | awk '/images_per_s/{print $2}')
+      printf "%-34s %14s %14s %7sx\n" "0. digits $m vs preloaded Python" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    ;;
   folder|preloaded)
     if [ ! -f "$WORK/jpeg/.done" ]; then
       "$BIN" data prepare fashion-mnist --data.root="$WORK/data" >/dev/null
@@ -101,7 +118,7 @@ for which in "${WHICH[@]}"; do
       printf "%-34s %14s %14s %7sx\n" "$([ $pre = 1 ] && echo 3. preloaded || echo 2. JPEG folder) ResNet-18 224 $m" "$a" "$b" "$(ratio "$a" "$b")"
     done
     ;;
-  *) echo "unknown benchmark '$which' (digits, folder, preloaded)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$which' (digits, digits_peer, folder, preloaded)" >&2; exit 2 ;;
   esac
 done
 for m in $METHODS; do

@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include <cstring>
+#include <vector>
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -107,6 +109,27 @@ TEST(Runtime, DeviceResolution) {
   }
   EXPECT_THROW(core::resolve_device("tpu"), core::UsageError);
   EXPECT_THROW(core::resolve_device("cuda:x"), core::UsageError);
+}
+
+// resident_mib (statm) against VmRSS of /proc/self/status, and the growth of a touched 256 MiB block
+TEST(Runtime, ResidentMemoryFollowsAllocations) {
+  auto vmrss = [] {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+    return -1.0;
+  };
+  const double before = core::resident_mib();
+  ASSERT_GT(before, 0);
+  EXPECT_NEAR(before, vmrss(), 0.05 * before + 2);
+  std::vector<char> block(256u << 20);
+  std::memset(block.data(), 1, block.size());
+  const double after = core::resident_mib();
+  EXPECT_GT(after - before, 250) << before << " -> " << after;
+  EXPECT_NEAR(after, vmrss(), 0.05 * after + 2);
+  EXPECT_GE(core::peak_resident_mib(), after - 1);
+  EXPECT_EQ(block[12345], 1);
 }
 
 // issue 18 §3.14: on a non-terminal the last position is printed once (finish), not also as a

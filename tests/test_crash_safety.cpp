@@ -2,8 +2,9 @@
 //  * SIGTERM and SIGINT sent from outside while it trains: it stops after the current step with a
 //    clean checkpoint, summary status "interrupted", exit 1 and a one-line error with the resume
 //    command; `train --resume` then ends with exactly the metrics of an uninterrupted run.
-//  * The same seed twice gives an identical metrics.jsonl — every field but images_per_s, the only
-//    wall-clock field — with and without run.deterministic; another seed gives other numbers.
+//  * The same seed twice gives an identical metrics.jsonl — every field but images_per_s and rss_mib,
+//    the wall-clock and memory fields — with and without run.deterministic; another seed gives
+//    other numbers.
 // SIGKILL during training is tested in test_train.cpp (Train.ResumeAfterSigkillEqualsUninterrupted),
 // during extraction in test_features.cpp (Features.ResumeAfterSigkillEqualsUninterrupted).
 #include <gtest/gtest.h>

@@ -84,6 +84,17 @@ TEST(Train, SmokeRunWritesAFullRunDirectory) {
   for (auto it = rows[0].begin(); it != rows[0].end(); ++it) has_dann = has_dann || it.key().find("dann") != std::string::npos;
   EXPECT_TRUE(has_dann) << rows[0].dump();
   EXPECT_NE(r.out.find("target-test accuracy"), std::string::npos) << r.out;
+  // host memory: every progress row has the resident size, the summary the peak (≥ each row)
+  double max_rss = 0;
+  std::ifstream jsonl(run + "/metrics.jsonl");
+  for (std::string line; std::getline(jsonl, line);)
+    if (auto row = nlohmann::json::parse(line); row.contains("images_per_s")) {
+      ASSERT_TRUE(row.contains("rss_mib")) << row.dump();
+      EXPECT_GT(row["rss_mib"].get<double>(), 10) << row.dump();
+      max_rss = std::max(max_rss, row["rss_mib"].get<double>());
+    }
+  EXPECT_GT(max_rss, 0);
+  EXPECT_GE(s["peak_rss_mib"].get<double>(), max_rss - 1);
 
   // the resolved config re-runs to the same resolved config
   auto runs2 = testutil::fresh_dir("train_rerun");

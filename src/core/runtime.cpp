@@ -6,6 +6,7 @@
 #include <torch/utils.h>
 #include <torch/version.h>
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -111,6 +112,19 @@ torch::Device setup_runtime(const RuntimeOptions& o) {
 
 std::string shiftlab_version() { return SHIFTLAB_VERSION; }
 std::string torch_version() { return TORCH_VERSION; }
+
+double resident_mib() {
+  std::ifstream f("/proc/self/statm");
+  long long size = 0, resident = 0;
+  if (!(f >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+double peak_resident_mib() {
+  struct rusage u {};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
 
 std::string blas_provider() {
   // libtorch built with MKL (PyPI's wheels) does its matrix products in MKL; a "generic" build

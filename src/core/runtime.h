@@ -42,6 +42,10 @@ std::string torch_version();
 bool cuda_available();
 /// The shared library that provides libblas.so.3 here (e.g. "openblas-pthread"), or "unknown".
 std::string blas_provider();
+/// Resident memory of this process now (MiB, /proc/self/statm; 0 where unavailable).
+double resident_mib();
+/// Peak resident memory of this process so far (MiB, getrusage's ru_maxrss).
+double peak_resident_mib();
 /// shiftlab + libtorch versions, device, threads, BLAS, git commit, host.
 nlohmann::json environment_info(const torch::Device& device);
 

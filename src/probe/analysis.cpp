@@ -54,11 +54,23 @@ const core::OptionTable<ProbeOptions>& probe_option_table() {
     t.field("probe.patience", [](O& o) -> auto& { return o.linear.patience; },
             "stop the C sweep after this many values without improvement")
         .range(1, 1000);
-    t.field("probe.max_iter", [](O& o) -> auto& { return o.linear.fit.max_iter; }, "L-BFGS iterations per fit")
+    t.field("probe.solver", [](O& o) -> auto& { return o.linear.fit.solver; },
+            "linear-probe solver: lbfgs or newton (sub-sampled Newton-CG)")
+        .choices({"lbfgs", "newton"});
+    t.field("probe.precondition", [](O& o) -> auto& { return o.linear.fit.precondition; },
+            "L-BFGS on whitened features (same minimiser, fewer iterations); false = plain L-BFGS");
+    t.field("probe.max_iter", [](O& o) -> auto& { return o.linear.fit.max_iter; },
+            "solver iterations per fit (Newton steps or L-BFGS iterations)")
         .range(1, 1e7);
     t.field("probe.tol", [](O& o) -> auto& { return o.linear.fit.tol; },
-            "L-BFGS gradient-norm tolerance (mean-form objective)")
+            "gradient-norm tolerance of the fit (mean-form objective)")
         .range(0, 1);
+    t.field("probe.max_cg", [](O& o) -> auto& { return o.linear.fit.max_cg; },
+            "Newton: conjugate-gradient steps per iteration")
+        .range(1, 1e6);
+    t.field("probe.hessian_rows", [](O& o) -> auto& { return o.linear.fit.hessian_rows; },
+            "rows of the Newton Hessian and of the preconditioner's feature moments (0 = all)")
+        .range(0, 1e12);
     t.field("probe.warmup_rows", [](O& o) -> auto& { return o.linear.fit.warmup_rows; },
             "warm-start each fit on this many random rows first (0 = off)")
         .range(0, 1e12);

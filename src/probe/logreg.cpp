@@ -1,5 +1,7 @@
 #include "probe/logreg.h"
 
+#include <Eigen/Eigenvalues>
+
 #include <ATen/Parallel.h>
 
 #pragma GCC diagnostic push
@@ -8,6 +10,7 @@
 #include <LBFGS.h>
 #pragma GCC diagnostic pop
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -86,6 +89,92 @@ double SoftmaxObjective<T>::operator()(const Eigen::VectorXd& w, Eigen::VectorXd
 template class SoftmaxObjective<float>;
 template class SoftmaxObjective<double>;
 
+// ---------------------------------------------------------------- Hessian-vector products
+
+template <typename T>
+SoftmaxHessian<T>::SoftmaxHessian(const Matrix<T>& X, int num_classes, double lambda, bool fit_intercept)
+    : X_(X), K_(num_classes), lambda_(lambda), intercept_(fit_intercept) {
+  core::check(X.rows() > 0 && num_classes >= 2, "logistic regression: the Hessian needs rows and 2 classes");
+  P_.resize(K_, X.rows());
+  Ut_.resize(K_, X.rows());
+  V_.resize(X.cols(), K_);
+  GW_.resize(X.cols(), K_);
+}
+
+template <typename T>
+void SoftmaxHessian<T>::set_point(const Eigen::VectorXd& w) {
+  const Eigen::Index D = X_.cols(), K = K_;
+  V_ = Eigen::Map<const Eigen::MatrixXd>(w.data(), D, K).cast<T>();
+  gemm(V_, true, X_, true, P_);  // K×n logits
+  if (intercept_) P_.colwise() += w.tail(K).cast<T>();
+  at::parallel_for(0, P_.cols(), 256, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      auto col = P_.col(i);
+      col = (col.array() - col.maxCoeff()).exp();
+      col /= col.sum();
+    }
+  });
+  // preconditioner: B̄ = mean_i(diag(p_i) − p_i p_iᵀ) and, once, Σ = XᵀX/n
+  const double n = static_cast<double>(X_.rows());
+  Eigen::MatrixXd Pd = P_.template cast<double>();
+  Eigen::MatrixXd B = Eigen::MatrixXd(Pd.rowwise().sum().asDiagonal()) / n - Pd * Pd.transpose() / n;
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eb(B);
+  Ub_ = eb.eigenvectors();
+  sb_ = eb.eigenvalues().cwiseMax(0.0);
+  if (Ux_.size() == 0) {
+    Matrix<T> S(D, D);
+    gemm(X_, true, X_, false, S);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ex(S.template cast<double>() / n);
+    Ux_ = ex.eigenvectors();
+    sx_ = ex.eigenvalues().cwiseMax(0.0);
+  }
+}
+
+template <typename T>
+void SoftmaxHessian<T>::precondition(const Eigen::VectorXd& r, Eigen::VectorXd& out) {
+  const Eigen::Index D = X_.cols(), K = K_;
+  out.resize(r.size());
+  Eigen::Map<const Eigen::MatrixXd> R(r.data(), D, K);
+  Eigen::Map<Eigen::MatrixXd> O(out.data(), D, K);
+  Eigen::MatrixXd Q = Ux_.transpose() * R * Ub_;
+  for (Eigen::Index l = 0; l < K; ++l)
+    for (Eigen::Index j = 0; j < D; ++j) Q(j, l) /= sx_(j) * sb_(l) + lambda_;
+  O = Ux_ * Q * Ub_.transpose();
+  if (intercept_) {
+    // pseudo-inverse of B̄ (its null space, a shift of every intercept, has zero curvature)
+    const double tiny = 1e-10 * std::max(1e-300, sb_.maxCoeff());
+    Eigen::VectorXd q = Ub_.transpose() * r.tail(K);
+    for (Eigen::Index l = 0; l < K; ++l) q(l) = sb_(l) > tiny ? q(l) / sb_(l) : 0.0;
+    out.tail(K) = Ub_ * q;
+  }
+}
+
+template <typename T>
+void SoftmaxHessian<T>::apply(const Eigen::VectorXd& v, Eigen::VectorXd& out) {
+  const Eigen::Index D = X_.cols(), K = K_, n = X_.rows();
+  Eigen::Map<const Eigen::MatrixXd> V(v.data(), D, K);
+  V_ = V.cast<T>();
+  gemm(V_, true, X_, true, Ut_);  // u_i = Vᵀ x_i (K×n)
+  if (intercept_) Ut_.colwise() += v.tail(K).cast<T>();
+  const T inv_n = T(1) / static_cast<T>(n);
+  at::parallel_for(0, n, 256, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      auto u = Ut_.col(i);
+      auto p = P_.col(i);
+      const T pu = p.dot(u);
+      u = (p.array() * (u.array() - pu) * inv_n).matrix();
+    }
+  });
+  gemm(X_, true, Ut_, true, GW_);  // X_Sᵀ R / n (D×K)
+  out.resize(v.size());
+  Eigen::Map<Eigen::MatrixXd> O(out.data(), D, K);
+  O = GW_.template cast<double>() + lambda_ * V;
+  if (intercept_) out.tail(K) = Ut_.rowwise().sum().template cast<double>();
+}
+
+template class SoftmaxHessian<float>;
+template class SoftmaxHessian<double>;
+
 // ---------------------------------------------------------------- model
 
 MatrixF LogRegModel::decision(const MatrixF& X) const {
@@ -124,8 +213,9 @@ namespace {
 
 // Wraps the objective for LBFGS++, remembering the best point seen: a line search that fails
 // near the optimum (float round-off) throws, and the fit then keeps the best point.
+template <typename F>
 struct Tracked {
-  SoftmaxObjective<float>& f;
+  F& f;
   double best_f = std::numeric_limits<double>::infinity();
   Eigen::VectorXd best_x;
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& g) {
@@ -139,8 +229,8 @@ struct Tracked {
   }
 };
 
-void run_lbfgs(SoftmaxObjective<float>& obj, Eigen::VectorXd& w, const LogRegOptions& o, int max_iter,
-               LogRegModel& m) {
+template <typename F>
+void run_lbfgs(F& obj, Eigen::VectorXd& w, const LogRegOptions& o, int max_iter, LogRegModel& m) {
   LBFGSpp::LBFGSParam<double> p;
   p.m = o.memory;
   p.epsilon = o.tol;
@@ -151,7 +241,7 @@ void run_lbfgs(SoftmaxObjective<float>& obj, Eigen::VectorXd& w, const LogRegOpt
   p.max_linesearch = 40;
   p.linesearch = LBFGSpp::LBFGS_LINESEARCH_BACKTRACKING_STRONG_WOLFE;
   LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchNocedalWright> solver(p);
-  Tracked t{obj, std::numeric_limits<double>::infinity(), Eigen::VectorXd()};
+  Tracked<F> t{obj, std::numeric_limits<double>::infinity(), Eigen::VectorXd()};
   double fx = 0;
   try {
     int it = solver.minimize(t, w, fx);
@@ -167,6 +257,150 @@ void run_lbfgs(SoftmaxObjective<float>& obj, Eigen::VectorXd& w, const LogRegOpt
   }
   m.objective = t.best_f;
   if (t.best_x.size() == w.size() && t.best_f < fx) w = t.best_x;
+}
+
+// The objective in whitened coordinates: W = T W', T = U diag(1/sqrt(s + δ)) from the eigen-
+// decomposition Σ = U diag(s) Uᵀ of the features' second moments, so L-BFGS sees decorrelated
+// features (X is never transformed: only W and the gradient, D²K work per evaluation).
+struct Whitened {
+  SoftmaxObjective<float>& f;
+  Eigen::MatrixXd T, Tinv;
+  Eigen::Index D, K;
+  Eigen::VectorXd w, g;
+  Whitened(SoftmaxObjective<float>& obj, const MatrixF& X, int num_classes, int64_t rows) : f(obj), D(X.cols()), K(num_classes) {
+    MatrixF sub;
+    const bool sampled = rows > 0 && X.rows() > rows;
+    if (sampled) sub = take_rows(X, subsample(X.rows(), rows, 4321));
+    const MatrixF& Xs = sampled ? sub : X;
+    MatrixF S(D, D);
+    gemm(Xs, true, Xs, false, S);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e(S.cast<double>() / static_cast<double>(Xs.rows()));
+    Eigen::VectorXd sv = e.eigenvalues().cwiseMax(0.0);
+    const double delta = 1e-3 * std::max(1e-12, sv.mean());
+    Eigen::VectorXd sc = (sv.array() + delta).rsqrt().matrix();
+    T = e.eigenvectors() * sc.asDiagonal();
+    Tinv = sc.cwiseInverse().asDiagonal() * e.eigenvectors().transpose();
+  }
+  Eigen::VectorXd to_w(const Eigen::VectorXd& wp) const {
+    Eigen::VectorXd out = wp;
+    Eigen::Map<Eigen::MatrixXd>(out.data(), D, K) = T * Eigen::Map<const Eigen::MatrixXd>(wp.data(), D, K);
+    return out;
+  }
+  Eigen::VectorXd from_w(const Eigen::VectorXd& w0) const {
+    Eigen::VectorXd out = w0;
+    Eigen::Map<Eigen::MatrixXd>(out.data(), D, K) = Tinv * Eigen::Map<const Eigen::MatrixXd>(w0.data(), D, K);
+    return out;
+  }
+  double operator()(const Eigen::VectorXd& wp, Eigen::VectorXd& gp) {
+    w = to_w(wp);
+    double v = f(w, g);
+    gp = g;
+    Eigen::Map<Eigen::MatrixXd>(gp.data(), D, K) = T.transpose() * Eigen::Map<const Eigen::MatrixXd>(g.data(), D, K);
+    return v;
+  }
+};
+
+// Sub-sampled Newton-CG with an Armijo backtracking line search (see logreg.h).
+void run_newton(SoftmaxObjective<float>& obj, const MatrixF& X, int K, Eigen::VectorXd& w, const LogRegOptions& o,
+                LogRegModel& m) {
+  MatrixF sub;
+  const bool sampled = o.hessian_rows > 0 && X.rows() > o.hessian_rows;
+  if (sampled) sub = take_rows(X, subsample(X.rows(), o.hessian_rows, 4321));
+  SoftmaxHessian<float> H(sampled ? sub : X, K, obj.lambda(), o.fit_intercept);
+  Eigen::VectorXd g, gn, wn, d, r, z, p, Hp;
+  double f = obj(w, g);
+  core::check(std::isfinite(f), "logistic regression: the objective became ", f);
+  const double g0 = std::max(g.norm(), 1e-300);
+  int small = 0;
+  m.stop_reason = "max_iter";
+  for (int it = 0;; ++it) {
+    const double gnorm = g.norm();
+    if (gnorm <= o.tol) {
+      m.converged = true;
+      m.stop_reason = "converged";
+      break;
+    }
+    if (it >= o.max_iter) break;
+    H.set_point(w);
+    // preconditioned CG on H d = −g to the forcing tolerance η‖g‖, η = min(0.5, sqrt(‖g‖/‖g₀‖))
+    const double eta = std::min(0.5, std::sqrt(gnorm / g0));
+    d.setZero(w.size());
+    r = -g;
+    H.precondition(r, z);
+    p = z;
+    double rz = r.dot(z);
+    for (int k = 0; k < o.max_cg && r.norm() > eta * gnorm; ++k) {
+      H.apply(p, Hp);
+      const double pHp = p.dot(Hp);
+      if (!(pHp > 0) || !(rz > 0)) break;  // H is positive semi-definite; round-off guard
+      const double a = rz / pHp;
+      d += a * p;
+      r -= a * Hp;
+      H.precondition(r, z);
+      const double rz2 = r.dot(z);
+      p = z + (rz2 / rz) * p;
+      rz = rz2;
+      ++m.cg_iterations;
+    }
+    double gd = g.dot(d);
+    if (!(gd < 0)) {  // no descent direction from CG (e.g. zero steps): steepest descent
+      d = -g;
+      gd = -g.squaredNorm();
+    }
+    double alpha = 1, fn = 0;
+    bool ok = false;
+    for (int ls = 0; ls < 40; ++ls) {
+      wn = w + alpha * d;
+      fn = obj(wn, gn);
+      if (std::isfinite(fn) && fn <= f + 1e-4 * alpha * gd) {
+        ok = true;
+        break;
+      }
+      // quadratic interpolation of the step, kept within [0.1, 0.5]·alpha
+      const double q = std::isfinite(fn) ? -gd * alpha * alpha / (2 * (fn - f - gd * alpha)) : 0.1 * alpha;
+      alpha = std::clamp(q, 0.1 * alpha, 0.5 * alpha);
+    }
+    if (!ok) {  // no decrease along d: at the optimum within float round-off
+      m.converged = true;
+      m.stop_reason = "line search: no decrease (round-off)";
+      break;
+    }
+    const double decrease = f - fn;
+    core::log_debug("logistic regression (C=", o.C, ") Newton step ", it, ": f ", fn, ", |g| ", gnorm, ", step ", alpha,
+                    ", CG steps so far ", m.cg_iterations);
+    w.swap(wn);
+    g.swap(gn);
+    f = fn;
+    ++m.iterations;
+    // ftol, or (always) no decrease beyond the float objective's round-off
+    const double floor = std::max(o.ftol, 1e-9) * std::max(1.0, std::abs(f));
+    if (decrease < floor) {
+      if (++small >= 3) {
+        m.converged = true;
+        m.stop_reason = o.ftol > 0 ? "converged (objective change below ftol)" : "converged (round-off)";
+        break;
+      }
+    } else {
+      small = 0;
+    }
+  }
+  m.objective = f;
+}
+
+void run_solver(SoftmaxObjective<float>& obj, const MatrixF& X, int K, Eigen::VectorXd& w, const LogRegOptions& o,
+                LogRegModel& m) {
+  core::check(o.solver == "newton" || o.solver == "lbfgs", "logistic regression: unknown solver '", o.solver,
+              "' (newton or lbfgs)");
+  if (o.solver == "newton") {
+    run_newton(obj, X, K, w, o, m);
+  } else if (o.precondition) {
+    Whitened wf(obj, X, K, o.hessian_rows);
+    Eigen::VectorXd wp = wf.from_w(w);
+    run_lbfgs(wf, wp, o, o.max_iter, m);
+    w = wf.to_w(wp);
+  } else {
+    run_lbfgs(obj, w, o, o.max_iter, m);
+  }
 }
 
 }  // namespace
@@ -191,12 +425,12 @@ LogRegModel fit_logreg(const MatrixF& X, const std::vector<int>& y, int K, const
     os.tol = o.tol * 10;
     SoftmaxObjective<float> sub(Xs, ys, K, os.C, o.fit_intercept);
     LogRegModel ms;
-    run_lbfgs(sub, w, os, o.max_iter, ms);
+    run_solver(sub, Xs, K, w, os, ms);
     m.evaluations += sub.evaluations;
     core::log_debug("logistic regression warm-up on ", Xs.rows(), " rows: ", ms.iterations, " iterations");
   }
   SoftmaxObjective<float> obj(X, y, K, o.C, o.fit_intercept);
-  run_lbfgs(obj, w, o, o.max_iter, m);
+  run_solver(obj, X, K, w, o, m);
   m.evaluations += obj.evaluations;
   m.W = Eigen::Map<const Eigen::MatrixXd>(w.data(), D, K);
   m.b = o.fit_intercept ? Eigen::VectorXd(w.tail(K)) : Eigen::VectorXd::Zero(K);

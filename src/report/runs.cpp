@@ -613,7 +613,7 @@ size_t write_results(const std::string& out, const std::vector<Group>& groups, c
 std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group& g) {
   // Columns: accuracies logged at evaluations; loss terms and lambda at log steps.
   std::vector<LineSeries> acc, loss, lam;
-  std::set<std::string> skip = {"step",  "phase",         "lr",       "images_per_s", "selected",
+  std::set<std::string> skip = {"step",  "phase",         "lr",       "images_per_s", "rss_mib", "selected",
                                 "lambda", "source_val_acc", "target_test_acc", "target_test_mean_class_acc",
                                 "target_entropy"};
   for (auto* r : g.runs) {

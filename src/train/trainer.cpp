@@ -617,6 +617,7 @@ void Trainer::log_progress(int64_t done) {
   row["lr"] = s.opt->param_groups().back().options().get_lr();
   for (auto& [k, v] : s.acc) row[k] = v.item<double>() / std::max<int64_t>(1, s.acc_n);
   row["images_per_s"] = el > 0 ? s.images / el : 0.0;
+  row["rss_mib"] = core::resident_mib();  // host memory: a leak shows as growth across rows
   if (s.main) s.metrics.log(row);
   if (s.progress) s.progress->update(done, core::str("loss ", fmt(row.value("loss", std::nan("")), 4)));
   core::log_to_file_only(row.dump());
@@ -734,6 +735,7 @@ json Trainer::finish(int64_t steps) {
                     : core::str("target-test shares ", shared,
                                 " images with target/train, which this method never reads (no adaptation on them)");
   summary["train_seconds"] = s.train_seconds;
+  summary["peak_rss_mib"] = core::peak_resident_mib();
   summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
   if (s.main) s.run.write_summary(summary);

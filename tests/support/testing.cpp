@@ -295,6 +295,7 @@ std::vector<nlohmann::json> run_metrics(const std::string& run) {
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
     j.erase("images_per_s");  // wall-clock dependent
+    j.erase("rss_mib");       // host memory, process dependent
     rows.push_back(j);
   }
   return rows;
