@@ -26,6 +26,7 @@ std::unique_ptr<train::Communicator> setup_runtime_maybe_distributed(const core:
                                                                      torch::Device& device) {
   const auto dopt = train::dist_options_from(cfg);
   const auto denv = train::dist_env_from(dopt.env);
+  rt.blas_threads = 1;  // training / extraction: libtorch's intra-op pool parallelises (runtime.h)
   if (!denv.active()) {
     device = core::setup_runtime(rt);
     return nullptr;

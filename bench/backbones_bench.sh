@@ -10,6 +10,7 @@
 #   builds BUILD_DIR's backbone_bench target (configured with -DSHIFTLAB_BENCH=ON) when missing.
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
 BUILD="${1:-$SRC/build}"
 shift || true
 NAMES=("$@")

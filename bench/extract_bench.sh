@@ -6,6 +6,7 @@
 # Usage: bench/extract_bench.sh [BUILD_DIR]   env: LIMIT (1000), THREADS (1), REPS (2), TAPS (layer3,pooled)
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
 BUILD="${1:-$SRC/build}"
 BIN="$BUILD/shiftlab"
 WORK="$BUILD/bench-extract"

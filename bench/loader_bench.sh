@@ -5,6 +5,7 @@
 # Usage: bench/loader_bench.sh [BUILD_DIR] [BATCHES]     (needs a built shiftlab binary)
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
 BUILD="${1:-$SRC/build}"
 BATCHES="${2:-30}"
 BIN="$BUILD/shiftlab"

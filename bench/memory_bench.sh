@@ -12,6 +12,7 @@
 # Env: THREADS (2), DIGITS_STEPS (300), RESNET_STEPS (2), LIMIT (2000), SKIP_GROWTH=1
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
 BUILD="${1:-$SRC/build}"
 BIN="$BUILD/shiftlab"
 PY=/usr/bin/python3
@@ -60,7 +61,7 @@ for px in 112 224; do
       --data.$d.batch_size=64 --data.$d.workers=1 --data.$d.preload=1)
   done
   common+=(--data.source.val_split="$TB/jpeg/eval.txt" --data.target.test_split="$TB/jpeg/eval.txt"
-    --data.target.labelled=false)
+    --data.target.labelled=false --data.protocol=transductive)  # benchmarks: eval.txt is a subset of all.txt
   rm -rf "$WORK/runs/resnet$px"
   "$BIN" train "${common[@]}" --train.steps="$R" --train.eval_every=0 --run.threads="$THREADS" \
     --run.root="$WORK/runs" --run.name="resnet$px" --run.log_level=warn >/dev/null

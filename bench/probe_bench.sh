@@ -9,6 +9,7 @@
 #      SKIP_SYNTHETIC=1 runs only the real cache.
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
 BUILD="${1:-$SRC/build}"
 BIN="$BUILD/shiftlab"
 PY=/usr/bin/python3

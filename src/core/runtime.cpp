@@ -87,8 +87,9 @@ void set_deterministic(bool on) {
 
 // The BLAS behind libtorch's CPU matrix products (OpenBLAS here) keeps its own thread pool, sized
 // to all cores by default: with --run.threads=1 on a machine busy with other jobs its idle threads
-// spin in sched_yield (measured: a 4.7 s linear probe took 250 s). Match it to run.threads unless
-// OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS say otherwise. Looked up at run time, so builds against
+// spin in sched_yield (measured: a 4.7 s linear probe took 250 s). Match it to run.threads (the
+// probe's gemms), or to 1 where libtorch's own pool does the parallel work (RuntimeOptions::
+// blas_threads), unless OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS say otherwise. Looked up at run time, so builds against
 // another BLAS (MKL in pip's libtorch) are unaffected.
 static void set_blas_threads(int threads) {
   if (std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS")) return;
@@ -105,7 +106,7 @@ torch::Device setup_runtime(const RuntimeOptions& o) {
   if (!o.deterministic) at::globalContext().setBenchmarkCuDNN(true);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
-  set_blas_threads(threads);
+  set_blas_threads(o.blas_threads >= 0 ? std::max(1, o.blas_threads) : threads);
   seed_everything(o.seed);
   return resolve_device(o.device);
 }
@@ -160,6 +161,8 @@ nlohmann::json environment_info(const torch::Device& device) {
   j["deterministic"] = at::globalContext().deterministicAlgorithms();
   j["hardware_threads"] = std::thread::hardware_concurrency();
   j["blas"] = blas_provider();
+  using GetThreads = int (*)();
+  if (auto f = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) j["blas_threads"] = f();
   j["host"] = host;
   return j;
 }

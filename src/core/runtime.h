@@ -19,6 +19,11 @@ struct RuntimeOptions {
   std::string log_level = "info";
   /// Deterministic kernels only (see set_deterministic): bit-identical reruns on GPU too, slower.
   bool deterministic = false;
+  /// Threads of OpenBLAS's own pool (not an option; set by the command): -1 = `threads`. Training
+  /// and extraction use 1: their parallelism is libtorch's intra-op pool, and a second pool of
+  /// spinning OpenBLAS threads beside it halves the step rate on a small CPU (measured: digits
+  /// DANN at 2 threads, 1,092 vs 2,457 images/s). Ignored when OPENBLAS_NUM_THREADS is set.
+  int blas_threads = -1;
 };
 
 /// run.device, run.threads, run.seed, run.log_level, run.deterministic (reading checks the device).
