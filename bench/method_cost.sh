@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What each domain-adaptation method costs per training step (issue #21 item 2), shiftlab side.
+# Overhead of a method = its step time / the step time of a baseline that forwards the same
+# source + target batch through the backbone and adds a negligible term — `entropy` (a softmax
+# entropy over the target logits: K numbers per row) — minus 1. So the backbone cost is equal and
+# only the alignment term's own cost (its discriminator, kernels, SVDs ...) is counted.
+# source_only (which reads no target batch) is listed for reference.
+#   digits:   LeNet, MNIST -> UCI digits, 64 + 64, STEPS timed steps after WARMUP;
+#   resnet:   ResNet-18 + bottleneck at 112 px on preloaded batches (the JPEG folder of
+#             bench/train_bench.sh), 64 + 64, RSTEPS timed steps after RWARMUP.
+# Each method runs ROUNDS times interleaved with the others (the median is reported), so slow
+# phases of a shared machine spread over all methods.
+# Usage: bench/method_cost.sh [BUILD_DIR] [digits] [resnet]
+# Env: THREADS (2), STEPS (200), WARMUP (20), RSTEPS (6), RWARMUP (2), ROUNDS (2), METHODS
+set -euo pipefail
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
+BUILD="${1:-$SRC/build}"
+shift || true
+WHICH=("${@:-digits resnet}")
+WHICH=(${WHICH[*]})
+BIN="$BUILD/shiftlab"
+PY=/usr/bin/python3
+WORK="$BUILD/bench-methods"
+TB="$BUILD/bench-train"
+THREADS="${THREADS:-2}"
+ROUNDS="${ROUNDS:-2}"
+METHODS="${METHODS:-source_only entropy dann cdan cdan+E dan:unbiased dan:biased dan:linear jan coral mcc bsp afn mdd}"
+[ -x "$BIN" ] || { echo "no shiftlab binary at $BIN (build first)" >&2; exit 1; }
+mkdir -p "$WORK"
+
+# ms per step of a run: metrics rows after the warmup row (each covers log_every = warmup steps)
+step_ms() {  # RUN_DIR IMAGES_PER_STEP LOG_EVERY
+  "$PY" - "$@" <<'EOF'
+import glob, json, sys
+run, ips, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = [json.loads(l) for l in open(glob.glob(run + "/*/metrics.jsonl")[0]) if '"images_per_s"' in l][1:]
+print("%.3f" % (1000 * sum(every * ips / r["images_per_s"] for r in rows) / (len(rows) * every)))
+EOF
+}
+opts_of() {  # METHOD -> shiftlab options
+  case "$1" in
+    dan:*) echo "--method=dan --dan.estimator=${1#dan:}" ;;
+    *) echo "--method=$1" ;;
+  esac
+}
+
+run_family() {  # NAME WARMUP STEPS common options...
+  local fam="$1" warm="$2" steps="$3"
+  shift 3
+  declare -A T
+  for r in $(seq "$ROUNDS"); do
+    for m in $METHODS; do
+      local name="${fam}_${m//[:+]/_}_$r" ips=128
+      [ "$m" = source_only ] && ips=64
+      rm -rf "$WORK/runs/$name"
+      # shellcheck disable=SC2046
+      "$BIN" train "$@" $(opts_of "$m") --train.steps=$((warm + steps)) --train.log_every="$warm" \
+        --train.eval_every=0 --run.threads="$THREADS" --run.root="$WORK/runs" --run.name="$name" \
+        --run.log_level=warn >/dev/null
+      T[$m]="${T[$m]:-} $(step_ms "$WORK/runs/$name" "$ips" "$warm")"
+    done
+  done
+  local base
+  base=$(echo ${T[entropy]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  echo "$fam ($THREADS threads, median of $ROUNDS): ms per step, overhead vs the entropy baseline (same backbone work)"
+  for m in $METHODS; do
+    local med
+    med=$(echo ${T[$m]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+    printf "  %-14s %9.2f ms  %+7.1f %%   (runs: %s)\n" "$m" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN{print 100*(a/b-1)}')" "${T[$m]# }"
+  done
+}
+
+echo "machine: $(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for which in "${WHICH[@]}"; do
+  case "$which" in
+  digits)
+    "$BIN" data prepare mnist --data.root="$TB/data" >/dev/null
+    "$BIN" data prepare uci-digits --data.root="$TB/data" >/dev/null
+    run_family digits "${WARMUP:-20}" "${STEPS:-200}" --config "$SRC/configs/digits/mnist_to_uci.ini" \
+      --data.source.root="$TB/data" --data.target.root="$TB/data"
+    ;;
+  resnet)
+    [ -f "$TB/jpeg/.done" ] || { echo "run bench/train_bench.sh $BUILD folder first (it makes $TB/jpeg)" >&2; exit 1; }
+    common=(--model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck --optim.name=sgd
+      --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing
+      --data.source.val_split="$TB/jpeg/eval.txt" --data.target.test_fraction=0.03 --eval.batch_size=64)
+    for d in source target; do
+      common+=(--data.$d.dataset=list_file --data.$d.root="$TB/jpeg" --data.$d.split="$TB/jpeg/all.txt"
+        --data.$d.transform="random_resized_crop(112), hflip, normalize(imagenet)"
+        --data.$d.eval_transform="resize(112), center_crop(112), normalize(imagenet)"
+        --data.$d.batch_size=64 --data.$d.workers=1 --data.$d.preload=1)
+    done
+    run_family resnet18_112 "${RWARMUP:-2}" "${RSTEPS:-6}" "${common[@]}"
+    ;;
+  *) echo "unknown family '$which' (digits, resnet)" >&2; exit 2 ;;
+  esac
+done
