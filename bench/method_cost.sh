@@ -4,7 +4,8 @@
 # source + target batch through the backbone and adds a negligible term — `entropy` (a softmax
 # entropy over the target logits: K numbers per row) — minus 1. So the backbone cost is equal and
 # only the alignment term's own cost (its discriminator, kernels, SVDs ...) is counted.
-# source_only (which reads no target batch) is listed for reference.
+# source_only (which reads no target batch) is listed for reference. AFN runs at TLlib's weight 0.05
+# (at weight 1 its stepwise feature-norm growth makes LeNet's loss non-finite by step 5).
 #   digits:   LeNet, MNIST -> UCI digits, 64 + 64, STEPS timed steps after WARMUP;
 #   resnet:   ResNet-18 + bottleneck at 112 px on preloaded batches (the JPEG folder of
 #             bench/train_bench.sh), 64 + 64, RSTEPS timed steps after RWARMUP.
@@ -25,7 +26,7 @@ WORK="$BUILD/bench-methods"
 TB="$BUILD/bench-train"
 THREADS="${THREADS:-2}"
 ROUNDS="${ROUNDS:-2}"
-METHODS="${METHODS:-source_only entropy dann cdan cdan+E dan:unbiased dan:biased dan:linear jan coral mcc bsp afn mdd}"
+METHODS="${METHODS:-source_only entropy dann cdan cdan+E dan:unbiased dan:biased dan:linear jan coral mcc bsp 0.05*afn mdd}"
 [ -x "$BIN" ] || { echo "no shiftlab binary at $BIN (build first)" >&2; exit 1; }
 mkdir -p "$WORK"
 
@@ -51,14 +52,17 @@ run_family() {  # NAME WARMUP STEPS common options...
   declare -A T
   for r in $(seq "$ROUNDS"); do
     for m in $METHODS; do
-      local name="${fam}_${m//[:+]/_}_$r" ips=128
+      local name="${fam}_${m//[^a-zA-Z0-9_]/_}_$r" ips=128
       [ "$m" = source_only ] && ips=64
       rm -rf "$WORK/runs/$name"
       # shellcheck disable=SC2046
-      "$BIN" train "$@" $(opts_of "$m") --train.steps=$((warm + steps)) --train.log_every="$warm" \
+      if "$BIN" train "$@" $(opts_of "$m") --train.steps=$((warm + steps)) --train.log_every="$warm" \
         --train.eval_every=0 --run.threads="$THREADS" --run.root="$WORK/runs" --run.name="$name" \
-        --run.log_level=warn >/dev/null
-      T[$m]="${T[$m]:-} $(step_ms "$WORK/runs/$name" "$ips" "$warm")"
+        --run.log_level=warn >/dev/null 2>"$WORK/err.txt"; then
+        T[$m]="${T[$m]:-} $(step_ms "$WORK/runs/$name" "$ips" "$warm")"
+      else
+        echo "  $m: run failed: $(tail -n 1 "$WORK/err.txt")"
+      fi
     done
   done
   local base
@@ -66,6 +70,7 @@ run_family() {  # NAME WARMUP STEPS common options...
   echo "$fam ($THREADS threads, median of $ROUNDS): ms per step, overhead vs the entropy baseline (same backbone work)"
   for m in $METHODS; do
     local med
+    [ -n "${T[$m]:-}" ] || { printf "  %-14s failed (see above)\n" "$m"; continue; }
     med=$(echo ${T[$m]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
     printf "  %-14s %9.2f ms  %+7.1f %%   (runs: %s)\n" "$m" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN{print 100*(a/b-1)}')" "${T[$m]# }"
   done

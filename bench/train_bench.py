@@ -19,6 +19,8 @@
 METHOD: source_only | dann (GRL + TLlib's DomainDiscriminator: 2 × (Linear 1024, BN, ReLU),
 Linear 1; lambda = 2/(1+exp(-10 p)) - 1). SGD(momentum 0.9, weight decay 5e-4, nesterov off),
 lr 0.01 with Ganin's annealing 0.01/(1+10p)^0.75, as shiftlab's configs.
+TORCH_COMPILE=1 in the environment wraps the backbone, head and discriminator in torch.compile
+(PyTorch >= 2; the first steps compile, so give WARMUP steps).
 Prints "images_per_s X" over STEPS timed steps after WARMUP untimed ones (images = source +
 target rows; source-only reads no target batch).
 """
@@ -139,6 +141,9 @@ def main():
     if method == "dann":
         disc = discriminator(dim, 500, False) if kind == "digits_preloaded" else discriminator(dim)
     params = list(body.parameters()) + list(head.parameters()) + (list(disc.parameters()) if disc else [])
+    if os.environ.get("TORCH_COMPILE") == "1":
+        body, head = torch.compile(body), torch.compile(head)
+        disc = torch.compile(disc) if disc else None
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)
     total = warmup + steps
     fixed = None

@@ -6,12 +6,15 @@
 #                 protocol of most DA papers; labelled TRANSDUCTIVE in every summary).
 # One resumable `shiftlab sweep` per direction x protocol (--jobs runs, one thread each), then
 # `shiftlab report` over all of them. Rerunning skips finished runs and resumes interrupted ones.
+# The default root, results/digits_table, is in the repository: its finished runs (summaries,
+# metrics, resolved configs; checkpoints are ignored) are committed, so a clean checkout continues
+# the tables where the last machine stopped. Wall times per sweep: results/digits_table/wall_times.txt.
 # Usage: scripts/digits_experiments.sh [runs-root] [extra --key=value overrides for every run]
 #   env: METHODS, SEEDS (comma lists), DIRS, PROTOCOLS (space lists), JOBS (default 2), SHIFTLAB
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-root=${1:-runs/digits_table}
+root=${1:-results/digits_table}
 shift || true
 bin=${SHIFTLAB:-build/shiftlab}   # SHIFTLAB=path runs another build (e.g. a copy while rebuilding)
 [ -x "$bin" ] || bash scripts/build.sh shiftlab_bin
