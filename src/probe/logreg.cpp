@@ -311,7 +311,8 @@ void run_newton(SoftmaxObjective<float>& obj, const MatrixF& X, int K, Eigen::Ve
   double f = obj(w, g);
   core::check(std::isfinite(f), "logistic regression: the objective became ", f);
   const double g0 = std::max(g.norm(), 1e-300);
-  int small = 0;
+  double best_g = std::numeric_limits<double>::infinity();
+  int small = 0, stalled = 0;
   m.stop_reason = "max_iter";
   for (int it = 0;; ++it) {
     const double gnorm = g.norm();
@@ -372,16 +373,22 @@ void run_newton(SoftmaxObjective<float>& obj, const MatrixF& X, int K, Eigen::Ve
     g.swap(gn);
     f = fn;
     ++m.iterations;
-    // ftol, or (always) no decrease beyond the float objective's round-off
-    const double floor = std::max(o.ftol, 1e-9) * std::max(1.0, std::abs(f));
-    if (decrease < floor) {
-      if (++small >= 3) {
-        m.converged = true;
-        m.stop_reason = o.ftol > 0 ? "converged (objective change below ftol)" : "converged (round-off)";
-        break;
-      }
+    // ftol; or (always) the float objective's round-off: no decrease beyond it while the gradient
+    // norm has stopped falling too (a sub-sampled Hessian converges linearly: tiny decreases with a
+    // still-falling gradient are progress, not noise)
+    if (gnorm < 0.9 * best_g) {
+      best_g = gnorm;
+      stalled = 0;
     } else {
-      small = 0;
+      ++stalled;
+    }
+    const bool tiny = decrease < 1e-9 * std::max(1.0, std::abs(f));
+    const bool below_ftol = o.ftol > 0 && decrease < o.ftol * std::max(1.0, std::abs(f));
+    small = (below_ftol || tiny) ? small + 1 : 0;
+    if (small >= 3 && (below_ftol || stalled >= 5)) {
+      m.converged = true;
+      m.stop_reason = below_ftol ? "converged (objective change below ftol)" : "converged (round-off)";
+      break;
     }
   }
   m.objective = f;
