@@ -89,8 +89,8 @@ void set_deterministic(bool on) {
 // to all cores by default: with --run.threads=1 on a machine busy with other jobs its idle threads
 // spin in sched_yield (measured: a 4.7 s linear probe took 250 s). Match it to run.threads (the
 // probe's gemms), or to 1 where libtorch's own pool does the parallel work (RuntimeOptions::
-// blas_threads), unless OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS say otherwise. Looked up at run time, so builds against
-// another BLAS (MKL in pip's libtorch) are unaffected.
+// blas_threads), unless OPENBLAS_NUM_THREADS / GOTO_NUM_THREADS say otherwise. Looked up at run
+// time, so builds against another BLAS (MKL in pip's libtorch) are unaffected.
 static void set_blas_threads(int threads) {
   if (std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS")) return;
   using SetThreads = void (*)(int);

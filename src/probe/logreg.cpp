@@ -28,6 +28,24 @@ void check_labels(const std::vector<int>& y, Eigen::Index n, int K, const char* 
   for (int v : y) core::check(v >= 0 && v < K, what, ": label ", v, " outside [0, ", K, ")");
 }
 
+// Eigen-decomposition of the features' second moments Σ = XᵀX/n (eigenvalues clamped at 0): the
+// whitening of the preconditioned L-BFGS and the Σ factor of the Newton preconditioner.
+template <typename T>
+void second_moments(const Matrix<T>& X, Eigen::MatrixXd& U, Eigen::VectorXd& s) {
+  Matrix<T> S(X.cols(), X.cols());
+  gemm(X, true, X, false, S);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e(S.template cast<double>() / static_cast<double>(X.rows()));
+  U = e.eigenvectors();
+  s = e.eigenvalues().cwiseMax(0.0);
+}
+
+// The rows the Hessian / Σ are computed on: X itself, or `rows` random rows of it (into storage).
+const MatrixF& moment_rows(const MatrixF& X, int64_t rows, MatrixF& storage) {
+  if (rows <= 0 || X.rows() <= rows) return X;
+  storage = take_rows(X, subsample(X.rows(), rows, 4321));
+  return storage;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- objective
@@ -121,13 +139,7 @@ void SoftmaxHessian<T>::set_point(const Eigen::VectorXd& w) {
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eb(B);
   Ub_ = eb.eigenvectors();
   sb_ = eb.eigenvalues().cwiseMax(0.0);
-  if (Ux_.size() == 0) {
-    Matrix<T> S(D, D);
-    gemm(X_, true, X_, false, S);
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ex(S.template cast<double>() / n);
-    Ux_ = ex.eigenvectors();
-    sx_ = ex.eigenvalues().cwiseMax(0.0);
-  }
+  if (Ux_.size() == 0) second_moments(X_, Ux_, sx_);
 }
 
 template <typename T>
@@ -267,19 +279,16 @@ struct Whitened {
   Eigen::MatrixXd T, Tinv;
   Eigen::Index D, K;
   Eigen::VectorXd w, g;
-  Whitened(SoftmaxObjective<float>& obj, const MatrixF& X, int num_classes, int64_t rows) : f(obj), D(X.cols()), K(num_classes) {
-    MatrixF sub;
-    const bool sampled = rows > 0 && X.rows() > rows;
-    if (sampled) sub = take_rows(X, subsample(X.rows(), rows, 4321));
-    const MatrixF& Xs = sampled ? sub : X;
-    MatrixF S(D, D);
-    gemm(Xs, true, Xs, false, S);
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e(S.cast<double>() / static_cast<double>(Xs.rows()));
-    Eigen::VectorXd sv = e.eigenvalues().cwiseMax(0.0);
+  Whitened(SoftmaxObjective<float>& obj, const MatrixF& X, int num_classes, int64_t rows)
+      : f(obj), D(X.cols()), K(num_classes) {
+    MatrixF storage;
+    Eigen::MatrixXd U;
+    Eigen::VectorXd sv;
+    second_moments(moment_rows(X, rows, storage), U, sv);
     const double delta = 1e-3 * std::max(1e-12, sv.mean());
     Eigen::VectorXd sc = (sv.array() + delta).rsqrt().matrix();
-    T = e.eigenvectors() * sc.asDiagonal();
-    Tinv = sc.cwiseInverse().asDiagonal() * e.eigenvectors().transpose();
+    T = U * sc.asDiagonal();
+    Tinv = sc.cwiseInverse().asDiagonal() * U.transpose();
   }
   Eigen::VectorXd to_w(const Eigen::VectorXd& wp) const {
     Eigen::VectorXd out = wp;
@@ -303,10 +312,8 @@ struct Whitened {
 // Sub-sampled Newton-CG with an Armijo backtracking line search (see logreg.h).
 void run_newton(SoftmaxObjective<float>& obj, const MatrixF& X, int K, Eigen::VectorXd& w, const LogRegOptions& o,
                 LogRegModel& m) {
-  MatrixF sub;
-  const bool sampled = o.hessian_rows > 0 && X.rows() > o.hessian_rows;
-  if (sampled) sub = take_rows(X, subsample(X.rows(), o.hessian_rows, 4321));
-  SoftmaxHessian<float> H(sampled ? sub : X, K, obj.lambda(), o.fit_intercept);
+  MatrixF storage;
+  SoftmaxHessian<float> H(moment_rows(X, o.hessian_rows, storage), K, obj.lambda(), o.fit_intercept);
   Eigen::VectorXd g, gn, wn, d, r, z, p, Hp;
   double f = obj(w, g);
   core::check(std::isfinite(f), "logistic regression: the objective became ", f);
