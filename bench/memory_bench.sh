@@ -13,6 +13,7 @@
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
+source "$SRC/bench/lib.sh"
 BUILD="${1:-$SRC/build}"
 BIN="$BUILD/shiftlab"
 PY=/usr/bin/python3
@@ -41,26 +42,11 @@ b=$("$PY" "$SRC/bench/train_bench.py" digits "$TB/data" dann "$S" 0 "$THREADS" 0
 row "1. digits LeNet DANN 64+64, $S steps" "$a" "$b"
 
 # 2. ResNet-18 DANN on preloaded batches
-if [ ! -f "$TB/jpeg/.done" ]; then
-  "$BIN" data prepare fashion-mnist --data.root="$TB/data" >/dev/null
-  rm -rf "$TB/jpeg"
-  "$PY" "$SRC/bench/loader_bench.py" make "$TB/data/fashion-mnist/test_images.npy" "$TB/jpeg" 2000
-  (cd "$TB/jpeg" && k=0 && for c in $(ls -d */ | sort); do
-     find "${c%/}" -name '*.jpg' | sort | sed "s/\$/ $k/"; k=$((k + 1)); done) > "$TB/jpeg/all.txt"
-  awk 'NR % 32 == 0' "$TB/jpeg/all.txt" > "$TB/jpeg/eval.txt"
-  touch "$TB/jpeg/.done"
-fi
+bench_jpeg_folder "$BIN" "$PY" "$SRC" "$TB/jpeg"
 R="${RESNET_STEPS:-2}"
 for px in 112 224; do
-  common=(--method=dann --model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck
-    --optim.name=sgd --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing)
-  for d in source target; do
-    common+=(--data.$d.dataset=list_file --data.$d.root="$TB/jpeg" --data.$d.split="$TB/jpeg/all.txt"
-      --data.$d.transform="random_resized_crop($px), hflip, normalize(imagenet)"
-      --data.$d.eval_transform="resize($px), center_crop($px), normalize(imagenet)"
-      --data.$d.batch_size=64 --data.$d.workers=1 --data.$d.preload=1)
-  done
-  common+=(--data.source.val_split="$TB/jpeg/eval.txt" --data.target.test_split="$TB/jpeg/eval.txt"
+  resnet_args "$TB/jpeg" "$px" "$px" 1 1
+  common=(--method=dann "${RESNET_ARGS[@]}" --data.target.test_split="$TB/jpeg/eval.txt"
     --data.target.labelled=false --data.protocol=transductive)  # benchmarks: eval.txt is a subset of all.txt
   rm -rf "$WORK/runs/resnet$px"
   "$BIN" train "${common[@]}" --train.steps="$R" --train.eval_every=0 --run.threads="$THREADS" \

@@ -16,6 +16,7 @@
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
+source "$SRC/bench/lib.sh"
 BUILD="${1:-$SRC/build}"
 shift || true
 WHICH=("${@:-digits resnet}")
@@ -87,15 +88,8 @@ for which in "${WHICH[@]}"; do
     ;;
   resnet)
     [ -f "$TB/jpeg/.done" ] || { echo "run bench/train_bench.sh $BUILD folder first (it makes $TB/jpeg)" >&2; exit 1; }
-    common=(--model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck --optim.name=sgd
-      --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing
-      --data.source.val_split="$TB/jpeg/eval.txt" --data.target.test_fraction=0.03 --eval.batch_size=64)
-    for d in source target; do
-      common+=(--data.$d.dataset=list_file --data.$d.root="$TB/jpeg" --data.$d.split="$TB/jpeg/all.txt"
-        --data.$d.transform="random_resized_crop(112), hflip, normalize(imagenet)"
-        --data.$d.eval_transform="resize(112), center_crop(112), normalize(imagenet)"
-        --data.$d.batch_size=64 --data.$d.workers=1 --data.$d.preload=1)
-    done
+    resnet_args "$TB/jpeg" 112 112 1 1
+    common=("${RESNET_ARGS[@]}" --data.target.test_fraction=0.03 --eval.batch_size=64)
     run_family resnet18_112 "${RWARMUP:-2}" "${RSTEPS:-6}" "${common[@]}"
     ;;
   *) echo "unknown family '$which' (digits, resnet)" >&2; exit 2 ;;

@@ -12,6 +12,7 @@
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
+source "$SRC/bench/lib.sh"
 BUILD="${1:-$SRC/build}"
 PIP_BUILD="${2:-$SRC/build-pip}"
 PY13=/usr/bin/python3
@@ -83,15 +84,8 @@ if [ "${SKIP_RESNET:-0}" != 1 ]; then
   W="${RWARMUP:-3}" S="${RSTEPS:-4}"
   for m in $METHODS; do
     ips=128; [ "$m" = source_only ] && ips=64
-    r=(--method="$m" --model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck --optim.name=sgd
-       --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing
-       --data.source.val_split="$TB/jpeg/eval.txt" --data.target.test_fraction=0.03 --eval.batch_size=64)
-    for dom in source target; do
-      r+=(--data.$dom.dataset=list_file --data.$dom.root="$TB/jpeg" --data.$dom.split="$TB/jpeg/all.txt"
-        --data.$dom.transform="random_resized_crop($PX), hflip, normalize(imagenet)"
-        --data.$dom.eval_transform="resize($PX), center_crop($PX), normalize(imagenet)"
-        --data.$dom.batch_size=64 --data.$dom.workers=1 --data.$dom.preload=1)
-    done
+    resnet_args "$TB/jpeg" "$PX" "$PX" 1 1
+    r=(--method="$m" "${RESNET_ARGS[@]}" --data.target.test_fraction=0.03 --eval.batch_size=64)
     a=$(shiftlab_rate "$BUILD/shiftlab" "r13_$m" "$W" "$S" "$ips" "${r[@]}")
     b=$(shiftlab_rate "$PIP_BUILD/shiftlab" "r211_$m" "$W" "$S" "$ips" "${r[@]}")
     c=$(py_rate "$PY13" 0 preloaded "$TB/jpeg" "$m" "$S" "$W" "$THREADS" 0 "$PX")

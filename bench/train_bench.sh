@@ -18,6 +18,7 @@
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
+source "$SRC/bench/lib.sh"
 BUILD="${1:-$SRC/build}"
 shift || true
 WHICH=("${@:-digits folder preloaded}")
@@ -88,29 +89,13 @@ for which in "${WHICH[@]}"; do
     done
     ;;
   folder|preloaded)
-    if [ ! -f "$WORK/jpeg/.done" ]; then
-      "$BIN" data prepare fashion-mnist --data.root="$WORK/data" >/dev/null
-      rm -rf "$WORK/jpeg"
-      "$PY" "$SRC/bench/loader_bench.py" make "$WORK/data/fashion-mnist/test_images.npy" "$WORK/jpeg" 2000
-      # TLlib list files: every image (training), 64 of them (the end-of-run evaluation)
-      (cd "$WORK/jpeg" && k=0 && for c in $(ls -d */ | sort); do
-         find "${c%/}" -name '*.jpg' | sort | sed "s/\$/ $k/"; k=$((k + 1)); done) > "$WORK/jpeg/all.txt"
-      awk 'NR % 32 == 0' "$WORK/jpeg/all.txt" > "$WORK/jpeg/eval.txt"
-      touch "$WORK/jpeg/.done"
-    fi
+    bench_jpeg_folder "$BIN" "$PY" "$SRC" "$WORK/jpeg"
     W="${FOLDER_WARMUP:-2}" S="${FOLDER_STEPS:-6}"
     pre=0; [ "$which" = preloaded ] && pre=1
     for m in $METHODS; do
       ips=128; [ "$m" = source_only ] && ips=64
-      common=(--method="$m" --model.backbone=resnet18 --model.in_channels=3 --model.head=bottleneck
-        --optim.name=sgd --optim.lr=0.01 --optim.momentum=0.9 --optim.weight_decay=0.0005 --schedule.name=annealing)
-      for d in source target; do
-        common+=(--data.$d.dataset=list_file --data.$d.root="$WORK/jpeg" --data.$d.split="$WORK/jpeg/all.txt"
-          --data.$d.transform="random_resized_crop(224), hflip, normalize(imagenet)"
-          --data.$d.eval_transform="resize(256), center_crop(224), normalize(imagenet)"
-          --data.$d.batch_size=64 --data.$d.workers="$WORKERS" --data.$d.preload="$pre")
-      done
-      common+=(--data.source.val_split="$WORK/jpeg/eval.txt" --data.target.test_split="$WORK/jpeg/eval.txt"
+      resnet_args "$WORK/jpeg" 224 256 "$WORKERS" "$pre"
+      common=(--method="$m" "${RESNET_ARGS[@]}" --data.target.test_split="$WORK/jpeg/eval.txt"
         --data.target.labelled=false --data.protocol=transductive)  # benchmarks: eval.txt is a subset of all.txt
       a=$(run_shiftlab "${which}_$m" "$W" "$S" "$ips" "${common[@]}")
       b=$("$PY" "$SRC/bench/train_bench.py" "$which" "$WORK/jpeg" "$m" "$S" "$W" "$THREADS" "$WORKERS" | awk '/images_per_s/{print $2}')
