@@ -7,8 +7,9 @@
 //
 //   fuzz_replay TARGET [--mutations=N] [--verbose] FILE_OR_DIR...
 //
-// Built into one executable for every target: FUZZ_TARGETS (a CMake definition) is X(npy)X(pth)...,
-// and each target's entry point is compiled as fuzz_<name>_one.
+// Built into one executable for every target: the generated replay_all.cpp (fuzz/CMakeLists.txt)
+// includes each target with its entry point renamed fuzz_<name>_one, defines FUZZ_TARGETS as
+// X(npy)X(pth)..., then includes this file.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>

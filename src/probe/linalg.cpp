@@ -1,6 +1,8 @@
 #include "probe/linalg.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+
+#include <Eigen/Eigenvalues>
 
 #include <algorithm>
 #include <cmath>
@@ -147,6 +149,14 @@ double accuracy_pct(const std::vector<int>& predicted, const std::vector<int>& t
   size_t ok = 0;
   for (size_t i = 0; i < truth.size(); ++i) ok += predicted[i] == truth[i];
   return 100.0 * static_cast<double>(ok) / static_cast<double>(truth.size());
+}
+
+void sym_eig(const MatrixD& A, Eigen::VectorXd& values, MatrixD* vectors) {
+  Eigen::SelfAdjointEigenSolver<MatrixD> es(A, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
+  core::check(es.info() == Eigen::Success, "symmetric eigen-decomposition of a ", A.rows(), "×", A.cols(),
+              " matrix did not converge");
+  values = es.eigenvalues();
+  if (vectors) *vectors = es.eigenvectors();
 }
 
 }  // namespace shiftlab::probe

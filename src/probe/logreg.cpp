@@ -1,7 +1,5 @@
 #include "probe/logreg.h"
 
-#include <Eigen/Eigenvalues>
-
 #include <ATen/Parallel.h>
 
 #pragma GCC diagnostic push
@@ -34,9 +32,8 @@ template <typename T>
 void second_moments(const Matrix<T>& X, Eigen::MatrixXd& U, Eigen::VectorXd& s) {
   Matrix<T> S(X.cols(), X.cols());
   gemm(X, true, X, false, S);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e(S.template cast<double>() / static_cast<double>(X.rows()));
-  U = e.eigenvectors();
-  s = e.eigenvalues().cwiseMax(0.0);
+  sym_eig(S.template cast<double>() / static_cast<double>(X.rows()), s, &U);
+  s = s.cwiseMax(0.0);
 }
 
 // The rows the Hessian / Σ are computed on: X itself, or `rows` random rows of it (into storage).
@@ -136,9 +133,8 @@ void SoftmaxHessian<T>::set_point(const Eigen::VectorXd& w) {
   const double n = static_cast<double>(X_.rows());
   Eigen::MatrixXd Pd = P_.template cast<double>();
   Eigen::MatrixXd B = Eigen::MatrixXd(Pd.rowwise().sum().asDiagonal()) / n - Pd * Pd.transpose() / n;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eb(B);
-  Ub_ = eb.eigenvectors();
-  sb_ = eb.eigenvalues().cwiseMax(0.0);
+  sym_eig(B, sb_, &Ub_);
+  sb_ = sb_.cwiseMax(0.0);
   if (Ux_.size() == 0) second_moments(X_, Ux_, sx_);
 }
 

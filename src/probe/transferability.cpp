@@ -1,6 +1,5 @@
 #include "probe/transferability.h"
 
-#include <Eigen/Eigenvalues>
 
 #include <cmath>
 
@@ -43,16 +42,18 @@ double logme(const MatrixF& Ff, const std::vector<int>& y) {
     MatrixD FtF(D, D), FtY(D, K);
     gemm(F, true, F, false, FtF);
     gemm(F, true, Y, false, FtY);
-    Eigen::SelfAdjointEigenSolver<MatrixD> es(FtF);
-    sigma = es.eigenvalues().cwiseMax(0.0);
-    P = es.eigenvectors().transpose() * FtY;
+    MatrixD V;
+    sym_eig(FtF, sigma, &V);
+    sigma = sigma.cwiseMax(0.0);
+    P = V.transpose() * FtY;
   } else {
     // F Fᵀ = U Λ Uᵀ; right singular vectors v_i = Fᵀu_i/√λ_i, so p_i = v_iᵀFᵀy = √λ_i u_iᵀ y
     MatrixD FFt(N, N);
     gemm(F, false, F, true, FFt);
-    Eigen::SelfAdjointEigenSolver<MatrixD> es(FFt);
-    sigma = es.eigenvalues().cwiseMax(0.0);
-    P = sigma.cwiseSqrt().asDiagonal() * (es.eigenvectors().transpose() * Y);
+    MatrixD U;
+    sym_eig(FFt, sigma, &U);
+    sigma = sigma.cwiseMax(0.0);
+    P = sigma.cwiseSqrt().asDiagonal() * (U.transpose() * Y);
   }
   const double n = static_cast<double>(N), d = static_cast<double>(D);
   const double zeros = d - static_cast<double>(sigma.size());  // eigenvalues of FᵀF equal to 0
@@ -160,10 +161,11 @@ double h_score(const MatrixF& Ff, const std::vector<int>& y) {
                    " for any features); shrunk towards the identity (Ledoit-Wolf, alpha = ", alpha,
                    ") — use more rows than dimensions for the plain H-score");
   }
-  Eigen::SelfAdjointEigenSolver<MatrixD> es(cov);
-  const double cut = 1e-10 * std::max(es.eigenvalues().maxCoeff(), 1e-300);
-  Eigen::VectorXd inv = es.eigenvalues().unaryExpr([cut](double v) { return v > cut ? 1.0 / v : 0.0; });
-  const MatrixD& V = es.eigenvectors();
+  Eigen::VectorXd ev;
+  MatrixD V;
+  sym_eig(cov, ev, &V);
+  const double cut = 1e-10 * std::max(ev.maxCoeff(), 1e-300);
+  Eigen::VectorXd inv = ev.unaryExpr([cut](double v) { return v > cut ? 1.0 / v : 0.0; });
   // tr(V diag(inv) Vᵀ covg) = Σ_i inv_i v_iᵀ covg v_i
   return scale * ((V.transpose() * covg * V).diagonal().array() * inv.array()).sum();
 }

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -70,19 +69,39 @@ std::string sig3(double v) {
   return b;
 }
 
-// The last "trainable parameters: model T of N (...), method M" line of a run's log.txt.
+// The digits at s[pos...] as a number (false when there are none); pos moves past them.
+bool read_count(const std::string& s, size_t& pos, double* out) {
+  size_t end = pos;
+  while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+  if (end == pos) return false;
+  *out = std::stod(s.substr(pos, end - pos));
+  pos = end;
+  return true;
+}
+
+// The last "trainable parameters: model T of N (...), method M" line of a run's log.txt (no
+// <regex>: it alone cost this file 10 s of compilation).
 bool params_from_log(const std::string& path, double* trainable, double* model, double* method) {
   std::ifstream in(path);
   if (!in) return false;
-  static const std::regex re(R"(trainable parameters: model (\d+) of (\d+).*method (\d+))");
+  static const std::string head = "trainable parameters: model ", of = " of ", meth = "method ";
   std::string line;
   bool found = false;
   while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_search(line, m, re)) continue;
-    *trainable = std::stod(m[1].str());
-    *model = std::stod(m[2].str());
-    *method = std::stod(m[3].str());
+    size_t p = line.find(head);
+    if (p == std::string::npos) continue;
+    p += head.size();
+    double t = 0, n = 0, m = 0;
+    if (!read_count(line, p, &t) || line.compare(p, of.size(), of) != 0) continue;
+    p += of.size();
+    if (!read_count(line, p, &n)) continue;
+    size_t q = line.rfind(meth);  // the last "method M" (a greedy ".*method (\d+)")
+    if (q == std::string::npos || q < p) continue;
+    q += meth.size();
+    if (!read_count(line, q, &m)) continue;
+    *trainable = t;
+    *model = n;
+    *method = m;
     found = true;
   }
   return found;
