@@ -11,8 +11,10 @@
 #             bench/train_bench.sh), 64 + 64, RSTEPS timed steps after RWARMUP.
 # Each method runs ROUNDS times interleaved with the others (the median is reported), so slow
 # phases of a shared machine spread over all methods.
+# digits also runs the same step built from TLlib's own modules (bench/tllib_method_cost.py) when
+# TLLIB names a checkout of thuml/Transfer-Learning-Library, and prints both side by side.
 # Usage: bench/method_cost.sh [BUILD_DIR] [digits] [resnet]
-# Env: THREADS (2), STEPS (200), WARMUP (20), RSTEPS (6), RWARMUP (2), ROUNDS (2), METHODS
+# Env: THREADS (2), STEPS (200), WARMUP (20), RSTEPS (6), RWARMUP (2), ROUNDS (2), METHODS, TLLIB
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 source "$SRC/scripts/env.sh"   # the data mirror (../shared/sources) where there is one
@@ -66,6 +68,7 @@ run_family() {  # NAME WARMUP STEPS common options...
       fi
     done
   done
+  declare -gA MED=()
   local base
   base=$(echo ${T[entropy]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
   echo "$fam ($THREADS threads, median of $ROUNDS): ms per step, overhead vs the entropy baseline (same backbone work)"
@@ -73,6 +76,7 @@ run_family() {  # NAME WARMUP STEPS common options...
     local med
     [ -n "${T[$m]:-}" ] || { printf "  %-14s failed (see above)\n" "$m"; continue; }
     med=$(echo ${T[$m]} | tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+    MED[$m]=$med
     printf "  %-14s %9.2f ms  %+7.1f %%   (runs: %s)\n" "$m" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN{print 100*(a/b-1)}')" "${T[$m]# }"
   done
 }
@@ -85,6 +89,22 @@ for which in "${WHICH[@]}"; do
     "$BIN" data prepare uci-digits --data.root="$TB/data" >/dev/null
     run_family digits "${WARMUP:-20}" "${STEPS:-200}" --config "$SRC/configs/digits/mnist_to_uci.ini" \
       --data.source.root="$TB/data" --data.target.root="$TB/data"
+    if [ -n "${TLLIB:-}" ]; then
+      peer_methods=$(for m in $METHODS; do [ "$m" = source_only ] || [ "$m" = dan:unbiased ] || echo "$m"; done)
+      # shellcheck disable=SC2086
+      "$PY" "$SRC/bench/tllib_method_cost.py" "$TLLIB" "$TB/data" "$THREADS" "${STEPS:-200}" "${WARMUP:-20}" \
+        "$ROUNDS" $peer_methods > "$WORK/tllib.txt"
+      head -n 1 "$WORK/tllib.txt"
+      base=${MED[entropy]}
+      echo "  side by side (ms per step; overhead vs each side's own entropy baseline; TLlib has no unbiased MMD):"
+      printf "  %-14s %10s %9s | %10s %9s | %s\n" method shiftlab overhead TLlib overhead "TLlib ms / shiftlab ms"
+      while read -r m ms over _; do
+        [ -n "${MED[$m]:-}" ] || continue
+        printf "  %-14s %7.2f ms %+8.1f%% | %7.2f ms %+8.1f%% | %5.2fx\n" "$m" "${MED[$m]}" \
+          "$(awk -v a="${MED[$m]}" -v b="$base" 'BEGIN{print 100*(a/b-1)}')" "$ms" "$over" \
+          "$(awk -v a="$ms" -v b="${MED[$m]}" 'BEGIN{print a/b}')"
+      done < <(grep -v '^#' "$WORK/tllib.txt")
+    fi
     ;;
   resnet)
     [ -f "$TB/jpeg/.done" ] || { echo "run bench/train_bench.sh $BUILD folder first (it makes $TB/jpeg)" >&2; exit 1; }
