@@ -90,6 +90,7 @@ int main_impl(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace shiftlab;
+  core::tune_malloc();  // before the first large allocation
   core::install_signal_handlers();
   try {
     return apps::main_impl(argc, argv);

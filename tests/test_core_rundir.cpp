@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -130,6 +131,30 @@ TEST(Runtime, ResidentMemoryFollowsAllocations) {
   EXPECT_NEAR(after, vmrss(), 0.05 * after + 2);
   EXPECT_GE(core::peak_resident_mib(), after - 1);
   EXPECT_EQ(block[12345], 1);
+}
+
+// tune_malloc: blocks below 32 MiB come from the heap afterwards and stay there when freed (glibc's
+// default maps anything over 128 KiB on its own and unmaps it on free); SHIFTLAB_MALLOC=default and
+// GLIBC_TUNABLES opt out.
+TEST(Runtime, TuneMallocKeepsMidSizedBlocksOnTheHeapAndCanBeTurnedOff) {
+  ::setenv("SHIFTLAB_MALLOC", "default", 1);
+  EXPECT_EQ(core::tune_malloc(), "default");
+  ::unsetenv("SHIFTLAB_MALLOC");
+  const char* tun = std::getenv("GLIBC_TUNABLES");
+  if (tun && std::strstr(tun, "glibc.malloc.")) {
+    EXPECT_EQ(core::tune_malloc(), "default");
+    GTEST_SKIP() << "GLIBC_TUNABLES sets malloc parameters here: " << tun;
+  }
+  ASSERT_EQ(core::tune_malloc(), "tuned");
+  EXPECT_EQ(core::malloc_mode(), "tuned");
+  const auto mapped_before = ::mallinfo2().hblks;
+  void* p = std::malloc(8u << 20);  // 8 MiB
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, 8u << 20);
+  EXPECT_EQ(::mallinfo2().hblks, mapped_before) << "an 8 MiB block was mmapped on its own";
+  const auto heap = ::mallinfo2().arena;
+  std::free(p);
+  EXPECT_GE(::mallinfo2().arena, heap) << "the freed block was trimmed off the heap";
 }
 
 // issue 18 §3.14: on a non-terminal the last position is printed once (finish), not also as a

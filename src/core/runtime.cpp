@@ -6,10 +6,12 @@
 #include <torch/utils.h>
 #include <torch/version.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -97,6 +99,24 @@ static void set_blas_threads(int threads) {
   if (auto f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(threads);
 }
 
+static std::string g_malloc_mode = "default";
+
+std::string tune_malloc() {
+  const char* tun = std::getenv("GLIBC_TUNABLES");
+  const char* mode = std::getenv("SHIFTLAB_MALLOC");
+  if ((tun && std::strstr(tun, "glibc.malloc.")) || (mode && std::string(mode) == "default")) {
+    g_malloc_mode = "default";
+    return g_malloc_mode;
+  }
+  bool ok = ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  ok = ::mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1 && ok;
+  ok = ::mallopt(M_TOP_PAD, 64 << 20) == 1 && ok;
+  g_malloc_mode = ok ? "tuned" : "default";
+  return g_malloc_mode;
+}
+
+const std::string& malloc_mode() { return g_malloc_mode; }
+
 torch::Device setup_runtime(const RuntimeOptions& o) {
   set_log_level(parse_log_level(o.log_level));
   set_deterministic(o.deterministic);
@@ -163,6 +183,7 @@ nlohmann::json environment_info(const torch::Device& device) {
   j["blas"] = blas_provider();
   using GetThreads = int (*)();
   if (auto f = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) j["blas_threads"] = f();
+  j["malloc"] = malloc_mode();
   j["host"] = host;
   return j;
 }

@@ -31,6 +31,16 @@ const OptionTable<RuntimeOptions>& runtime_option_table();
 inline void declare_runtime_options(Schema& s) { runtime_option_table().declare(s); }
 inline RuntimeOptions runtime_options_from(const Config& c) { return runtime_option_table().read(c); }
 
+/// glibc malloc for a training loop (called first thing by the binary): the default thresholds return
+/// the freed heap top to the kernel and re-map large blocks at every step, so each step's tensors
+/// page-fault in again (10 % of a digits DANN step's CPU time in the kernel, perf; Python's process
+/// did not pay it). Keeps freed memory for reuse: mmap threshold 32 MiB, trim threshold 512 MiB,
+/// top pad 64 MiB (measured: digits DANN 2,133–2,471 -> 2,576–3,091 images/s, peak memory +20 MiB).
+/// Skipped when GLIBC_TUNABLES sets malloc parameters or SHIFTLAB_MALLOC=default. Returns what it did.
+std::string tune_malloc();
+/// "tuned" or "default": tune_malloc()'s last result, for env.json.
+const std::string& malloc_mode();
+
 /// Resolves "auto|cpu|cuda|cuda:N" (UsageError when CUDA is asked for but missing).
 torch::Device resolve_device(const std::string& spec);
 /// Applies threads, seeds and log level; returns the resolved device.
