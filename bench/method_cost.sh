@@ -5,7 +5,8 @@
 # entropy over the target logits: K numbers per row) — minus 1. So the backbone cost is equal and
 # only the alignment term's own cost (its discriminator, kernels, SVDs ...) is counted.
 # source_only (which reads no target batch) is listed for reference. AFN runs at TLlib's weight 0.05
-# (at weight 1 its stepwise feature-norm growth makes LeNet's loss non-finite by step 5).
+# (at weight 1 its stepwise feature-norm growth makes LeNet's loss non-finite by step 5), BSP at
+# TLlib's 2e-4 (at 1 the penalty alone makes TLlib's LeNet features non-finite within the run).
 #   digits:   LeNet, MNIST -> UCI digits, 64 + 64, STEPS timed steps after WARMUP;
 #   resnet:   ResNet-18 + bottleneck at 112 px on preloaded batches (the JPEG folder of
 #             bench/train_bench.sh), 64 + 64, RSTEPS timed steps after RWARMUP.
@@ -29,7 +30,7 @@ WORK="$BUILD/bench-methods"
 TB="$BUILD/bench-train"
 THREADS="${THREADS:-2}"
 ROUNDS="${ROUNDS:-2}"
-METHODS="${METHODS:-source_only entropy dann cdan cdan+E dan:unbiased dan:biased dan:linear jan coral mcc bsp 0.05*afn mdd}"
+METHODS="${METHODS:-source_only entropy dann cdan cdan+E dan:unbiased dan:biased dan:linear jan coral mcc 0.0002*bsp 0.05*afn mdd}"
 [ -x "$BIN" ] || { echo "no shiftlab binary at $BIN (build first)" >&2; exit 1; }
 mkdir -p "$WORK"
 
@@ -94,7 +95,7 @@ for which in "${WHICH[@]}"; do
       # shellcheck disable=SC2086
       "$PY" "$SRC/bench/tllib_method_cost.py" "$TLLIB" "$TB/data" "$THREADS" "${STEPS:-200}" "${WARMUP:-20}" \
         "$ROUNDS" $peer_methods > "$WORK/tllib.txt"
-      head -n 1 "$WORK/tllib.txt"
+      grep '^#' "$WORK/tllib.txt"
       base=${MED[entropy]}
       echo "  side by side (ms per step; overhead vs each side's own entropy baseline; TLlib has no unbiased MMD):"
       printf "  %-14s %10s %9s | %10s %9s | %s\n" method shiftlab overhead TLlib overhead "TLlib ms / shiftlab ms"
