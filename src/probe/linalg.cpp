@@ -151,12 +151,12 @@ double accuracy_pct(const std::vector<int>& predicted, const std::vector<int>& t
   return 100.0 * static_cast<double>(ok) / static_cast<double>(truth.size());
 }
 
-void sym_eig(const MatrixD& A, Eigen::VectorXd& values, MatrixD* vectors) {
-  Eigen::SelfAdjointEigenSolver<MatrixD> es(A, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
+void sym_eig(const MatrixD& A, Eigen::VectorXd& values, MatrixD& vectors) {
+  Eigen::SelfAdjointEigenSolver<MatrixD> es(A);
   core::check(es.info() == Eigen::Success, "symmetric eigen-decomposition of a ", A.rows(), "×", A.cols(),
               " matrix did not converge");
   values = es.eigenvalues();
-  if (vectors) *vectors = es.eigenvectors();
+  vectors = es.eigenvectors();
 }
 
 }  // namespace shiftlab::probe

@@ -34,8 +34,8 @@ void gemm(ConstRef<double> A, bool trans_a, ConstRef<double> B, bool trans_b, Mu
 
 /// Eigen-decomposition of a symmetric matrix A = V diag(values) Vᵀ, values ascending (Eigen's
 /// SelfAdjointEigenSolver). Instantiated here only: the solver's templates cost every file that
-/// instantiates them ~8 s of compilation. `vectors` null: eigenvalues only.
-void sym_eig(const MatrixD& A, Eigen::VectorXd& values, MatrixD* vectors);
+/// instantiates them ~8 s of compilation.
+void sym_eig(const MatrixD& A, Eigen::VectorXd& values, MatrixD& vectors);
 
 /// Per-feature mean and standard deviation of a training set; apply() maps x -> (x - mean) / std.
 /// Features with std < 1e-8·(1 + |mean|) (constant columns) keep std = 1.

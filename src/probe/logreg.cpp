@@ -32,7 +32,7 @@ template <typename T>
 void second_moments(const Matrix<T>& X, Eigen::MatrixXd& U, Eigen::VectorXd& s) {
   Matrix<T> S(X.cols(), X.cols());
   gemm(X, true, X, false, S);
-  sym_eig(S.template cast<double>() / static_cast<double>(X.rows()), s, &U);
+  sym_eig(S.template cast<double>() / static_cast<double>(X.rows()), s, U);
   s = s.cwiseMax(0.0);
 }
 
@@ -133,7 +133,7 @@ void SoftmaxHessian<T>::set_point(const Eigen::VectorXd& w) {
   const double n = static_cast<double>(X_.rows());
   Eigen::MatrixXd Pd = P_.template cast<double>();
   Eigen::MatrixXd B = Eigen::MatrixXd(Pd.rowwise().sum().asDiagonal()) / n - Pd * Pd.transpose() / n;
-  sym_eig(B, sb_, &Ub_);
+  sym_eig(B, sb_, Ub_);
   sb_ = sb_.cwiseMax(0.0);
   if (Ux_.size() == 0) second_moments(X_, Ux_, sx_);
 }

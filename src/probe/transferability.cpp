@@ -1,6 +1,5 @@
 #include "probe/transferability.h"
 
-
 #include <cmath>
 
 #include "core/error.h"
@@ -43,7 +42,7 @@ double logme(const MatrixF& Ff, const std::vector<int>& y) {
     gemm(F, true, F, false, FtF);
     gemm(F, true, Y, false, FtY);
     MatrixD V;
-    sym_eig(FtF, sigma, &V);
+    sym_eig(FtF, sigma, V);
     sigma = sigma.cwiseMax(0.0);
     P = V.transpose() * FtY;
   } else {
@@ -51,7 +50,7 @@ double logme(const MatrixF& Ff, const std::vector<int>& y) {
     MatrixD FFt(N, N);
     gemm(F, false, F, true, FFt);
     MatrixD U;
-    sym_eig(FFt, sigma, &U);
+    sym_eig(FFt, sigma, U);
     sigma = sigma.cwiseMax(0.0);
     P = sigma.cwiseSqrt().asDiagonal() * (U.transpose() * Y);
   }
@@ -163,7 +162,7 @@ double h_score(const MatrixF& Ff, const std::vector<int>& y) {
   }
   Eigen::VectorXd ev;
   MatrixD V;
-  sym_eig(cov, ev, &V);
+  sym_eig(cov, ev, V);
   const double cut = 1e-10 * std::max(ev.maxCoeff(), 1e-300);
   Eigen::VectorXd inv = ev.unaryExpr([cut](double v) { return v > cut ? 1.0 / v : 0.0; });
   // tr(V diag(inv) Vᵀ covg) = Σ_i inv_i v_iᵀ covg v_i
