@@ -56,6 +56,7 @@ static int run_eval(const core::Config& cli, const std::vector<std::string>&) {
   parts.base_sha256 = exp.weights_sha256;
   auto meta = train::load_checkpoint(ck, parts, false);
   auto to = train::train_options_from(cfg);
+  to.eval_batch_size = train::eval_batch_size(to, exp.source_loader.batch_size, device.is_cuda());
   std::cout << "checkpoint " << ck << " (step " << meta.value("step", -1) << ")\n";
   struct Dom {
     const char* name;

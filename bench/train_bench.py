@@ -47,9 +47,9 @@ class GradReverse(torch.autograd.Function):
 
 
 def discriminator(dim, hidden=1024, bn=True):
-    if not bn:
-        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                             nn.Linear(hidden, 1))
+    if not bn:  # TLlib's DomainDiscriminator(batch_norm=False): Linear, ReLU, Dropout(0.5) per layer
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, hidden), nn.ReLU(),
+                             nn.Dropout(0.5), nn.Linear(hidden, 1))
     return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 1))
 

@@ -19,7 +19,7 @@ $bin data prepare rotated-mnist >/dev/null
 methods=${METHODS:-source_only,dann,cdan,mcc,dan}
 seeds=${SEEDS:-0,1,2}
 mkdir -p "$root"
-for angle in ${ANGLES:-15 30 45 60 75}; do
+for angle in ${ANGLES:-15 45 75 30 60}; do   # spread first: a partial run still spans the range
   start=$(date +%s)
   echo "== 0° -> ${angle}° -> $root/deg$angle"
   $bin sweep --config configs/digits/rotated_mnist_0_to_45.ini --grid "method=$methods" --seeds "$seeds" \

@@ -497,6 +497,17 @@ TEST(OptionTables, EveryTableOfTheExperimentSchema) {
   EXPECT_EQ(s.spec("data.source.dataset").default_value, "mnist");
 }
 
+TEST(OptionTables, EvalBatchSizeAutoFollowsTheSourceBatchOnCpu) {
+  train::TrainOptions o;
+  EXPECT_EQ(o.eval_batch_size, 0);                         // the default is auto
+  EXPECT_EQ(train::eval_batch_size(o, 64, false), 64);     // CPU: the training batch, no extra memory peak
+  EXPECT_EQ(train::eval_batch_size(o, 32, false), 32);
+  EXPECT_EQ(train::eval_batch_size(o, 64, true), 256);     // CUDA: large batches
+  o.eval_batch_size = 500;                                 // an explicit value wins everywhere
+  EXPECT_EQ(train::eval_batch_size(o, 64, false), 500);
+  EXPECT_EQ(train::eval_batch_size(o, 64, true), 500);
+}
+
 TEST(OptionTables, EveryTableOfEveryCommand) {
   std::set<std::string> plain;  // keys no table declares, beyond the experiment's own
   const auto exp_unbound = unbound_keys(train::experiment_schema());

@@ -1,5 +1,7 @@
 #include "train/options.h"
 
+#include <algorithm>
+
 #include "adapters/adapter.h"
 #include "adapters/input_conv.h"
 #include "core/runtime.h"
@@ -41,7 +43,9 @@ const core::OptionTable<TrainOptions>& train_option_table() {
             "checkpoint contents: full model, or trainable tensors + buffers only (adapters, head; small files) "
             "with a reference (path + SHA-256) to model.weights, which rebuilds the rest on load")
         .choices({"full", "trainable"});
-    t.field("eval.batch_size", &O::eval_batch_size, "evaluation batch size").range(1, 1e6);
+    t.field("eval.batch_size", &O::eval_batch_size,
+            "evaluation batch size; 0 = auto: the source batch size on CPU (no memory peak beyond training), 256 on CUDA")
+        .range(0, 1e6);
     t.field("eval.workers", &O::eval_workers, "evaluation loader threads").range(0, 256);
     return t;
   }();
@@ -94,6 +98,11 @@ core::Schema experiment_schema() {
   declare_train_options(s);
   declare_dist_options(s);
   return s;
+}
+
+int64_t eval_batch_size(const TrainOptions& o, int64_t source_batch, bool cuda) {
+  if (o.eval_batch_size > 0) return o.eval_batch_size;
+  return cuda ? 256 : std::max<int64_t>(1, source_batch);
 }
 
 }  // namespace shiftlab::train

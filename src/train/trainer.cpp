@@ -119,6 +119,7 @@ struct Trainer::State {
       world = comm->world_size();
     }
     to = train_options_from(c);
+    to.eval_batch_size = eval_batch_size(to, e.source_loader.batch_size, e.device.is_cuda());  // resolve 0 = auto
     oo = optim_options_from(c);
     so = schedule_options_from(c);
     pgo = models::param_group_options_from(c);
@@ -735,6 +736,7 @@ json Trainer::finish(int64_t steps) {
                     : core::str("target-test shares ", shared,
                                 " images with target/train, which this method never reads (no adaptation on them)");
   summary["train_seconds"] = s.train_seconds;
+  summary["eval_batch_size"] = to.eval_batch_size;  // resolved (eval.batch_size = 0 is auto)
   summary["peak_rss_mib"] = core::peak_resident_mib();
   summary["parameters"] = s.params;  // of the last phase: model total and trainable, adapters, method
   if (!e.weights_sha256.empty()) summary["weights_sha256"] = e.weights_sha256;
