@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "models/dropout.h"
 #include "models/vit.h"
 
 namespace shiftlab::adapters {
@@ -13,7 +14,7 @@ namespace F = torch::nn::functional;
 using core::str;
 
 static torch::Tensor lora_dropout(const torch::Tensor& x, double p, bool training) {
-  return p > 0 ? torch::dropout(x, p, training) : x;
+  return p > 0 ? models::dropout(x, p, training) : x;
 }
 
 // ---------------------------------------------------------------- Linear

@@ -4,6 +4,7 @@
 #include "losses/grl.h"
 #include "losses/util.h"
 #include "models/backbones.h"
+#include "models/dropout.h"
 
 namespace shiftlab::losses {
 
@@ -21,7 +22,7 @@ DomainDiscriminatorImpl::DomainDiscriminatorImpl(int64_t in_features, int64_t hi
       seq->push_back(torch::nn::ReLU());
     } else {
       seq->push_back(torch::nn::ReLU());
-      seq->push_back(torch::nn::Dropout(0.5));
+      seq->push_back(models::Dropout(0.5));
     }
     in = hidden;
   }

@@ -4,6 +4,7 @@
 #include "losses/dann.h"
 #include "losses/grl.h"
 #include "losses/util.h"
+#include "models/dropout.h"
 
 namespace shiftlab::losses {
 
@@ -20,7 +21,7 @@ MddMethod::MddMethod(const MethodOptions::Mdd& o, int64_t feature_dim, int64_t n
     }
   }
   adv_head = register_module("adv_head",
-                             torch::nn::Sequential(l1, torch::nn::ReLU(), torch::nn::Dropout(0.5), l2));
+                             torch::nn::Sequential(l1, torch::nn::ReLU(), models::Dropout(0.5), l2));
 }
 
 torch::Tensor MddMethod::mdd_loss(const torch::Tensor& y_s, const torch::Tensor& adv_s, const torch::Tensor& y_t,

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/backbones.h"
 #include "models/classifier.h"
+#include "models/dropout.h"
 #include "models/param_groups.h"
 #include "models/weights.h"
 #include "probe/advise.h"
@@ -600,4 +601,73 @@ TEST(ModelOptions, ConfigKeysMapToOptions) {
   EXPECT_THROW(models::parse_group_lr("layer4:1e-3"), core::UsageError);
   EXPECT_THROW(models::parse_group_lr("layer4=abc"), core::UsageError);
   EXPECT_THROW(models::parse_group_lr("head=1,head=2"), core::UsageError);
+}
+
+// ------------------------------------------------------------------ dropout (models/dropout.h)
+
+// The keep rate is Bernoulli(1 - p): the kept count of n elements lies within 5 binomial standard
+// deviations of n (1 - p); kept values are x / (1 - p) exactly, dropped ones 0.
+TEST(Dropout, KeepRateScaleAndMeanFollowTheBernoulliFormula) {
+  torch::manual_seed(3);
+  const int64_t n = 1 << 20;
+  for (double p : {0.1, 0.5, 0.9}) {
+    auto x = torch::rand({n}) + 0.5;
+    auto y = models::dropout(x, p, true);
+    auto kept = y.ne(0);
+    const double k = kept.sum().item<double>(), mean = n * (1 - p), sd = std::sqrt(n * p * (1 - p));
+    EXPECT_NEAR(k, mean, 5 * sd) << "p " << p;
+    EXPECT_TRUE(torch::allclose(y.masked_select(kept), x.masked_select(kept) / (1 - p), 1e-6, 1e-6)) << p;
+    // E[y] = x: the mean of y / x is 1 within 5 standard errors (var of y/x = p / (1 - p))
+    EXPECT_NEAR((y / x).mean().item<double>(), 1.0, 5 * std::sqrt(p / (1 - p) / n)) << p;
+  }
+  // neighbours are independent: P(both kept) = (1 - p)^2 within 5 standard errors
+  auto m = models::dropout_mask(n, 0.5, 42).ne(0).to(torch::kDouble);
+  auto both = (m.narrow(0, 0, n - 1) * m.narrow(0, 1, n - 1)).mean().item<double>();
+  EXPECT_NEAR(both, 0.25, 5 * std::sqrt(0.25 * 0.75 / n));
+}
+
+TEST(Dropout, EvalIdentityEdgesGradientAndReproducibility) {
+  auto x = torch::randn({64, 500});
+  EXPECT_TRUE(models::dropout(x, 0.5, false).equal(x));  // eval mode
+  EXPECT_TRUE(models::dropout(x, 0.0, true).equal(x));
+  EXPECT_EQ(models::dropout(x, 1.0, true).abs().sum().item<double>(), 0.0);
+  EXPECT_THROW(models::dropout_mask(10, 1.5, 0), core::UsageError);
+  // the gradient is the same scaled mask as the forward
+  auto xr = x.clone().requires_grad_(true);
+  auto y = models::dropout(xr, 0.3, true);
+  y.sum().backward();
+  auto mask = y.detach() / x;
+  EXPECT_TRUE(torch::allclose(xr.grad(), mask, 1e-5, 1e-5));
+  // reproducible under the torch seed, different from call to call
+  torch::manual_seed(7);
+  auto a1 = models::dropout(x, 0.5, true), a2 = models::dropout(x, 0.5, true);
+  torch::manual_seed(7);
+  EXPECT_TRUE(models::dropout(x, 0.5, true).equal(a1));
+  EXPECT_FALSE(a1.equal(a2));
+  // the mask is a function of (seed, element) only: independent of the thread count
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto m1 = models::dropout_mask(1 << 18, 0.5, 99);
+  torch::set_num_threads(std::max(2, threads));
+  auto m2 = models::dropout_mask(1 << 18, 0.5, 99);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(m1.equal(m2));
+  // a module in a Sequential, honouring train / eval
+  torch::nn::Sequential seq(torch::nn::Linear(500, 8), models::Dropout(0.5));
+  seq->eval();
+  EXPECT_TRUE(seq->forward(x).equal(seq->forward(x)));
+  seq->train();
+  EXPECT_GT(seq->forward(x).eq(0).sum().item<int64_t>(), 64 * 8 / 4);
+}
+
+// feature_dropout drops whole channels: every N×C slice is all zero or all x / (1 - p).
+TEST(Dropout, FeatureDropoutDropsWholeChannels) {
+  torch::manual_seed(1);
+  auto x = torch::rand({32, 50, 4, 4}) + 0.5;
+  auto y = models::feature_dropout(x, 0.5, true);
+  auto zero = y.eq(0).flatten(2).all(2), scaled = (y - 2 * x).abs().lt(1e-5).flatten(2).all(2);
+  EXPECT_TRUE(zero.logical_xor(scaled).all().item<bool>());
+  const double k = scaled.sum().item<double>(), n = 32 * 50;
+  EXPECT_NEAR(k, n / 2, 5 * std::sqrt(n / 4));
+  EXPECT_TRUE(models::feature_dropout(x, 0.5, false).equal(x));
 }

@@ -4,6 +4,7 @@
 #include <torch/nn/modules/dropout.h>
 
 #include "models/adapter_hook.h"
+#include "models/dropout.h"
 
 namespace shiftlab::models {
 
@@ -81,7 +82,7 @@ ClassifierImpl::ClassifierImpl(BackbonePtr backbone, const HeadOptions& head, in
     bottleneck_ = register_module(
         "bottleneck", torch::nn::Sequential(torch::nn::Linear(d, head.bottleneck_dim),
                                             torch::nn::BatchNorm1d(head.bottleneck_dim), torch::nn::ReLU(),
-                                            torch::nn::Dropout(head.dropout)));
+                                            models::Dropout(head.dropout)));
     d = head.bottleneck_dim;
   } else {
     core::check_usage(head.type == "linear", "model.head: unknown head '", head.type,
@@ -101,7 +102,7 @@ ClassifierImpl::Output ClassifierImpl::forward(torch::Tensor x, const std::vecto
   if (bottleneck_)
     f = run_sequential(*bottleneck_, f);  // its BatchNorm1d honours dist.sync_bn
   else if (dropout_ > 0)
-    f = torch::dropout(f, dropout_, is_training());
+    f = models::dropout(f, dropout_, is_training());
   out.features = f;
   out.logits = head_->forward(f);
   for (auto& t : taps) out.taps[t] = pool_tap(*backbone_, feats.at(t));

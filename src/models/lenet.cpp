@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "models/dropout.h"
+
 namespace shiftlab::models {
 
 namespace F = torch::nn::functional;
@@ -34,11 +36,11 @@ std::map<std::string, torch::Tensor> LeNetImpl::forward_features(torch::Tensor x
   x = torch::relu(torch::max_pool2d(call_child(*this, "0", x), 2));
   if (want.count("conv1")) out["conv1"] = x;
   if (want.size() == out.size()) return out;
-  x = torch::feature_dropout(conv3_->forward(x), 0.5, is_training());
+  x = models::feature_dropout(conv3_->forward(x), 0.5, is_training());
   x = torch::relu(torch::max_pool2d(x, 2));
   if (want.count("conv2")) out["conv2"] = x;
   if (want.size() == out.size()) return out;
-  x = torch::dropout(torch::relu(fc8_->forward(x.flatten(1))), 0.5, is_training());
+  x = models::dropout(torch::relu(fc8_->forward(x.flatten(1))), 0.5, is_training());
   out["pooled"] = x;
   return out;
 }
