@@ -222,6 +222,64 @@ void study_probe(const std::string& dir, int per_class, double target_acc) {
 
 }  // namespace
 
+namespace {
+// <root>/<strategy>/lr<LR>/seed<S>/r with per_class N: source-val and target accuracy given.
+void tune_run(const std::string& dir, int per_class, double lr, int seed, const char* status, double sv, double tt) {
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.resolved.ini") << "[run]\nseed = " << seed << "\n[optim]\nlr = " << lr
+                                              << "\n[data.source]\nper_class = " << per_class << "\n";
+  nlohmann::json s{{"status", status},
+                   {"train_seconds", 10},
+                   {"selected", {{"target_test_acc", tt}, {"source_val_acc", sv}}},
+                   {"oracle", {{"target_test_acc", tt + 1}}}};
+  std::ofstream(dir + "/summary.json") << s.dump();
+}
+}  // namespace
+
+// --tune picks the value with the best mean source-val per cell, whatever the target accuracy says.
+TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
+  auto root = testutil::fresh_dir("report_tune");
+  const std::string a = root + "/full";
+  // 10 labels: lr 0.1 has the better source-val (94 vs 91) and the worse target (61 vs 71): chosen
+  tune_run(a + "/lr0.01/seed0/r", 10, 0.01, 0, "completed", 90, 70);
+  tune_run(a + "/lr0.01/seed1/r", 10, 0.01, 1, "completed", 92, 72);
+  tune_run(a + "/lr0.1/seed0/r", 10, 0.1, 0, "completed", 95, 60);
+  tune_run(a + "/lr0.1/seed1/r", 10, 0.1, 1, "completed", 93, 62);
+  // 100 labels: lr 0.01 (97) over 0.1 (96); a failed run with a high source-val does not count
+  tune_run(a + "/lr0.01/seed0/s", 100, 0.01, 0, "completed", 97, 80);
+  tune_run(a + "/lr0.1/seed0/s", 100, 0.1, 0, "completed", 96, 90);
+  tune_run(a + "/lr1/seed0/s", 100, 1, 0, "failed", 99, 10);
+  auto runs = report::find_runs({root});
+  ASSERT_EQ(runs.size(), 7u);
+  std::vector<report::TuneChoice> choices;
+  auto kept = report::tune_runs(runs, {"path:0", "data.source.per_class"}, "optim.lr", &choices);
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[0].cell, "full, 10");
+  EXPECT_EQ(choices[0].value, "0.1");
+  EXPECT_EQ(choices[1].cell, "full, 100");
+  EXPECT_EQ(choices[1].value, "0.01");
+  ASSERT_EQ(choices[0].candidates.size(), 2u);
+  EXPECT_DOUBLE_EQ(choices[0].candidates[0].second.mean, 91);
+  EXPECT_EQ(choices[1].candidates.size(), 3u);  // the failed lr is listed, without a mean
+  EXPECT_EQ(choices[1].candidates[2].second.n, 0);
+  ASSERT_EQ(kept.size(), 3u);
+  auto p = report::pivot_runs(kept, {"path:0"}, "data.source.per_class");
+  auto md = report::pivot_markdown(p, {"path:0"}, {"selected"});  // columns in first-seen order: 100, 10
+  EXPECT_NE(md.find("| full | 80.00 | 61.00 ± 1.41 |"), std::string::npos) << md;
+  auto text = report::tune_markdown(choices, "optim.lr");
+  EXPECT_NE(text.find("- full, 10: optim.lr = 0.1 (source-val 0.01: 91.00 ± 1.41, 0.1: 94.00 ± 1.41)"),
+            std::string::npos) << text;
+  EXPECT_THROW(report::tune_runs(runs, {"optim.lr"}, "optim.lr"), core::UsageError);
+  // the command
+  auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--tune=optim.lr",
+                    "--out=" + root + "/out", "--curves=false"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| full | 80.00 | 61.00 ± 1.41 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("- full, 100: optim.lr = 0.01"), std::string::npos) << r.out;
+  auto bad = run_cli({"report", root, "--by=optim.lr", "--tune=optim.lr"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
 TEST(Report, PivotTableBaselineParametersAndProbes) {
   auto root = testutil::fresh_dir("report_pivot");
   for (int n : {10, 100}) {

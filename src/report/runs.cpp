@@ -507,6 +507,65 @@ std::string csv_table(const std::vector<Group>& groups, const std::vector<std::s
   return o.str();
 }
 
+std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys,
+                                 const std::string& tune, std::vector<TuneChoice>* choices) {
+  core::check_usage(std::find(keys.begin(), keys.end(), tune) == keys.end(), "--tune ", tune,
+                    " is also a --by / --pivot key");
+  auto all = keys;
+  all.push_back(tune);
+  const auto groups = group_runs(runs, all);
+  std::vector<std::string> cells;                  // first-seen order
+  std::map<std::string, const Group*> best;        // cell -> chosen group
+  std::map<std::string, TuneChoice> made;
+  for (auto& g : groups) {
+    Group cell_of;
+    cell_of.key.assign(g.key.begin(), g.key.end() - 1);
+    const std::string cell = cell_of.values();
+    if (!made.count(cell)) {
+      cells.push_back(cell);
+      made[cell].cell = cell;
+      best[cell] = nullptr;
+    }
+    made[cell].candidates.emplace_back(g.key.back().second, g.source_val);
+    const Group* b = best[cell];
+    if (g.completed > 0 && (!b || g.source_val.mean > b->source_val.mean)) best[cell] = &g;
+  }
+  std::set<const RunRecord*> keep;
+  for (auto& g : groups) {
+    Group cell_of;
+    cell_of.key.assign(g.key.begin(), g.key.end() - 1);
+    const Group* b = best[cell_of.values()];
+    if (!b || b == &g)
+      for (auto* r : g.runs) keep.insert(r);
+  }
+  std::vector<RunRecord> out;
+  for (auto& r : runs)
+    if (keep.count(&r)) out.push_back(r);
+  if (choices) {
+    choices->clear();
+    for (auto& c : cells) {
+      auto ch = made[c];
+      ch.value = best[c] ? best[c]->key.back().second : "";
+      choices->push_back(std::move(ch));
+    }
+  }
+  return out;
+}
+
+std::string tune_markdown(const std::vector<TuneChoice>& choices, const std::string& tune) {
+  std::ostringstream os;
+  os << "\n" << tune << " chosen per cell by the highest mean source-val accuracy (no target labels):\n";
+  for (auto& c : choices) {
+    os << "- " << (c.cell.empty() ? "all runs" : c.cell) << ": "
+       << (c.value.empty() ? "no completed run" : tune + " = " + c.value) << " (source-val";
+    for (auto& [v, st] : c.candidates)
+      os << (&v == &c.candidates.front().first ? " " : ", ") << v << ": "
+         << (st.n > 0 ? core::str(fmt(st.mean), " ± ", fmt(st.std)) : std::string("-"));
+    os << ")\n";
+  }
+  return os.str();
+}
+
 Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot) {
   core::check_usage(std::find(keys.begin(), keys.end(), pivot) == keys.end(), "--pivot ", pivot,
                     " is also a --by key");

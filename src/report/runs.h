@@ -118,6 +118,22 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
 /// with ± std error bars.
 std::string pivot_chart_svg(const Pivot& p, const std::vector<std::string>& columns, const std::string& title);
 
+/// One cell's hyper-parameter choice (`shiftlab report --tune KEY`).
+struct TuneChoice {
+  std::string cell;                                   ///< the cell's key values ("scratch, 10")
+  std::string value;                                  ///< the chosen value of the tuned key
+  std::vector<std::pair<std::string, Stat>> candidates;  ///< every value tried: its source-val mean ± std
+};
+/// Model selection of a hyper-parameter without target labels: for every cell (the runs sharing
+/// the values of `keys`), the value of `tune` (e.g. optim.lr) whose completed runs have the highest
+/// mean source-val accuracy (the selected checkpoints'; ties: the first seen); returns only the runs
+/// with each cell's chosen value, and the choices in `choices` when given. A cell none of whose
+/// runs completed keeps all its runs. UsageError when `tune` is one of `keys`.
+std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys,
+                                 const std::string& tune, std::vector<TuneChoice>* choices = nullptr);
+/// Markdown: one line per cell with the chosen value and every candidate's source-val accuracy.
+std::string tune_markdown(const std::vector<TuneChoice>& choices, const std::string& tune);
+
 /// Learning curves of one group (every run's metrics.jsonl): accuracies, loss terms, lambda.
 /// Returns {file suffix, SVG} pairs, e.g. {"acc", ...}, {"loss", ...}, {"lambda", ...}.
 std::vector<std::pair<std::string, std::string>> learning_curve_svgs(const Group& g);
