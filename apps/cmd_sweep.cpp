@@ -24,6 +24,7 @@ namespace {
 struct SweepFlags {
   std::string grid;
   std::vector<int64_t> seeds{0};
+  std::vector<std::string> seed_keys;
   int jobs = 1;
   std::string name;
   std::string out;
@@ -45,6 +46,10 @@ const core::OptionTable<SweepFlags>& sweep_flag_table() {
         .range(0, 9.2e18)
         .command_flag()
         .check([](std::vector<int64_t>& v, const std::string&) { core::check_usage(!v.empty(), "--seeds: no seeds given"); });
+    t.field("seed_keys", &O::seed_keys,
+            "options that also take each run's seed, besides run.seed (e.g. data.source.subset_seed: every seed "
+            "draws its own labelled subset)")
+        .command_flag();
     t.field("jobs", &O::jobs, "runs at a time (each gets cores/jobs threads unless run.threads is given)")
         .range(1, 256)
         .command_flag();
@@ -122,6 +127,17 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
   for (auto& k : fixed)
     if (k != "run.root") plan.overrides.emplace_back(k, value_text(cli, k));
   plan.seeds.assign(flags.seeds.begin(), flags.seeds.end());
+  for (auto& k : flags.seed_keys) {
+    core::check_usage(cli.schema().has(k) && !cli.schema().spec(k).cli_only, "--seed_keys: unknown option '", k, "'",
+                      [&] {
+                        auto h = core::nearest(k, cli.schema().keys());
+                        return h.empty() ? std::string() : " — did you mean '" + h + "'?";
+                      }());
+    core::check_usage(k != "run.seed", "--seed_keys: run.seed always takes the seed");
+    core::check_usage(!fixed.count(k), "option '", k, "' is both fixed (--", k, ") and in --seed_keys");
+    for (auto& a : plan.axes) core::check_usage(a.key != k, "option '", k, "' is both swept (--grid) and in --seed_keys");
+    plan.seed_keys.push_back(k);
+  }
   plan.random = flags.random;
   plan.random_seed = flags.random_seed;
   auto jobs = sweep::expand(plan);

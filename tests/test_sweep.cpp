@@ -465,6 +465,43 @@ TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
   EXPECT_NE(r2.err.find("did you mean 'optim.lr'"), std::string::npos) << r2.err;
 }
 
+// --seed_keys: the listed options take each run's seed (every seed its own labelled subset); the
+// report pools them like the seed.
+TEST(Sweep, SeedKeysTakeTheSeedAndArePooledLikeIt) {
+  sweep::Plan p;
+  p.seeds = {0, 3};
+  p.seed_keys = {"data.source.subset_seed"};
+  auto jobs = sweep::expand(p);
+  ASSERT_EQ(jobs.size(), 2u);
+  auto a = sweep::child_args(p, jobs[1], "/tmp/s");
+  EXPECT_NE(std::find(a.begin(), a.end(), "--run.seed=3"), a.end());
+  EXPECT_NE(std::find(a.begin(), a.end(), "--data.source.subset_seed=3"), a.end());
+  EXPECT_EQ(sweep::plan_to_json(p)["seed_keys"][0], "data.source.subset_seed");
+  auto out = testutil::fresh_dir("sweep_seed_keys");
+  auto args = sweep_args(out, "2");
+  args.push_back("--seed_keys=data.source.subset_seed");
+  args.push_back("--dry_run=true");
+  auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("--data.source.subset_seed=1"), std::string::npos) << r.out;
+  for (auto bad : {"--seed_keys=data.source.subset_sed", "--seed_keys=run.seed", "--seed_keys=method"}) {
+    auto b = sweep_args(out, "2");
+    b.push_back(bad);
+    auto rb = run_cli(b);
+    EXPECT_EQ(rb.exit_code, 2) << bad;
+  }
+  // the report pools an option that equals run.seed in every run
+  auto root = testutil::fresh_dir("report_seed_keys");
+  for (int s : {0, 1}) {
+    fs::create_directories(root + "/r" + std::to_string(s));
+    std::ofstream(root + "/r" + std::to_string(s) + "/config.resolved.ini")
+        << "method = dann\n[run]\nseed = " << s << "\n[data.source]\nsubset_seed = " << s << "\n";
+    std::ofstream(root + "/r" + std::to_string(s) + "/summary.json")
+        << nlohmann::json{{"status", "completed"}, {"selected", {{"target_test_acc", 50 + s}}}}.dump();
+  }
+  EXPECT_TRUE(report::varying_keys(report::find_runs({root})).empty());
+}
+
 TEST(DataCheck, ExperimentConfigFindsMissingUndecodableAndOutOfRange) {
   auto d = testutil::fresh_dir("data_check_layout");
   // 3 classes × 3 PNG images written by PIL; list files in the TLlib "path label" layout

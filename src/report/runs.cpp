@@ -260,8 +260,18 @@ std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs) {
     }
     return false;
   };
+  // an option that takes each run's seed (`sweep --seed_keys`, e.g. data.source.subset_seed) is
+  // pooled like the seed: it equals run.seed in every run
+  auto follows_seed = [&](const std::string& k) {
+    for (auto& r : runs) {
+      auto it = r.config.find(k), s = r.config.find("run.seed");
+      if (it == r.config.end() || s == r.config.end() || it->second != s->second) return false;
+    }
+    return true;
+  };
   for (auto& k : all) {
     if (is_incidental_key(k) && !root_names_data(k)) continue;
+    if (follows_seed(k)) continue;
     std::set<std::string> values;
     for (auto& r : runs) {
       auto it = r.config.find(k);

@@ -51,7 +51,8 @@ std::string key_value(const RunRecord& r, const std::string& key);
 /// Options excluded when deciding what differs between runs (seed, names, paths, threads, ...).
 bool is_incidental_key(const std::string& key);
 /// The option keys whose values differ between the runs (incidental keys excluded, except a
-/// data.*.root whose domain's dataset is a kind — a file or folder, not a prepared name), sorted.
+/// data.*.root whose domain's dataset is a kind — a file or folder, not a prepared name; an option
+/// equal to run.seed in every run, as `sweep --seed_keys` sets, is pooled like the seed), sorted.
 std::vector<std::string> varying_keys(const std::vector<RunRecord>& runs);
 
 struct Stat {

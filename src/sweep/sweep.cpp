@@ -151,6 +151,7 @@ nlohmann::json plan_to_json(const Plan& p) {
     j["axes"].push_back(x);
   }
   j["seeds"] = p.seeds;
+  if (!p.seed_keys.empty()) j["seed_keys"] = p.seed_keys;
   j["random"] = p.random;
   j["random_seed"] = p.random_seed;
   return j;
@@ -189,6 +190,7 @@ std::vector<std::string> child_args(const Plan& p, const Job& j, const std::stri
   for (auto& [k, v] : p.overrides) a.push_back("--" + k + "=" + v);
   for (auto& [k, v] : j.values) a.push_back("--" + k + "=" + v);
   a.push_back("--run.seed=" + std::to_string(j.seed));
+  for (auto& k : p.seed_keys) a.push_back("--" + k + "=" + std::to_string(j.seed));
   a.push_back("--run.root=" + (fs::path(sweep_dir) / "runs").string());
   a.push_back("--run.name=" + j.name());
   return a;

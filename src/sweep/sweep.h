@@ -34,6 +34,7 @@ struct Plan {
   std::vector<std::pair<std::string, std::string>> overrides;  ///< fixed --key=value for every run
   std::vector<Axis> axes;
   std::vector<long long> seeds{0};
+  std::vector<std::string> seed_keys;  ///< options set to the seed besides run.seed (e.g. data.source.subset_seed)
   long long random = 0;       ///< > 0: random search with this many combinations
   long long random_seed = 0;  ///< seed of the random search
 };
