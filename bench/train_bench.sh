@@ -9,8 +9,9 @@
 #      compute-only ceiling; the end-to-end / ceiling ratio says how well the data pipeline hides.
 # Both sides: the same model, optimizer (SGD 0.9, wd 5e-4, annealed lr), batch sizes, transforms,
 # threads and step counts; WARMUP untimed steps, then STEPS timed ones.
-#   0. digits_peer: the digits DANN step (500-wide discriminator, no BatchNorm) against the fastest
-#      Python loop: all images transformed once and held as tensors, batches indexed (no loader).
+#   0. digits_peer: the digits DANN step (500-wide discriminator, no BatchNorm: TLlib's Linear-ReLU-Dropout
+#      layers on both sides) against the fastest Python loop: all images transformed once and held as
+#      tensors, batches indexed (no loader).
 # Usage: bench/train_bench.sh [BUILD_DIR] [WHICH...]   WHICH: digits digits_peer folder preloaded
 #        (default: digits folder preloaded)
 # Env: THREADS (intra-op threads, default = cores), WORKERS (2), STEPS / WARMUP per benchmark:
