@@ -125,7 +125,7 @@ SHIFTLAB_COMMAND("report", "rebuild results tables (mean ± std over seeds) and 
                  "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=dann\n"
                  "  shiftlab report runs/digits --by method --out=digits_report\n"
                  "  shiftlab report runs/digits --by method --columns selected,oracle,last,trainable\n"
-                 "  shiftlab report runs/study --by path:0 --pivot data.source.per_class --tune optim.lr",
+                 "  shiftlab report runs/digits --by method --tune optim.lr   # the lr of best source-val per method",
                  run_report);
 
 }  // namespace shiftlab::apps
