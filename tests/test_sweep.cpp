@@ -270,6 +270,7 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   EXPECT_NE(text.find("- full, 10: optim.lr = 0.1 (source-val 0.01: 91.00 ± 1.41, 0.1: 94.00 ± 1.41)"),
             std::string::npos) << text;
   EXPECT_THROW(report::tune_runs(runs, {"optim.lr"}, "optim.lr"), core::UsageError);
+  EXPECT_THROW(report::tune_runs(runs, {"path:0"}, "optim.lrr"), core::UsageError);  // no run has it
   // the command
   auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--tune=optim.lr",
                     "--out=" + root + "/out", "--curves=false"});

@@ -1,7 +1,6 @@
 #include "models/classifier.h"
 
 #include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/dropout.h>
 
 #include "models/adapter_hook.h"
 #include "models/dropout.h"

@@ -521,6 +521,8 @@ std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::
                                  const std::string& tune, std::vector<TuneChoice>* choices) {
   core::check_usage(std::find(keys.begin(), keys.end(), tune) == keys.end(), "--tune ", tune,
                     " is also a --by / --pivot key");
+  core::check_usage(std::any_of(runs.begin(), runs.end(), [&](const RunRecord& r) { return r.config.count(tune) > 0; }),
+                    "--tune ", tune, ": no run has this option");
   auto all = keys;
   all.push_back(tune);
   const auto groups = group_runs(runs, all);

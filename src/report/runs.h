@@ -129,7 +129,7 @@ struct TuneChoice {
 /// the values of `keys`), the value of `tune` (e.g. optim.lr) whose completed runs have the highest
 /// mean source-val accuracy (the selected checkpoints'; ties: the first seen); returns only the runs
 /// with each cell's chosen value, and the choices in `choices` when given. A cell none of whose
-/// runs completed keeps all its runs. UsageError when `tune` is one of `keys`.
+/// runs completed keeps all its runs. UsageError when `tune` is one of `keys` or no run has it.
 std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys,
                                  const std::string& tune, std::vector<TuneChoice>* choices = nullptr);
 /// Markdown: one line per cell with the chosen value and every candidate's source-val accuracy.
