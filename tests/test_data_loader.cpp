@@ -153,6 +153,10 @@ TEST(DataLoader, PreloadCyclesTheFirstBatches) {
     EXPECT_TRUE(torch::equal(b.indices, want.indices)) << "batch " << k;
   }
   EXPECT_FALSE(torch::equal(third.images, first.images));  // without preload the stream moves on
+  // once the cycle is full the loader builds nothing more (its prefetch queue and buffers are freed)
+  data::Batch rest;
+  EXPECT_FALSE(pre.loader().next(rest));
+  EXPECT_TRUE(torch::equal(pre.next().images, first.images));  // and the cycle goes on
 }
 
 TEST(DataLoader, BalancedSamplerEqualisesClassFrequencies) {

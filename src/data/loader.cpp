@@ -227,6 +227,18 @@ bool Loader::next(Batch& b) {
   return true;
 }
 
+void Loader::drain() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++generation_;  // batches still being built are dropped when they finish
+    ready_.clear();
+    errors_.clear();
+    nbatches_ = next_dispatch_ = next_return_;
+  }
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  pool_.clear();
+}
+
 // ------------------------------------------------------------------ ForeverIterator
 ForeverIterator::ForeverIterator(DatasetPtr ds, LoaderOptions o) : loader_(std::move(ds), o) {
   core::check_usage(loader_.batches_per_epoch() > 0, "the dataset has ", loader_.dataset().size(),
@@ -242,7 +254,10 @@ Batch ForeverIterator::next() {
   if (k > 0 && preloaded_.size() == k) return preloaded_[cycle_++ % k];
   Batch b;
   while (!loader_.next(b)) loader_.start_epoch(++epoch_);
-  if (k > 0) preloaded_.push_back(b);
+  if (k > 0) {
+    preloaded_.push_back(b);
+    if (preloaded_.size() == k) loader_.drain();  // the cycle needs no more batches: free the prefetch queue
+  }
   return b;
 }
 

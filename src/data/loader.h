@@ -61,6 +61,9 @@ class Loader {
   /// worker's error.
   bool next(Batch& b);
   int64_t batches_per_epoch() const;
+  /// Ends the current epoch here: no further batches are built, prefetched ones and the buffer
+  /// pool are released (next() returns false until start_epoch).
+  void drain();
   int64_t epoch() const { return epoch_; }
   /// Batches of the current epoch returned so far (including skipped ones).
   int64_t position() const { return next_return_; }
