@@ -39,12 +39,13 @@ const core::OptionTable<ReportOptions>& report_option_table() {
             "(difference in points)");
     t.field("chart", &O::chart, "with --pivot: write the pivot table as an SVG chart here (one line per row, ± std)")
         .path();
-    t.field("out", &O::out, "write results.md, results.csv and curves/ here (default: the directory given, when one)")
+    t.field("out", &O::out, "write results.md, results.csv (tune.csv with --tune) and curves/ here (default: the directory given, when one)")
         .path();
     t.field("tune", &O::tune,
             "a hyper-parameter (e.g. optim.lr) chosen per cell (--by values x --pivot value) by the highest mean "
-            "source-val accuracy, without target labels; only the chosen value's runs are reported, the choices "
-            "and every candidate's source-val are listed under the table");
+            "source-val accuracy, without target labels, compared on the seeds all candidates completed; only the "
+            "chosen value's runs are reported, the choices and every candidate's source-val are listed under the "
+            "table and in tune.csv");
     t.field("curves", &O::curves, "draw learning curves (accuracies, loss terms, λ) per group as SVG");
     return t;
   }();
@@ -76,13 +77,14 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
     if (!pivot.empty()) keys.erase(std::remove(keys.begin(), keys.end(), pivot), keys.end());
     if (!ro.tune.empty()) keys.erase(std::remove(keys.begin(), keys.end(), ro.tune), keys.end());
   }
-  std::string tuned;
+  std::string tuned, tuned_csv;
   if (!ro.tune.empty()) {
     auto cell_keys = keys;
     if (!pivot.empty()) cell_keys.push_back(pivot);
     std::vector<report::TuneChoice> choices;
     runs = report::tune_runs(runs, cell_keys, ro.tune, &choices);
     tuned = report::tune_markdown(choices, ro.tune);
+    tuned_csv = report::tune_csv(choices, cell_keys, ro.tune);
   }
   std::vector<report::Group> groups;
   std::vector<std::string> group_keys = keys;
@@ -106,8 +108,9 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
   if (out.empty() && cli.positional.size() == 1) out = cli.positional.front();
   if (!out.empty()) {
     size_t n = report::write_results(out, groups, group_keys, "Results", ro.curves, md);
-    std::cout << "\nwrote " << out << "/results.md, results.csv" << (n ? ", " + std::to_string(n) + " curves in curves/" : "")
-              << "\n";
+    if (!tuned_csv.empty()) core::atomic_write(out + "/tune.csv", tuned_csv);
+    std::cout << "\nwrote " << out << "/results.md, results.csv" << (tuned_csv.empty() ? "" : ", tune.csv")
+              << (n ? ", " + std::to_string(n) + " curves in curves/" : "") << "\n";
   }
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -87,9 +88,13 @@ static std::string value_text(const core::Config& c, const std::string& key) {
   switch (spec.type) {
     case core::OptType::Bool: return c.get_bool(key) ? "true" : "false";
     case core::OptType::Int: return std::to_string(c.get_int(key));
-    case core::OptType::Float: {
+    case core::OptType::Float: {  // the shortest text that reads back as the same double (0.03, not 0.0299…)
+      const double v = c.get_float(key);
       char b[40];
-      std::snprintf(b, sizeof b, "%.17g", c.get_float(key));
+      for (int prec = 15; prec <= 17; ++prec) {
+        std::snprintf(b, sizeof b, "%.*g", prec, v);
+        if (std::strtod(b, nullptr) == v) break;
+      }
       return b;
     }
     default: return c.get_string(key);

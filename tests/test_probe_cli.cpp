@@ -30,7 +30,8 @@ constexpr int K = 3, D = 8;
 /// Target rows are offset by `shift` along the last feature, which carries no class information
 /// (separable domains when large, while the classes stay where they were).
 std::string make_cache(const std::string& path, double shift, uint64_t seed = 1, const std::string& source_ds = "mnist",
-                       const std::string& target_ds = "uci-digits", const std::string& config = "") {
+                       const std::string& target_ds = "uci-digits", const std::string& config = "",
+                       int few_per_class = 0) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> nd;
   Eigen::MatrixXf centres(K, D);
@@ -44,11 +45,18 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1,
     int rows;
     bool labelled;
   };
-  const std::vector<Spec> specs{{"source", "train", 240, true},
-                                {"source", "val", 60, true},
-                                {"source", "test", 90, true},
-                                {"target", "train", 150, true},
-                                {"target", "test", 90, true}};
+  // few_per_class > 0: a few-label study's cache (source train and val with that many rows per
+  // class, no source test)
+  const std::vector<Spec> specs =
+      few_per_class > 0 ? std::vector<Spec>{{"source", "train", K * few_per_class, true},
+                                            {"source", "val", K * few_per_class, true},
+                                            {"target", "train", 150, true},
+                                            {"target", "test", 90, true}}
+                        : std::vector<Spec>{{"source", "train", 240, true},
+                                            {"source", "val", 60, true},
+                                            {"source", "test", 90, true},
+                                            {"target", "train", 150, true},
+                                            {"target", "test", 90, true}};
   std::vector<std::vector<int64_t>> truth;
   for (auto& s : specs) {
     features::CacheBlock b;
@@ -58,7 +66,7 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1,
     b.num_classes = K;
     std::vector<int64_t> y;
     for (int i = 0; i < s.rows; ++i) {
-      y.push_back(static_cast<int64_t>(rng() % K));
+      y.push_back(few_per_class > 0 && std::string(s.domain) == "source" ? i % K : static_cast<int64_t>(rng() % K));
       b.labels.push_back(s.labelled ? y.back() : -1);
       b.index.push_back(i);
     }
@@ -204,6 +212,30 @@ TEST_F(ProbeCli, SameDistributionHasSmallADistanceAndSweepChoosesOnVal) {
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("layer10"), std::string::npos) << e.what();
   }
+}
+
+// One label per class and no source test split (the transfer study's 1-label cells): C is chosen on
+// source/val, every training row is fitted, and each figure names its rows.
+TEST_F(ProbeCli, OneLabelPerClassChoosesCOnSourceValAndNamesTheRows) {
+  auto few = make_cache(dir_ + "/few.h5", 0.0, 3, "mnist", "uci-digits", "", 1);
+  auto o = fast_options();
+  o.taps = {"pooled"};
+  o.tsne = false;
+  o.scores = false;
+  o.knn_k = 0;
+  o.distances = false;
+  o.linear.Cs = {0.01, 0.1, 1};
+  auto r = probe::probe_cache(few, o);
+  ASSERT_EQ(r.taps.size(), 1u);
+  const auto& t = r.taps[0];
+  EXPECT_EQ(t.C_chosen_on, "source/val");
+  EXPECT_EQ(t.source_acc_on, "source/val");
+  EXPECT_EQ(t.target_acc_on, "target/test");
+  ASSERT_TRUE(t.target_acc.has_value());
+  EXPECT_GT(t.target_acc.value(), 100.0 / K + 10);  // well-separated classes: far above chance from 3 rows
+  auto j = r.to_json();
+  EXPECT_EQ(j["taps"][0]["linear"]["C_chosen_on"], "source/val");
+  EXPECT_EQ(j["taps"][0]["linear"]["target_acc_on"], "target/test");
 }
 
 TEST_F(ProbeCli, ReportFilesJsonAndSvgs) {

@@ -281,6 +281,59 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
+// A grid tuned on seed 0 and the chosen value then run on seeds 0,1,2: candidates are compared on
+// seed 0 only (over all runs the extra seeds would decide), and tune.csv lists every candidate.
+TEST(Report, TuneComparesCandidatesOnTheSeedsTheyShare) {
+  auto root = testutil::fresh_dir("report_tune_seeds");
+  const std::string a = root + "/full";
+  // 5 labels: lr 0.01 has seeds 0,1,2 (80, 99, 99: mean 92.7), lr 0.1 seed 0 only (85): on seed 0, 0.1
+  tune_run(a + "/seed0/lr0.01", 5, 0.01, 0, "completed", 80, 50);
+  tune_run(a + "/seed0/lr0.1", 5, 0.1, 0, "completed", 85, 40);
+  tune_run(a + "/seed1/lr0.01", 5, 0.01, 1, "completed", 99, 55);
+  tune_run(a + "/seed2/lr0.01", 5, 0.01, 2, "completed", 99, 56);
+  // 50 labels: no seed in common (0.01 on seed 1: 90, 0.1 on seed 2: 91): every run compared
+  tune_run(a + "/seed1/n50lr0.01", 50, 0.01, 1, "completed", 90, 70);
+  tune_run(a + "/seed2/n50lr0.1", 50, 0.1, 2, "completed", 91, 71);
+  // a linear probe (its cache's config has the study's optim.lr): nothing to tune, kept, not listed
+  fs::create_directories(root + "/probe/n5");
+  std::ofstream(root + "/probe/n5/probe.json")
+      << nlohmann::json{{"format", "shiftlab-probe"},
+                        {"attributes", {{"config", "[run]\nseed = 0\n[optim]\nlr = 0.01\n[data.source]\nper_class = 5\n"}}},
+                        {"taps", {{{"tap", "pooled"}, {"dim", 512}, {"num_classes", 10},
+                                   {"linear", {{"target_acc", 77.0}, {"source_acc", 95.0}}}}}}}
+             .dump();
+  auto runs = report::find_runs({root});
+  ASSERT_EQ(runs.size(), 7u);
+  std::vector<report::TuneChoice> choices;
+  auto kept = report::tune_runs(runs, {"path:0", "data.source.per_class"}, "optim.lr", &choices);
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[0].cell, "full, 5");
+  EXPECT_EQ(choices[0].value, "0.1");
+  EXPECT_EQ(choices[0].seeds, std::vector<std::string>{"0"});
+  ASSERT_EQ(choices[0].candidates.size(), 2u);
+  EXPECT_DOUBLE_EQ(choices[0].candidates[0].second.mean, 80);  // lr 0.01 on seed 0 alone
+  EXPECT_EQ(choices[0].candidates[0].second.n, 1);
+  EXPECT_EQ(choices[1].value, "0.1");
+  EXPECT_TRUE(choices[1].seeds.empty());
+  ASSERT_EQ(kept.size(), 3u);  // the chosen runs and the probe
+  EXPECT_EQ(kept[2].kind, "probe");
+  auto text = report::tune_markdown(choices, "optim.lr");
+  EXPECT_NE(text.find("- full, 5: optim.lr = 0.1 (source-val 0.01: 80.00 ± 0.00, 0.1: 85.00 ± 0.00; compared on seed 0)"),
+            std::string::npos) << text;
+  auto r = run_cli({"report", a, "--by=data.source.per_class", "--tune=optim.lr", "--out=" + root + "/out",
+                    "--curves=false"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(root + "/out/tune.csv");
+  std::stringstream csv;
+  csv << in.rdbuf();
+  EXPECT_EQ(csv.str(),
+            "data.source.per_class,optim.lr,source_val_mean,source_val_std,n,chosen,seeds\n"
+            "5,0.01,80.0000,0.0000,1,0,0\n"
+            "5,0.1,85.0000,0.0000,1,1,0\n"
+            "50,0.01,90.0000,0.0000,1,0,\n"
+            "50,0.1,91.0000,0.0000,1,1,\n");
+}
+
 TEST(Report, PivotTableBaselineParametersAndProbes) {
   auto root = testutil::fresh_dir("report_pivot");
   for (int n : {10, 100}) {
@@ -482,9 +535,11 @@ TEST(Sweep, SeedKeysTakeTheSeedAndArePooledLikeIt) {
   auto args = sweep_args(out, "2");
   args.push_back("--seed_keys=data.source.subset_seed");
   args.push_back("--dry_run=true");
+  args.push_back("--optim.momentum=0.03");  // a fixed float option passes on as written, not 0.0299…
   auto r = run_cli(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("--data.source.subset_seed=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--optim.momentum=0.03 "), std::string::npos) << r.out;
   for (auto bad : {"--seed_keys=data.source.subset_sed", "--seed_keys=run.seed", "--seed_keys=method"}) {
     auto b = sweep_args(out, "2");
     b.push_back(bad);

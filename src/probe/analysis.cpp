@@ -35,7 +35,7 @@ const core::OptionTable<ProbeOptions>& probe_option_table() {
     t.field("probe.source", &O::source, "domain group of the labelled source rows");
     t.field("probe.target", &O::target, "domain group of the target rows");
     t.field("probe.train_split", &O::train_split, "split the probes are trained on");
-    t.field("probe.val_split", &O::val_split, "split C is chosen on (when the test split exists too)");
+    t.field("probe.val_split", &O::val_split, "split C is chosen on (else a val_fraction carved from train)");
     t.field("probe.test_split", &O::test_split, "split the probes are tested on");
     t.field("probe.val_fraction", &O::val_fraction, "fraction of the training rows carved off when a split is missing")
         .range(0.01, 0.9);
@@ -371,8 +371,14 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       else if (src_val) src_eval = *src_val;
       else std::tie(fit_rows, src_eval) = carve(fit_rows, o.val_fraction, o.seed + 21, "carved from " + train.what);
       if (sweep) {
-        if (src_val && src_test) sel = *src_val;
+        // C on the source's validation split when there is one (also the source accuracy when there
+        // is no test split, as a training run's source-val is its selection split: every labelled
+        // training row is fitted, which a 1-label-per-class split needs), else carved from training
+        if (src_val) sel = *src_val;
         else std::tie(fit_rows, sel) = carve(fit_rows, o.val_fraction, o.seed + 22, "carved from " + train.what);
+        core::check(sel.size() > 0, "linear probe: no rows to choose C on (", sel.what,
+                    " is empty; give the source a val split or one C value with --probe.C)");
+        tr.C_chosen_on = sel.what;
       }
       auto probe = fit_linear_probe(fit_rows.X, fit_rows.y, sel.X, sel.y, tr.num_classes, o.linear);
       tr.best_C = probe.best_C;
@@ -380,8 +386,14 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       tr.linear_seconds = probe.seconds;
       tr.linear_iterations = probe.model.iterations;
       tr.linear_objective = probe.model.objective;
-      if (src_eval.size() > 0) tr.source_acc = probe.accuracy(src_eval.X, src_eval.y);
-      if (target_eval && target_eval->size() > 0) tr.target_acc = probe.accuracy(target_eval->X, target_eval->y);
+      if (src_eval.size() > 0) {
+        tr.source_acc = probe.accuracy(src_eval.X, src_eval.y);
+        tr.source_acc_on = src_eval.what;
+      }
+      if (target_eval && target_eval->size() > 0) {
+        tr.target_acc = probe.accuracy(target_eval->X, target_eval->y);
+        tr.target_acc_on = target_eval->what;
+      }
       core::log_debug("probe ", tap, ": linear probe trained on ", fit_rows.size(), " rows of ", fit_rows.what,
                       sweep ? ", C chosen on " + sel.what : std::string(), ", tested on ", src_eval.what);
     }
@@ -633,8 +645,11 @@ nlohmann::json ProbeReport::to_json() const {
     lin["seconds"] = t.linear_seconds;
     lin["iterations"] = t.linear_iterations;
     lin["objective"] = t.linear_objective;
+    lin["C_chosen_on"] = t.C_chosen_on;
     lin["source_acc"] = opt(t.source_acc);
+    lin["source_acc_on"] = t.source_acc_on;
     lin["target_acc"] = opt(t.target_acc);
+    lin["target_acc_on"] = t.target_acc_on;
     lin["target_target_acc"] = opt(t.target_target_acc);
     tj["linear"] = lin;
     tj["knn"] = {{"source_acc", opt(t.knn_source_acc)}, {"target_acc", opt(t.knn_target_acc)}};
@@ -719,6 +734,12 @@ std::string ProbeReport::markdown() const {
         "2 = separable).";
   if (std::any_of(taps.begin(), taps.end(), [](const TapReport& t) { return !t.scores_on.empty(); }))
     os << " LogME / H-score on the " << taps.front().scores_on << " rows (higher = more transferable).";
+  if (!taps.empty() && (!taps.front().source_acc_on.empty() || !taps.front().target_acc_on.empty())) {
+    auto& t = taps.front();
+    os << " Linear probe rows:" << (t.C_chosen_on.empty() ? "" : " C chosen on " + t.C_chosen_on + ";")
+       << (t.source_acc_on.empty() ? "" : " src % on " + t.source_acc_on + ";")
+       << (t.target_acc_on.empty() ? "" : " tgt % on " + t.target_acc_on + ".");
+  }
   os << "\n\n";
   if (leep || nce) os << "LEEP " << fmt(leep, 4) << ", NCE " << fmt(nce, 4) << " (" << leep_note << ").\n\n";
   else if (!leep_note.empty()) os << "LEEP / NCE not computed: " << leep_note << ".\n\n";

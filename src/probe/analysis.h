@@ -2,9 +2,10 @@
 //
 // Blocks used, per tap (domains and splits named by the options):
 //   source train             -> probe training rows (subsampled to max_train_rows when > 0)
-//   C selection              -> source val when both source val and source test exist, else a
-//                               stratified val_fraction carved from source train
-//   source test accuracy     -> source test, else source val, else a carved part of source train
+//   C selection              -> source val, else a stratified val_fraction carved from source train
+//   source test accuracy     -> source test, else source val (then also C's selection split, like a
+//                               training run's source-val), else a carved part of source train
+// probe.json names the rows of each linear-probe figure (C_chosen_on, source_acc_on, target_acc_on).
 //   source→target accuracy   -> target test, else target train (when the target block is labelled)
 //   target→target accuracy   -> a probe trained on target train and tested on target test (both
 //                               labelled), or on carved parts of the one labelled target split
@@ -70,6 +71,8 @@ struct TapReport {
   int linear_iterations = 0;     ///< L-BFGS iterations of the chosen model
   double linear_objective = 0;   ///< its final objective (mean form)
   std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
+  /// the rows each linear-probe figure comes from ("source/val", "carved from source/train", ...)
+  std::string C_chosen_on, source_acc_on, target_acc_on;
   std::optional<double> knn_source_acc, knn_target_acc;
   std::optional<ADistanceResult> a_distance;
   std::optional<double> mmd2, coral;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -526,8 +527,17 @@ std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::
   auto all = keys;
   all.push_back(tune);
   const auto groups = group_runs(runs, all);
-  std::vector<std::string> cells;                  // first-seen order
-  std::map<std::string, const Group*> best;        // cell -> chosen group
+  // per group: the source-val of each seed's counted run (the last completed one by path, as in
+  // group_runs)
+  std::map<const Group*, std::map<std::string, double>> by_seed;
+  for (auto& g : groups)
+    for (auto* r : g.runs)
+      if (r->status == "completed") {
+        auto seed = r->config.find("run.seed");
+        by_seed[&g][seed == r->config.end() ? std::string() : seed->second] = r->source_val_acc;
+      }
+  std::vector<std::string> cells;                         // first-seen order
+  std::map<std::string, std::vector<const Group*>> members;  // cell -> its candidates
   std::map<std::string, TuneChoice> made;
   for (auto& g : groups) {
     Group cell_of;
@@ -536,11 +546,58 @@ std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::
     if (!made.count(cell)) {
       cells.push_back(cell);
       made[cell].cell = cell;
-      best[cell] = nullptr;
+      for (auto& kv : cell_of.key) made[cell].cell_values.push_back(kv.second);
     }
-    made[cell].candidates.emplace_back(g.key.back().second, g.source_val);
-    const Group* b = best[cell];
-    if (g.completed > 0 && (!b || g.source_val.mean > b->source_val.mean)) best[cell] = &g;
+    members[cell].push_back(&g);
+  }
+  std::map<std::string, const Group*> best;  // cell -> chosen group
+  std::set<std::string> probes;               // cells of linear probes only: nothing to tune, all kept
+  for (auto& cell : cells) {
+    auto& ch = made[cell];
+    if (std::all_of(members[cell].begin(), members[cell].end(), [](const Group* g) {
+          return std::all_of(g->runs.begin(), g->runs.end(), [](const RunRecord* r) { return r->kind == "probe"; });
+        })) {
+      probes.insert(cell);
+      best[cell] = nullptr;
+      continue;
+    }
+    // the seeds every candidate with a completed run has
+    std::set<std::string> common;
+    bool first = true, differ = false;
+    for (auto* g : members[cell]) {
+      if (g->completed == 0) continue;
+      std::set<std::string> s;
+      for (auto& kv : by_seed[g]) s.insert(kv.first);
+      if (first) {
+        common = s;
+        first = false;
+        continue;
+      }
+      if (s != common) differ = true;
+      std::set<std::string> both;
+      std::set_intersection(common.begin(), common.end(), s.begin(), s.end(), std::inserter(both, both.end()));
+      common = std::move(both);
+    }
+    const bool restrict = differ && !common.empty();
+    if (restrict) ch.seeds.assign(common.begin(), common.end());
+    const Group* b = nullptr;
+    double b_mean = 0;
+    for (auto* g : members[cell]) {
+      Stat st = g->source_val;
+      if (restrict && g->completed > 0) {
+        std::vector<double> v;
+        for (auto& [seed, acc] : by_seed[g])
+          if (common.count(seed)) v.push_back(acc);
+        st = mean_std(v);
+      }
+      ch.candidates.emplace_back(g->key.back().second, st);
+      if (g->completed > 0 && (!b || st.mean > b_mean)) {
+        b = g;
+        b_mean = st.mean;
+      }
+    }
+    best[cell] = b;
+    ch.value = b ? b->key.back().second : "";
   }
   std::set<const RunRecord*> keep;
   for (auto& g : groups) {
@@ -555,11 +612,8 @@ std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::
     if (keep.count(&r)) out.push_back(r);
   if (choices) {
     choices->clear();
-    for (auto& c : cells) {
-      auto ch = made[c];
-      ch.value = best[c] ? best[c]->key.back().second : "";
-      choices->push_back(std::move(ch));
-    }
+    for (auto& c : cells)
+      if (!probes.count(c)) choices->push_back(made[c]);
   }
   return out;
 }
@@ -573,9 +627,30 @@ std::string tune_markdown(const std::vector<TuneChoice>& choices, const std::str
     for (auto& [v, st] : c.candidates)
       os << (&v == &c.candidates.front().first ? " " : ", ") << v << ": "
          << (st.n > 0 ? core::str(fmt(st.mean), " ± ", fmt(st.std)) : std::string("-"));
+    if (!c.seeds.empty()) {
+      os << "; compared on seed" << (c.seeds.size() > 1 ? "s " : " ");
+      for (size_t i = 0; i < c.seeds.size(); ++i) os << (i ? "," : "") << c.seeds[i];
+    }
     os << ")\n";
   }
   return os.str();
+}
+
+std::string tune_csv(const std::vector<TuneChoice>& choices, const std::vector<std::string>& keys,
+                     const std::string& tune) {
+  std::ostringstream o;
+  for (auto& k : keys) o << csv_cell(k) << ",";
+  o << csv_cell(tune) << ",source_val_mean,source_val_std,n,chosen,seeds\n";
+  for (auto& c : choices) {
+    std::string seeds;
+    for (auto& s : c.seeds) seeds += (seeds.empty() ? "" : " ") + s;
+    for (auto& [v, st] : c.candidates) {
+      for (auto& cv : c.cell_values) o << csv_cell(cv) << ",";
+      o << csv_cell(v) << "," << (st.n ? fmt(st.mean, 4) : "") << "," << (st.n ? fmt(st.std, 4) : "") << "," << st.n
+        << "," << (v == c.value ? 1 : 0) << "," << csv_cell(seeds) << "\n";
+    }
+  }
+  return o.str();
 }
 
 Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot) {

@@ -122,18 +122,31 @@ std::string pivot_chart_svg(const Pivot& p, const std::vector<std::string>& colu
 /// One cell's hyper-parameter choice (`shiftlab report --tune KEY`).
 struct TuneChoice {
   std::string cell;                                   ///< the cell's key values ("scratch, 10")
+  std::vector<std::string> cell_values;               ///< the same, one per key
   std::string value;                                  ///< the chosen value of the tuned key
-  std::vector<std::pair<std::string, Stat>> candidates;  ///< every value tried: its source-val mean ± std
+  std::vector<std::pair<std::string, Stat>> candidates;  ///< every value tried: its compared source-val mean ± std
+  /// The seeds the candidates were compared on: those every candidate with a completed run has,
+  /// when some candidate has more (e.g. the grid ran on seed 0, the chosen value on seeds 0,1,2);
+  /// empty = every completed run compared (the same seeds everywhere, or no seed in common).
+  std::vector<std::string> seeds;
 };
 /// Model selection of a hyper-parameter without target labels: for every cell (the runs sharing
 /// the values of `keys`), the value of `tune` (e.g. optim.lr) whose completed runs have the highest
 /// mean source-val accuracy (the selected checkpoints'; ties: the first seen); returns only the runs
-/// with each cell's chosen value, and the choices in `choices` when given. A cell none of whose
-/// runs completed keeps all its runs. UsageError when `tune` is one of `keys` or no run has it.
+/// with each cell's chosen value, and the choices in `choices` when given. Candidates are compared
+/// on the seeds they all completed (run.seed; a grid tuned on one seed and the chosen value then run
+/// on more seeds compares like with like), on every completed run when they share none. A cell none
+/// of whose runs completed keeps all its runs, a cell of linear probes (no training hyper-parameters) all
+/// of them, unlisted. UsageError when `tune` is one of `keys` or no run has it.
 std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys,
                                  const std::string& tune, std::vector<TuneChoice>* choices = nullptr);
 /// Markdown: one line per cell with the chosen value and every candidate's source-val accuracy.
 std::string tune_markdown(const std::vector<TuneChoice>& choices, const std::string& tune);
+/// CSV (tune.csv of `shiftlab report --tune`): one row per cell and candidate: the cell's `keys`,
+/// the tuned key's value, source_val_mean, source_val_std, n (runs compared), chosen (1 / 0),
+/// seeds (the compared seeds separated by spaces; empty = all).
+std::string tune_csv(const std::vector<TuneChoice>& choices, const std::vector<std::string>& keys,
+                     const std::string& tune);
 
 /// Learning curves of one group (every run's metrics.jsonl): accuracies, loss terms, lambda.
 /// Returns {file suffix, SVG} pairs, e.g. {"acc", ...}, {"loss", ...}, {"lambda", ...}.
