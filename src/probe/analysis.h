@@ -5,7 +5,6 @@
 //   C selection              -> source val, else a stratified val_fraction carved from source train
 //   source test accuracy     -> source test, else source val (then also C's selection split, like a
 //                               training run's source-val), else a carved part of source train
-// probe.json names the rows of each linear-probe figure (C_chosen_on, source_acc_on, target_acc_on).
 //   source→target accuracy   -> target test, else target train (when the target block is labelled)
 //   target→target accuracy   -> a probe trained on target train and tested on target test (both
 //                               labelled), or on carved parts of the one labelled target split
@@ -15,6 +14,7 @@
 //                               the same rows, and are skipped when the cache has no such tap
 //   t-SNE                    -> `tsne_tap` (default: the deepest tap), source + target rows
 // Taps are ordered shallow→deep by a natural sort that puts pooled/features/logits last.
+// probe.json names the rows of each linear-probe figure (C_chosen_on, source_acc_on, target_acc_on).
 #pragma once
 
 #include <optional>
