@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 struct ReportOptions {
-  std::vector<std::string> by;
+  std::vector<std::string> by, pivot_order;
   std::vector<std::string> columns = {"selected", "oracle", "source_val", "mean_class", "seconds"};
   std::string pivot, baseline, chart, out, tune;
   bool curves = true;
@@ -33,7 +33,9 @@ const core::OptionTable<ReportOptions>& report_option_table() {
             "table columns: selected, oracle, last, source_val, mean_class, seconds, trainable, method_params");
     t.field("pivot", &O::pivot,
             "one table column per value of this key (an option or path:N), holding the first statistic of "
-            "--columns; rows grouped by --by");
+            "--columns; rows grouped by --by; columns ascending (numbers as numbers, else natural order)");
+    t.field("pivot_order", &O::pivot_order,
+            "with --pivot: these values' columns first, in this order (e.g. 1,5,10,0 to put per_class 0 = all last)");
     t.field("baseline", &O::baseline,
             "a row (its --by values, e.g. source_only) whose mean the other rows' first statistic is compared with "
             "(difference in points)");
@@ -63,8 +65,6 @@ static core::Schema report_schema() {
 static int run_report(const core::Config& cli, const std::vector<std::string>&) {
   const auto ro = report_option_table().read(cli);
   core::setup_runtime(core::runtime_options_from(cli));
-  auto runs = report::find_runs(cli.positional);
-  core::check(!runs.empty(), "no run directories (with summary.json or probe.json) under ", cli.positional.front());
   auto keys = ro.by;
   const auto pivot = ro.pivot;
   const auto columns = ro.columns;
@@ -72,6 +72,9 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
   const auto chart = ro.chart;
   report::check_columns(columns);
   core::check_usage(chart.empty() || !pivot.empty(), "--chart draws the --pivot table: give --pivot too");
+  core::check_usage(ro.pivot_order.empty() || !pivot.empty(), "--pivot_order orders the --pivot columns: give --pivot too");
+  auto runs = report::find_runs(cli.positional);
+  core::check(!runs.empty(), "no run directories (with summary.json or probe.json) under ", cli.positional.front());
   if (keys.empty()) {
     keys = report::varying_keys(runs);
     if (!pivot.empty()) keys.erase(std::remove(keys.begin(), keys.end(), pivot), keys.end());
@@ -93,7 +96,7 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
     groups = report::group_runs(runs, keys);
     md = report::markdown_table(groups, keys, columns, baseline);
   } else {
-    auto p = report::pivot_runs(runs, keys, pivot);
+    auto p = report::pivot_runs(runs, keys, pivot, ro.pivot_order);
     md = report::pivot_markdown(p, keys, columns, baseline);
     if (!chart.empty()) {
       core::atomic_write(chart, report::pivot_chart_svg(p, columns, "Target-test accuracy by " + pivot));

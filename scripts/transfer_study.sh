@@ -117,8 +117,9 @@ for pair in ${PAIRS:-near far}; do
   # each cell's learning rate chosen on source-val; then the whole grid, every learning rate a row
   baseline=()
   [[ " $strategies " == *" scratch "* ]] && baseline=(--baseline scratch)
-  "$bin" report "$root/$pair" --by path:0 --pivot data.source.per_class --tune optim.lr \
+  "$bin" report "$root/$pair" --by path:0 --pivot data.source.per_class --pivot_order "$labels" --tune optim.lr \
     --columns trainable,selected "${baseline[@]}" --chart "$root/$pair/study.svg" --out "$root/$pair" --curves=false
-  "$bin" report "$root/$pair" --by path:0,optim.lr --pivot data.source.per_class --columns selected,source_val \
+  "$bin" report "$root/$pair" --by path:0,optim.lr --pivot data.source.per_class --pivot_order "$labels" \
+    --columns selected,source_val \
     --out "$root/$pair/grid" --curves=false >/dev/null
 done

@@ -264,8 +264,8 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   EXPECT_EQ(choices[1].candidates[2].second.n, 0);
   ASSERT_EQ(kept.size(), 3u);
   auto p = report::pivot_runs(kept, {"path:0"}, "data.source.per_class");
-  auto md = report::pivot_markdown(p, {"path:0"}, {"selected"});  // columns in first-seen order: 100, 10
-  EXPECT_NE(md.find("| full | 80.00 | 61.00 ± 1.41 |"), std::string::npos) << md;
+  auto md = report::pivot_markdown(p, {"path:0"}, {"selected"});  // columns ascending: 10, 100
+  EXPECT_NE(md.find("| full | 61.00 ± 1.41 | 80.00 |"), std::string::npos) << md;
   auto text = report::tune_markdown(choices, "optim.lr");
   EXPECT_NE(text.find("- full, 10: optim.lr = 0.1 (source-val 0.01: 91.00 ± 1.41, 0.1: 94.00 ± 1.41)"),
             std::string::npos) << text;
@@ -275,7 +275,7 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--tune=optim.lr",
                     "--out=" + root + "/out", "--curves=false"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| full | 80.00 | 61.00 ± 1.41 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| full | 61.00 ± 1.41 | 80.00 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("- full, 100: optim.lr = 0.01"), std::string::npos) << r.out;
   auto bad = run_cli({"report", root, "--by=optim.lr", "--tune=optim.lr"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
@@ -395,6 +395,31 @@ TEST(Report, PivotTableBaselineParametersAndProbes) {
   EXPECT_NE(bad.err.find("did you mean 'selected'"), std::string::npos) << bad.err;
   auto no_pivot = run_cli({"report", root + "/n10", "--chart=" + root + "/x.svg"});
   EXPECT_EQ(no_pivot.exit_code, 2);
+}
+
+// Pivot columns ascend whatever order the run directories sort in: numbers as numbers (0.003 <
+// 0.01, 5 < 10), other values naturally (15/train < 100/train); --pivot_order puts values first.
+TEST(Report, PivotColumnsAscendNumericallyNaturallyOrAsGiven) {
+  auto columns = [](std::vector<std::string> values, std::vector<std::string> order = {}) {
+    std::vector<report::RunRecord> runs;
+    for (auto& v : values) {
+      report::RunRecord r;
+      r.dir = r.rel = v;
+      r.status = "completed";
+      r.config = {{"run.seed", "0"}, {"k", v}, {"method", "m"}};
+      runs.push_back(r);
+    }
+    return report::pivot_runs(runs, {"method"}, "k", order).columns;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(columns({"100", "10", "0", "5"}), (V{"0", "5", "10", "100"}));  // path order would be 0, 10, 100, 5
+  EXPECT_EQ(columns({"0.01", "0.1", "0.003", "1e-4"}), (V{"1e-4", "0.003", "0.01", "0.1"}));
+  EXPECT_EQ(columns({"75/train", "15/train", "100/train", "30/train"}), (V{"15/train", "30/train", "75/train", "100/train"}));
+  EXPECT_EQ(columns({"100", "10", "0", "5"}, {"1", "5", "10", "0"}), (V{"5", "10", "0", "100"}));
+  EXPECT_EQ(columns({"b", "a10", "a9"}), (V{"a9", "a10", "b"}));
+  // the command checks --pivot_order has a --pivot
+  auto bad = run_cli({"report", testutil::fresh_dir("report_pivot_order"), "--pivot_order=1,2"});
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 TEST(Report, NiceTicksCoverRange) {

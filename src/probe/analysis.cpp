@@ -110,34 +110,6 @@ const core::OptionTable<ProbeOptions>& probe_option_table() {
 
 namespace {
 
-/// Natural comparison: digit runs compare as numbers ("layer2" < "layer10").
-int natural_compare(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    const bool da = std::isdigit(static_cast<unsigned char>(a[i])), db = std::isdigit(static_cast<unsigned char>(b[j]));
-    if (da && db) {
-      size_t i1 = i, j1 = j;
-      while (i1 < a.size() && a[i1] == '0') ++i1;
-      while (j1 < b.size() && b[j1] == '0') ++j1;
-      size_t i2 = i1, j2 = j1;
-      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
-      if (i2 - i1 != j2 - j1) return i2 - i1 < j2 - j1 ? -1 : 1;
-      int c = a.compare(i1, i2 - i1, b, j1, j2 - j1);
-      if (c != 0) return c < 0 ? -1 : 1;
-      i = i2;
-      j = j2;
-    } else {
-      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
-      ++i;
-      ++j;
-    }
-  }
-  if (i < a.size()) return 1;
-  if (j < b.size()) return -1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /// input/stem first, then everything else naturally sorted, then pooled, features, logits.
 int tap_rank(const std::string& t) {
   if (t == "input" || t == "stem") return 0;
@@ -153,7 +125,7 @@ std::vector<std::string> order_taps(std::vector<std::string> taps) {
   std::sort(taps.begin(), taps.end(), [](const std::string& a, const std::string& b) {
     int ra = tap_rank(a), rb = tap_rank(b);
     if (ra != rb) return ra < rb;
-    return natural_compare(a, b) < 0;
+    return core::natural_compare(a, b) < 0;
   });
   taps.erase(std::unique(taps.begin(), taps.end()), taps.end());
   return taps;

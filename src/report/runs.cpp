@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -653,7 +654,8 @@ std::string tune_csv(const std::vector<TuneChoice>& choices, const std::vector<s
   return o.str();
 }
 
-Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot) {
+Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot,
+                 const std::vector<std::string>& order) {
   core::check_usage(std::find(keys.begin(), keys.end(), pivot) == keys.end(), "--pivot ", pivot,
                     " is also a --by key");
   Pivot p;
@@ -669,6 +671,25 @@ Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::stri
     if (std::find(p.columns.begin(), p.columns.end(), col) == p.columns.end()) p.columns.push_back(col);
     if (std::find(p.rows.begin(), p.rows.end(), row) == p.rows.end()) p.rows.push_back(row);
   }
+  // columns: `order` first, then ascending (numbers as numbers, else natural order)
+  auto number = [](const std::string& v, double* x) {
+    char* end = nullptr;
+    *x = std::strtod(v.c_str(), &end);
+    return !v.empty() && end == v.c_str() + v.size();
+  };
+  bool numeric = true;
+  double x = 0, y = 0;
+  for (auto& c : p.columns) numeric = numeric && number(c, &x);
+  auto rank = [&](const std::string& c) {
+    return static_cast<size_t>(std::find(order.begin(), order.end(), c) - order.begin());
+  };
+  std::stable_sort(p.columns.begin(), p.columns.end(), [&](const std::string& a, const std::string& b) {
+    const size_t ra = rank(a), rb = rank(b);
+    if (ra != rb) return ra < rb;
+    if (ra < order.size()) return false;
+    if (numeric) return number(a, &x) && number(b, &y) && x < y;
+    return core::natural_compare(a, b) < 0;
+  });
   p.cells.assign(p.rows.size(), std::vector<const Group*>(p.columns.size(), nullptr));
   for (auto& g : p.groups) {
     Group row_of;

@@ -109,7 +109,11 @@ struct Pivot {
   std::vector<std::vector<const Group*>> cells;  ///< [row][column], null where no run
   std::vector<Group> groups;                 ///< grouped by keys + pivot (what cells point into)
 };
-Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot);
+/// Columns: the values named in `order` first, in that order, then the others ascending (as numbers
+/// when every value is one: 0.003 < 0.01, 5 < 10; else naturally: 15/train < 30/train < 100/train).
+/// Rows in first-seen order.
+Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::string>& keys, const std::string& pivot,
+                 const std::vector<std::string>& order = {});
 /// Markdown: one row per row group; the parameter columns of `columns` (trainable, method_params),
 /// then one column per pivot value holding the first statistic of `columns` (default selected)
 /// as mean ± std, with the difference to the `baseline` row when given.
