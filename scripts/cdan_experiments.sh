@@ -13,7 +13,7 @@
 #             1,024-d one the CDAN paper's rule picks above 4,096 (cdan.random_threshold above 5,000),
 #             CDAN and CDAN+E
 # The default-recipe CDAN and DANN rows are the digits table's (results/digits_table/mnist_to_uci/held_out).
-# Usage: scripts/cdan_experiments.sh [runs-root]   env: PARTS ("recipe full_map"), JOBS (1), SHIFTLAB
+# Usage: scripts/cdan_experiments.sh [runs-root]   env: PARTS ("recipe full_map"), SEEDS ("0 1 2", recipe only), JOBS (1), SHIFTLAB
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,9 +26,12 @@ mkdir -p "$root"
 for part in ${PARTS:-recipe full_map}; do
   start=$(date +%s)
   case $part in
-    recipe) $bin sweep --config configs/digits/mnist_to_uci.ini --grid "method=dann,cdan" --model.head=bottleneck \
-              --dann.gamma=3 --cdan.gamma=3 --seeds 0,1,2 --jobs "${JOBS:-1}" --run.threads=1 --run.log_level=warn \
-              --out "$root/recipe" | tail -n 5 ;;
+    recipe)  # seed-major, one sweep per seed: a partial sweep already compares the two methods
+      for seed in ${SEEDS:-0 1 2}; do
+        $bin sweep --config configs/digits/mnist_to_uci.ini --grid "method=dann,cdan" --model.head=bottleneck \
+          --dann.gamma=3 --cdan.gamma=3 --seeds "$seed" --jobs "${JOBS:-1}" --run.threads=1 --run.log_level=warn \
+          --out "$root/recipe/seed$seed" | tail -n 4
+      done ;;
     full_map) $bin sweep --config configs/digits/mnist_to_uci.ini --grid "method=cdan,cdan+E" \
                 --cdan.random_threshold=1000000 --seeds 0,1,2 --jobs "${JOBS:-1}" --run.threads=1 \
                 --run.log_level=warn --out "$root/full_map" | tail -n 6 ;;

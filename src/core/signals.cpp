@@ -2,19 +2,32 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdint>
+#include <ctime>
 #include <unistd.h>
 
 namespace shiftlab::core {
 
 namespace {
 std::atomic<int> g_signal{0};
+std::atomic<int64_t> g_first_ns{0};  // CLOCK_MONOTONIC time of the first signal
+
+int64_t now_ns() {  // clock_gettime is async-signal-safe
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 extern "C" void on_signal(int sig) {
   int expected = 0;
   if (!g_signal.compare_exchange_strong(expected, sig)) {
-    // second signal: give up at once
+    // A second signal within a second is the same request delivered twice (a terminal's Ctrl-C
+    // reaches the whole process group, and `shiftlab sweep` forwards it to its runs as well): the
+    // stop goes on. Later, it means "give up at once".
+    if (now_ns() - g_first_ns.load() < 1000000000) return;
     ::_exit(128 + sig);
   }
+  g_first_ns.store(now_ns());
   static const char msg[] = "\nshiftlab: stopping after the current step (signal again to abort)\n";
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
 }

@@ -283,7 +283,8 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
   // after SIGINT/SIGTERM no run starts: the loop ends when the running ones have stopped
   while ((next < todo.size() && !core::stop_requested()) || !running.empty()) {
     if (core::stop_requested() && !forwarded) {
-      // children in our process group got a terminal SIGINT themselves; forward SIGTERM etc.
+      // forward the signal (children in our process group may have had a terminal's SIGINT too: a
+      // run takes two within a second as one)
       for (auto& c : running) ::kill(c.pid, core::stop_signal() == SIGINT ? SIGINT : SIGTERM);
       forwarded = true;
       std::cout << "sweep: stopping — waiting for " << running.size() << " run(s) to checkpoint\n" << std::flush;
