@@ -177,8 +177,14 @@ static int run_sweep(const core::Config& cli, const std::vector<std::string>& ar
       std::string what;
       for (auto& [k, v] : plan_json.items())
         if (old["plan"].value(k, nlohmann::json()) != v) what += (what.empty() ? "" : ", ") + k;
-      throw core::UsageError(core::str("sweep directory ", dir, " holds a different sweep (differs in: ", what,
-                                       "); give another --name or --out"));
+      // other seeds of the same runs (e.g. seed 0 first, then 1,2): the runs of every seed in both
+      // plans are reused, the others start
+      if (what == "seeds")
+        std::cout << "sweep " << dir << ": seeds " << old["plan"]["seeds"].dump() << " -> " << plan_json["seeds"].dump()
+                  << " (the runs of seeds in both are kept)\n";
+      else
+        throw core::UsageError(core::str("sweep directory ", dir, " holds a different sweep (differs in: ", what,
+                                         "); give another --name or --out"));
     }
   }
 

@@ -528,6 +528,13 @@ TEST(Sweep, RunsSkipsCompletedAndResumesInterrupted) {
   EXPECT_EQ(r4.exit_code, 2);
   EXPECT_NE(r4.err.find("different sweep"), std::string::npos) << r4.err;
   EXPECT_NE(r4.err.find("overrides"), std::string::npos) << r4.err;
+  // more seeds of the same sweep: the four runs are kept, the new seed's two start
+  auto more = sweep_args(out, "6");
+  std::replace(more.begin(), more.end(), std::string("--seeds=0,1"), std::string("--seeds=0,1,2"));
+  auto r5 = run_cli(more);
+  ASSERT_EQ(r5.exit_code, 0) << r5.err;
+  EXPECT_NE(r5.out.find("4 already completed, 2 to run"), std::string::npos) << r5.out;
+  EXPECT_NE(r5.out.find("| dann | 3/3 |"), std::string::npos) << r5.out;
 }
 
 TEST(Sweep, BadGridValueFailsBeforeAnyRun) {
