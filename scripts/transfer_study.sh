@@ -96,7 +96,8 @@ for pair in ${PAIRS:-near far}; do
         timed "$pair $s seed $seed" "$bin" sweep --config "$cfg" --config "configs/study/strategies/$s.ini" \
           --grid optim.lr="$(lr_grid "$s")" --grid data.source.per_class="$labels" --seeds "$seed" \
           --seed_keys data.source.subset_seed --jobs "$jobs" --run.threads=1 --run.log_level=warn \
-          --out "$root/$pair/$s/seed$seed" "${weights[@]}" "$@" | tail -n 4
+          --out "$root/$pair/$s/seed$seed" "${weights[@]}" "$@" | tail -n 4 ||
+          echo "   some runs failed (the study goes on): see $root/$pair/$s/seed$seed/logs/" >&2
         continue
       fi
       # the other seeds: each labels count at its learning rate chosen on the tuning seeds, $jobs at a time
