@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <tuple>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -265,7 +266,7 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   ASSERT_EQ(kept.size(), 3u);
   auto p = report::pivot_runs(kept, {"path:0"}, "data.source.per_class");
   auto md = report::pivot_markdown(p, {"path:0"}, {"selected"});  // columns ascending: 10, 100
-  EXPECT_NE(md.find("| full | 61.00 ± 1.41 | 80.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| full | 61.00 ± 1.41 | 80.00 (1 of 2 runs) |"), std::string::npos) << md;
   auto text = report::tune_markdown(choices, "optim.lr");
   EXPECT_NE(text.find("- full, 10: optim.lr = 0.1 (source-val 0.01: 91.00 ± 1.41, 0.1: 94.00 ± 1.41)"),
             std::string::npos) << text;
@@ -275,7 +276,7 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--tune=optim.lr",
                     "--out=" + root + "/out", "--curves=false"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| full | 61.00 ± 1.41 | 80.00 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| full | 61.00 ± 1.41 | 80.00 (1 of 2 runs) |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("- full, 100: optim.lr = 0.01"), std::string::npos) << r.out;
   auto bad = run_cli({"report", root, "--by=optim.lr", "--tune=optim.lr"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
@@ -368,7 +369,7 @@ TEST(Report, PivotTableBaselineParametersAndProbes) {
   // head at 10 labels: mean 62, std sqrt(8) = 2.83, scratch's mean 82: -20.00; at 100: 72 vs 91
   EXPECT_NE(md.find("| head | 5,130 (0.0459 %) | 62.00 ± 2.83 (-20.00) | 72.00 ± 2.83 (-19.00) |"), std::string::npos)
       << md;
-  EXPECT_NE(md.find("| probe | 5,130 | 55.50 (-26.50) | 86.50 (-4.50) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| probe | 5,130 | 55.50 (-26.50) (1 of 2 runs) | 86.50 (-4.50) (1 of 2 runs) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| scratch | 11,175,370 (100 %) | 82.00 ± 2.83 | 91.00 ± 1.41 |"), std::string::npos) << md;
   EXPECT_THROW(report::pivot_markdown(p, {"path:0"}, {"selected"}, "nope"), core::UsageError);
   // the chart: the pivot values on x, one line per row, std error bars for the two-seed rows
@@ -386,7 +387,7 @@ TEST(Report, PivotTableBaselineParametersAndProbes) {
                     "--out=" + root, "--curves=false"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("| head | 5,130 (0.0459 %) | 62.00 ± 2.83 (-20.00) |"), std::string::npos) << r.out;
-  EXPECT_NE(core::read_file(root + "/results.md").find("| probe | 5,130 | 55.50 (-26.50) |"), std::string::npos);
+  EXPECT_NE(core::read_file(root + "/results.md").find("| probe | 5,130 | 55.50 (-26.50) (1 of 2 runs) |"), std::string::npos);
   EXPECT_NE(core::read_file(root + "/results.csv").find("head,10,2,2,62.0000,2.8284"), std::string::npos)
       << core::read_file(root + "/results.csv");
   EXPECT_EQ(core::read_file(root + "/study.svg").rfind("<svg", 0), 0u);
@@ -417,6 +418,19 @@ TEST(Report, PivotColumnsAscendNumericallyNaturallyOrAsGiven) {
   EXPECT_EQ(columns({"75/train", "15/train", "100/train", "30/train"}), (V{"15/train", "30/train", "75/train", "100/train"}));
   EXPECT_EQ(columns({"100", "10", "0", "5"}, {"1", "5", "10", "0"}), (V{"5", "10", "0", "100"}));
   EXPECT_EQ(columns({"b", "a10", "a9"}), (V{"a9", "a10", "b"}));
+  // a partial cell says how many runs it has: seeds 0,1 at k = 2, seed 0 alone at k = 1
+  std::vector<report::RunRecord> runs;
+  for (auto [k, seed, acc] : std::vector<std::tuple<const char*, const char*, double>>{
+           {"1", "0", 50}, {"1", "1", 60}, {"2", "0", 70}}) {
+    report::RunRecord r;
+    r.dir = r.rel = std::string(k) + "/" + seed;
+    r.status = "completed";
+    r.selected_acc = acc;
+    r.config = {{"run.seed", seed}, {"k", k}, {"method", "m"}};
+    runs.push_back(r);
+  }
+  auto md = report::pivot_markdown(report::pivot_runs(runs, {"method"}, "k"), {"method"}, {"selected"});
+  EXPECT_NE(md.find("| m | 55.00 ± 7.07 | 70.00 (1 of 2 runs) |"), std::string::npos) << md;
   // the command checks --pivot_order has a --pivot
   auto bad = run_cli({"report", testutil::fresh_dir("report_pivot_order"), "--pivot_order=1,2"});
   EXPECT_EQ(bad.exit_code, 2);

@@ -726,6 +726,12 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
   for (size_t i = 0; i < std::max<size_t>(1, keys.size()); ++i) o << "---|";
   for (size_t i = 0; i < params.size() + p.columns.size(); ++i) o << "---:|";
   o << "\n";
+  // a cell with fewer completed runs than the fullest cell says how many (a partial sweep's cell
+  // must not pass for a complete one)
+  int most = 0;
+  for (auto& row : p.cells)
+    for (auto* g : row)
+      if (g) most = std::max(most, g->completed);
   for (size_t r = 0; r < p.rows.size(); ++r) {
     const Group* any = nullptr;  // the row's parameter counts: from its first group with a count
     for (auto* g : p.cells[r])
@@ -736,8 +742,12 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
       for (auto& kv : any->key)
         if (kv.first != p.key) o << " " << kv.second << " |";
     for (auto& c : params) o << " " << cell(any, column(c), nullptr) << " |";
-    for (size_t c = 0; c < p.columns.size(); ++c)
-      o << " " << cell(p.cells[r][c], stat, base < p.rows.size() ? p.cells[base][c] : nullptr) << " |";
+    for (size_t c = 0; c < p.columns.size(); ++c) {
+      const Group* g = p.cells[r][c];
+      o << " " << cell(g, stat, base < p.rows.size() ? p.cells[base][c] : nullptr);
+      if (g && g->completed > 0 && g->completed < most) o << " (" << g->completed << " of " << most << " runs)";
+      o << " |";
+    }
     o << "\n";
   }
   return o.str();

@@ -116,7 +116,8 @@ Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::stri
                  const std::vector<std::string>& order = {});
 /// Markdown: one row per row group; the parameter columns of `columns` (trainable, method_params),
 /// then one column per pivot value holding the first statistic of `columns` (default selected)
-/// as mean ± std, with the difference to the `baseline` row when given.
+/// as mean ± std, with the difference to the `baseline` row when given; a cell with fewer completed
+/// runs than the fullest cell says "(k of n runs)".
 std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
                            const std::string& baseline = "");
 /// The same statistic as an SVG line chart: the pivot values on x (categories), one line per row
