@@ -2,7 +2,6 @@
 // run, resumable, ending with a results table (see src/sweep/sweep.h for the layout).
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -10,6 +9,7 @@
 
 #include "apps/command.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/fs.h"
 #include "report/runs.h"
 #include "sweep/sweep.h"
@@ -90,11 +90,9 @@ static std::string value_text(const core::Config& c, const std::string& key) {
     case core::OptType::Int: return std::to_string(c.get_int(key));
     case core::OptType::Float: {  // the shortest text that reads back as the same double (0.03, not 0.0299…)
       const double v = c.get_float(key);
-      char b[40];
-      for (int prec = 15; prec <= 17; ++prec) {
-        std::snprintf(b, sizeof b, "%.*g", prec, v);
-        if (std::strtod(b, nullptr) == v) break;
-      }
+      std::string b;
+      for (int prec = 15; prec <= 17; ++prec)
+        if (std::strtod((b = core::shortest(v, prec)).c_str(), nullptr) == v) break;
       return b;
     }
     default: return c.get_string(key);

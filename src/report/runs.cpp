@@ -349,6 +349,7 @@ std::vector<Group> group_runs(const std::vector<RunRecord>& runs, const std::vec
     for (auto* r : g.runs) {
       if (r->status != "completed" || repeated.count(r)) continue;
       ++g.completed;
+      g.counted.push_back(r);
       sel.push_back(r->selected_acc);
       ora.push_back(r->oracle_acc);
       last.push_back(r->last_acc);
@@ -528,15 +529,13 @@ std::vector<RunRecord> tune_runs(const std::vector<RunRecord>& runs, const std::
   auto all = keys;
   all.push_back(tune);
   const auto groups = group_runs(runs, all);
-  // per group: the source-val of each seed's counted run (the last completed one by path, as in
-  // group_runs)
-  std::map<const Group*, std::map<std::string, double>> by_seed;
+  // per group: the seeds of its counted runs and their source-val accuracies
+  std::map<const Group*, std::multimap<std::string, double>> by_seed;
   for (auto& g : groups)
-    for (auto* r : g.runs)
-      if (r->status == "completed") {
-        auto seed = r->config.find("run.seed");
-        by_seed[&g][seed == r->config.end() ? std::string() : seed->second] = r->source_val_acc;
-      }
+    for (auto* r : g.counted) {
+      auto seed = r->config.find("run.seed");
+      by_seed[&g].emplace(seed == r->config.end() ? std::string() : seed->second, r->source_val_acc);
+    }
   std::vector<std::string> cells;                         // first-seen order
   std::map<std::string, std::vector<const Group*>> members;  // cell -> its candidates
   std::map<std::string, TuneChoice> made;

@@ -67,6 +67,7 @@ struct Group {
   std::vector<const RunRecord*> runs;
   int completed = 0;  ///< completed runs counted (one per seed)
   int same_seed = 0;  ///< completed runs not counted: an earlier run of a seed another run of the group has
+  std::vector<const RunRecord*> counted;  ///< the completed runs the statistics are over
   Stat selected, oracle, last, source_val, mean_class, seconds;
   Stat model_params, trainable_params, method_params;
   std::string label() const;  ///< "method=dann, optim.lr=0.01" ("all runs" when no key)
