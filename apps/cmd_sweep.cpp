@@ -2,14 +2,12 @@
 // run, resumable, ending with a results table (see src/sweep/sweep.h for the layout).
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "apps/command.h"
 #include "core/error.h"
-#include "core/format.h"
 #include "core/fs.h"
 #include "report/runs.h"
 #include "sweep/sweep.h"
@@ -88,13 +86,8 @@ static std::string value_text(const core::Config& c, const std::string& key) {
   switch (spec.type) {
     case core::OptType::Bool: return c.get_bool(key) ? "true" : "false";
     case core::OptType::Int: return std::to_string(c.get_int(key));
-    case core::OptType::Float: {  // the shortest text that reads back as the same double (0.03, not 0.0299…)
-      const double v = c.get_float(key);
-      std::string b;
-      for (int prec = 15; prec <= 17; ++prec)
-        if (std::strtod((b = core::shortest(v, prec)).c_str(), nullptr) == v) break;
-      return b;
-    }
+    // the shortest text that reads back as the same double (0.03, not 0.0299…)
+    case core::OptType::Float: return core::format_number(c.get_float(key));
     default: return c.get_string(key);
   }
 }
