@@ -45,11 +45,15 @@ tuned_lrs() {  # PAIR STRATEGY: "labels lr" lines, the lr chosen per labels coun
     --curves=false --run.log_level=warn >/dev/null
   awk -F, 'NR > 1 && $6 == 1 { print $1, $2 }' "$root/$1/$2/tuned/tune.csv"
 }
-timed() {  # LABEL command...: runs it, appends its wall time to <root>/wall_times.txt
-  local label=$1 start; shift
-  start=$(date +%s)
-  "$@"
-  echo "$label: $(( $(date +%s) - start )) s wall" >> "$root/wall_times.txt"
+timed() {  # LABEL command...: runs it, appends its wall time to <root>/wall_times.txt unless it was a
+  # sweep with nothing left to run (a resumed study does not log "0 s" for the parts it skips)
+  local label=$1 start out rc=0; shift
+  start=$(date +%s) out=$(mktemp)
+  "$@" | tee "$out" || rc=$?
+  grep -q ' already completed, 0 to run,' "$out" ||
+    echo "$label: $(( $(date +%s) - start )) s wall" >> "$root/wall_times.txt"
+  rm -f "$out"
+  return "$rc"
 }
 
 for pair in ${PAIRS:-near far}; do

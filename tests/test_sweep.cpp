@@ -512,6 +512,16 @@ TEST(Sweep, RunsSkipsCompletedAndResumesInterrupted) {
   auto state = nlohmann::json::parse(core::read_file(out + "/sweep.json"));
   ASSERT_EQ(state["jobs"].size(), 4u);
   for (auto& j : state["jobs"]) EXPECT_EQ(j["status"], "completed");
+  auto seconds = [&](const std::string& text) {  // run name -> the seconds sweep.json records for it
+    std::map<std::string, double> m;
+    auto state = nlohmann::json::parse(text);
+    for (auto& j : state["jobs"])
+      if (j.contains("seconds")) m[j["name"].get<std::string>()] = j["seconds"].get<double>();
+    return m;
+  };
+  auto t1 = seconds(core::read_file(out + "/sweep.json"));
+  ASSERT_EQ(t1.size(), 4u);
+  for (auto& [name, t] : t1) EXPECT_GT(t, 0) << name;
 
   // Interrupt one run: mark it as a killed run would be (status running, checkpoint kept) and
   // drop its final metrics; the rerun resumes exactly that one and skips the other three.
@@ -532,11 +542,19 @@ TEST(Sweep, RunsSkipsCompletedAndResumesInterrupted) {
   int dirs = 0;
   for (auto& e : fs::directory_iterator(out + "/runs/" + job.name())) dirs += e.is_directory();
   EXPECT_EQ(dirs, 1);
+  // the skipped runs keep the time the first call measured; the resumed one adds its second part
+  auto t2 = seconds(core::read_file(out + "/sweep.json"));
+  ASSERT_EQ(t2.size(), 4u);
+  for (auto& [name, t] : t1) {
+    if (name == job.name()) EXPECT_GT(t2[name], t) << name;
+    else EXPECT_EQ(t2[name], t) << name;
+  }
 
   // a third call has nothing to do; a different plan in the same directory is refused
   auto r3 = run_cli(args);
   ASSERT_EQ(r3.exit_code, 0) << r3.err;
   EXPECT_NE(r3.out.find("4 already completed, 0 to run"), std::string::npos) << r3.out;
+  EXPECT_EQ(seconds(core::read_file(out + "/sweep.json")), t2);
   auto other = sweep_args(out, "7");
   auto r4 = run_cli(other);
   EXPECT_EQ(r4.exit_code, 2);

@@ -203,6 +203,7 @@ struct Child {
   size_t job = 0;
   std::chrono::steady_clock::time_point start;
   bool resumed = false;
+  double earlier = 0;  // seconds an earlier invocation spent on a resumed run
 };
 
 pid_t spawn(const std::string& exe, const std::vector<std::string>& args, const std::string& log_path) {
@@ -252,6 +253,23 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
   auto state_path = (fs::path(o.sweep_dir) / "sweep.json").string();
   nlohmann::json state{{"plan", plan_to_json(p)}, {"jobs", nlohmann::json::array()}};
   for (auto& j : jobs) state["jobs"].push_back({{"name", j.name()}, {"status", "pending"}});
+  // a resumed sweep keeps the run times an earlier invocation measured (a completed run is not timed
+  // again; a run resumed from its checkpoint adds this invocation's time to the earlier part's)
+  std::map<std::string, double> earlier_seconds;
+  if (fs::exists(state_path)) {
+    try {
+      auto prev = nlohmann::json::parse(core::read_file(state_path));
+      for (auto& j : prev.value("jobs", nlohmann::json::array()))
+        if (j.contains("seconds") && j["seconds"].is_number() && j.contains("dir"))
+          earlier_seconds[j.value("name", "") + "\n" + j.value("dir", "")] = j["seconds"].get<double>();
+    } catch (...) {
+      // an unreadable manifest only loses the earlier timings; the runs' own files decide what is done
+    }
+  }
+  auto earlier = [&](size_t i, const std::string& dir) -> const double* {
+    auto it = earlier_seconds.find(jobs[i].name() + "\n" + dir);
+    return it == earlier_seconds.end() ? nullptr : &it->second;
+  };
   auto save_state = [&] { core::atomic_write(state_path, state.dump(2) + "\n"); };
 
   std::vector<size_t> todo;
@@ -261,10 +279,12 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
     if (st.kind == JobState::Completed) {
       state["jobs"][i]["status"] = "completed";
       state["jobs"][i]["dir"] = st.dir;
+      if (auto* t = earlier(i, st.dir)) state["jobs"][i]["seconds"] = *t;
       ++skipped;
     } else if (st.kind == JobState::Failed && !o.retry_failed) {
       state["jobs"][i]["status"] = "failed";
       state["jobs"][i]["dir"] = st.dir;
+      if (auto* t = earlier(i, st.dir)) state["jobs"][i]["seconds"] = *t;
       std::cout << "skip " << jobs[i].name() << ": failed earlier (" << st.dir
                 << "); --retry_failed runs it again\n";
     } else {
@@ -304,6 +324,7 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
       args.insert(args.end(), o.child_extra.begin(), o.child_extra.end());
       auto log_path = (fs::path(o.sweep_dir) / "logs" / (job.combo + "__seed" + std::to_string(job.seed) + ".log")).string();
       Child c{spawn(o.exe, args, log_path), i, std::chrono::steady_clock::now(), resumed};
+      if (const double* t = resumed ? earlier(i, st.dir) : nullptr) c.earlier = *t;
       running.push_back(c);
       state["jobs"][i]["status"] = "running";
       save_state();
@@ -337,7 +358,7 @@ int run_jobs(const Plan& p, const std::vector<Job>& jobs, const RunnerOptions& o
     std::string s = summary.value("status", WIFEXITED(status) ? "failed" : "killed");
     state["jobs"][c.job]["status"] = s;
     state["jobs"][c.job]["dir"] = st.dir;
-    state["jobs"][c.job]["seconds"] = secs;
+    state["jobs"][c.job]["seconds"] = c.earlier + secs;
     save_state();
     std::ostringstream line;
     line << "[" << done << "/" << todo.size() << "] " << job.name() << ": " << s;
