@@ -27,10 +27,11 @@ static core::Schema advise_schema() {
   return s;
 }
 
-static std::string pct(const std::optional<double>& v) {
+static std::string pct(const std::optional<double>& v, int64_t rows = 0) {
   if (!v) return "—";
   std::ostringstream os;
   os << std::fixed << std::setprecision(1) << *v << " %";
+  if (rows > 0) os << " (" << rows << " images)";
   return os.str();
 }
 
@@ -101,6 +102,31 @@ static int run_advise(const core::Config& cfg, const std::vector<std::string>&) 
   if (t.a_distance) ev.a_distance = t.a_distance->a_distance;
   if (rep.attributes.is_object() && rep.attributes.contains("backbone") && rep.attributes["backbone"].is_string())
     ev.backbone = rep.attributes["backbone"].get<std::string>();
+  ev.source_acc_rows = t.source_acc_rows;
+  ev.target_target_rows = t.target_target_rows;
+  if (t.a_distance) {
+    ev.a_distance_test_rows = t.a_distance->test_rows;
+    ev.a_distance_error = t.a_distance->error;
+  }
+  auto attr = [&](const char* k) {
+    return rep.attributes.is_object() && rep.attributes.contains(k) && rep.attributes[k].is_string()
+               ? rep.attributes[k].get<std::string>()
+               : std::string();
+  };
+  const bool random_init = rep.attributes.is_object() && rep.attributes.contains("weights") && attr("weights").empty() &&
+                           attr("checkpoint").empty();
+  // where the backbone's weights come from decides whether the published weights' input size applies
+  if (random_init) {
+    ev.weights = probe::Evidence::Weights::Random;
+  } else if (!attr("checkpoint").empty()) {
+    ev.weights = probe::Evidence::Weights::Shiftlab;
+    ev.weights_trained_by = attr("checkpoint");
+  } else if (!attr("weights_trained_by").empty()) {
+    ev.weights = probe::Evidence::Weights::Shiftlab;
+    ev.weights_trained_by = attr("weights_trained_by");
+  } else if (!attr("weights").empty()) {
+    ev.weights = probe::Evidence::Weights::Imported;
+  }
   auto advice = probe::advise(ev);
 
   std::ostringstream evs;
@@ -114,8 +140,8 @@ static int run_advise(const core::Config& cfg, const std::vector<std::string>&) 
                                  : " (unlabelled training split)")
       << "\n"
       << "  linear probe      " << (t.best_C ? core::str("C = ", std::defaultfloat, *t.best_C, ": ") : std::string())
-      << "source→source " << pct(t.source_acc) << ", source→target " << pct(t.target_acc) << ", target→target "
-      << pct(t.target_target_acc)
+      << "source→source " << pct(t.source_acc, t.source_acc_rows) << ", source→target "
+      << pct(t.target_acc, t.target_acc_rows) << ", target→target " << pct(t.target_target_acc, t.target_target_rows)
       << (t.target_target_acc && !ev.target_labelled ? " (labels for evaluation only; not used for the band)" : "")
       << "\n"
       << "  A-distance        "
@@ -123,13 +149,6 @@ static int run_advise(const core::Config& cfg, const std::vector<std::string>&) 
                                    std::setprecision(1), 100 * t.a_distance->error, " %)")
                        : std::string("— (no target features)"))
       << "\n";
-  auto attr = [&](const char* k) {
-    return rep.attributes.is_object() && rep.attributes.contains(k) && rep.attributes[k].is_string()
-               ? rep.attributes[k].get<std::string>()
-               : std::string();
-  };
-  const bool random_init = rep.attributes.is_object() && rep.attributes.contains("weights") && attr("weights").empty() &&
-                           attr("checkpoint").empty();
   if (random_init)
     evs << "  note              the cache records no model.weights and no checkpoint: the probe measured a randomly\n"
            "                    initialised backbone, so the freezing advice says little about a trained one\n";
@@ -164,8 +183,11 @@ SHIFTLAB_COMMAND(
     "fine-tune), shifted by the labelled rows per class and the domain gap, picks model.freeze,\n"
     "optim.layer_decay and the two-phase recipe; the A-distance (and the source→target probe drop) picks\n"
     "the DA method when the target is unlabelled. The band uses target→target accuracy when the target's\n"
-    "training split is labelled, else source→source. Prints the evidence and the reasons, and writes a\n"
-    "train config (the cache's data/model settings + the advice) to --out.\n"
+    "training split is labelled, else source→source. Each figure says how many images it was measured on;\n"
+    "when its 95 % interval spans a band edge (or the A-distance's 0.5 / 1 DA thresholds) the advice says the\n"
+    "evidence cannot decide. The published weights' input size is advised only for imported weights (not\n"
+    "for weights a shiftlab run trained, nor a random backbone). Prints the evidence and the reasons, and\n"
+    "writes a train config (the cache's data/model settings + the advice) to --out.\n"
     "\n"
     "Examples:\n"
     "  shiftlab data prepare mnist uci-digits\n"

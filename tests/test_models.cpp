@@ -256,6 +256,73 @@ TEST(Backbones, AdviseCarriesTheNativeResolution) {
   EXPECT_NE(ini.find("resize(320), center_crop(300)"), std::string::npos) << ini;
   e.backbone = "lenet";  // nothing recorded: no resolution advice
   EXPECT_EQ(probe::advise(e).image_size, 0);
+  // weights a shiftlab run trained, or none: the published weights' 300 px does not apply
+  e.backbone = "efficientnet_b3";
+  e.weights = probe::Evidence::Weights::Shiftlab;
+  e.weights_trained_by = "runs/pretrain/20261203-1";
+  a = probe::advise(e);
+  EXPECT_EQ(a.image_size, 0);
+  EXPECT_TRUE(a.train_transform.empty());
+  EXPECT_NE(a.reasons.back().find("trained by shiftlab (runs/pretrain/20261203-1)"), std::string::npos)
+      << a.reasons.back();
+  EXPECT_EQ(probe::advice_ini(a, nlohmann::json::object(), {"test"}).find("Native input"), std::string::npos);
+  e.weights = probe::Evidence::Weights::Random;
+  a = probe::advise(e);
+  EXPECT_EQ(a.image_size, 0);
+  for (auto& r : a.reasons) EXPECT_EQ(r.find(" px"), std::string::npos) << r;
+  e.weights = probe::Evidence::Weights::Imported;
+  EXPECT_EQ(probe::advise(e).image_size, 300);
+}
+
+TEST(Advise, WilsonIntervalSolvesTheScoreEquation) {
+  // the interval's ends are the roots π of (q − π)² = z² π (1 − π) / n, solved here as a quadratic
+  for (auto [q, n] : {std::pair{0.5, int64_t{10}}, {0.9, 359}, {0.0, 20}, {1.0, 7}, {0.62, 1000}}) {
+    const double z = 2, a = 1 + z * z / n, b = -(2 * q + z * z / n), c = q * q;
+    const double disc = std::sqrt(b * b - 4 * a * c);
+    auto [lo, hi] = probe::wilson_interval(q, n);
+    EXPECT_NEAR(lo, (-b - disc) / (2 * a), 1e-12) << q << " " << n;
+    EXPECT_NEAR(hi, (-b + disc) / (2 * a), 1e-12) << q << " " << n;
+  }
+  EXPECT_NEAR(probe::wilson_interval(0.5, 10).first, 0.2327, 1e-4);  // (0.5 − 0.2673)
+}
+
+TEST(Advise, FewImagesMakeTheBandAndTheGapUncertain) {
+  probe::Evidence e;
+  e.tap = "pooled";
+  e.num_classes = 10;
+  e.source_rows = 1000;
+  e.source_acc = 60;
+  e.a_distance = 0.3;
+  e.a_distance_error = (1 - 0.3 / 2) / 2;  // d = 2 (1 − 2ε)
+  // 60 % on 10 images: [31, 83] spans three bands; on 2,000 images [57.8, 62.2] stays in 50–70 %
+  e.source_acc_rows = 10;
+  e.a_distance_test_rows = 20;
+  auto a = probe::advise(e);
+  EXPECT_TRUE(a.band_uncertain);
+  EXPECT_TRUE(a.gap_uncertain);
+  EXPECT_EQ(a.strategy, "discriminative fine-tune");  // still the point estimate's band
+  EXPECT_EQ(a.method, "source_only");
+  bool said = false;
+  for (auto& r : a.reasons) said = said || r.find("on 10 images the 95 % interval") != std::string::npos;
+  EXPECT_TRUE(said);
+  EXPECT_TRUE(a.to_json().at("band_uncertain").get<bool>());
+  e.source_acc_rows = 2000;
+  e.a_distance_test_rows = 4000;  // ε 0.425 ± 0.016: d in [0.24, 0.37], below 0.5
+  a = probe::advise(e);
+  EXPECT_FALSE(a.band_uncertain);
+  EXPECT_FALSE(a.gap_uncertain);
+  for (auto& r : a.reasons) EXPECT_EQ(r.find("uncertain"), std::string::npos) << r;
+  e.source_acc_rows = 0;  // unknown: no interval claimed
+  e.a_distance_test_rows = 0;
+  EXPECT_FALSE(probe::advise(e).band_uncertain);
+  // a labelled target: the band uses target→target and its rows, and no DA is chosen from the gap
+  e.target_labelled = true;
+  e.target_target_acc = 90;
+  e.target_target_rows = 12;
+  e.a_distance_test_rows = 20;
+  a = probe::advise(e);
+  EXPECT_TRUE(a.band_uncertain);
+  EXPECT_FALSE(a.gap_uncertain);
 }
 
 TEST(Backbones, HeadPrefixesKeepBackbonePartsOfTheClassifier) {

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "features/cache.h"
 #include "features/writer.h"
 #include "probe/analysis.h"
 #include "support/svg_check.h"
@@ -62,7 +63,7 @@ std::string make_cache(const std::string& path, double shift, uint64_t seed = 1,
     features::CacheBlock b;
     b.domain = s.domain;
     b.split = s.split;
-    b.dataset = std::string("synthetic-") + s.domain;
+    b.dataset = std::string("synthetic-") + s.domain + " split " + s.split;  // as extract describes a split
     b.num_classes = K;
     std::vector<int64_t> y;
     for (int i = 0; i < s.rows; ++i) {
@@ -362,6 +363,44 @@ TEST_F(ProbeCli, DomainsOfDatasetKindsAreNamedByTheirFiles) {
   EXPECT_EQ(rep.target_name, "sketch");
 }
 
+// A cache whose target test split is its training split (the transductive protocol extracts the same
+// images twice), and whose source val split is its training split: the probe must not test on the rows
+// it was fitted on. It carves held-out rows and says so; on distinct splits it uses them as they are.
+TEST(Probe, SameImagesInTrainAndTestBlocksAreNotTestedOn) {
+  auto d = testutil::fresh_dir("probe_same_images");
+  auto root = testutil::prepared_digits_root();
+  std::vector<std::string> base{"extract", "--data.source.dataset=uci-digits", "--data.source.root=" + root,
+                                "--data.source.transform=resize(28), normalize(0.5, 0.5)",
+                                "--data.target.dataset=uci-digits", "--data.target.root=" + root,
+                                "--data.target.split=val", "--data.target.transform=resize(28), normalize(0.5, 0.5)",
+                                "--model.backbone=lenet", "--model.in_channels=1", "--run.threads=1",
+                                "--run.log_level=warn", "--workers=1", "--limit=120", "--taps=pooled"};
+  auto same = base, distinct = base;
+  same.insert(same.end(), {"--data.target.test_split=val", "--data.source.val_split=train", d + "/same.h5"});
+  distinct.insert(distinct.end(), {"--data.target.test_split=test", d + "/distinct.h5"});
+  for (auto* args : {&same, &distinct}) {
+    auto x = run_cli(*args);
+    ASSERT_EQ(x.exit_code, 0) << x.err;
+  }
+  auto probe = [&](const std::string& name) {
+    auto r = run_cli({"probe", d + "/" + name + ".h5", "--out=" + d + "/" + name, "--probe.knn_k=0",
+                      "--probe.scores=false", "--probe.tsne=false", "--run.threads=1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return std::pair{nlohmann::json::parse(core::read_file(d + "/" + name + "/probe.json"))["taps"][0]["linear"], r.err};
+  };
+  auto [s, s_err] = probe("same");
+  EXPECT_NE(s["target_target_on"].get<std::string>().find("carved from target/test (target/train holds the same images)"),
+            std::string::npos) << s.dump();
+  EXPECT_LT(s["target_target_rows"].get<int64_t>(), 120) << s.dump();  // a held-out part, not all 120 rows
+  EXPECT_NE(s["source_acc_on"].get<std::string>().find("carved from source/train"), std::string::npos) << s.dump();
+  EXPECT_NE(s["C_chosen_on"].get<std::string>().find("carved from source/train"), std::string::npos) << s.dump();
+  EXPECT_NE(s_err.find("source/val holds the same images as source/train"), std::string::npos) << s_err;
+  auto [t, t_err] = probe("distinct");
+  EXPECT_EQ(t["target_target_on"], "target/test") << t.dump();
+  EXPECT_EQ(t["target_target_rows"], 120) << t.dump();
+  EXPECT_EQ(t["source_acc_on"], "source/val") << t.dump();
+}
+
 // issue 18 §3.1: the README's workflow extract → advise → train --config advice.ini, end to end: the
 // advice keeps the extraction's data and model settings (the cache's config attribute starts with
 // a comment header, which used to lose them silently)
@@ -389,4 +428,15 @@ TEST(AdviseWorkflow, ExtractAdviseTrainWithTheAdvice) {
   auto resolved = core::read_file(testutil::only_run(d + "/runs") + "/config.resolved.ini");
   EXPECT_NE(resolved.find("dataset = uci-digits"), std::string::npos) << resolved;
   EXPECT_NE(resolved.find("backbone = lenet"), std::string::npos) << resolved;
+  // that run's exported backbone: a cache extracted from it records the run that trained the weights
+  // (advise then does not take them for the published ones)
+  auto run = testutil::only_run(d + "/runs");
+  ASSERT_EQ(run_cli({"weights", "export", run, d + "/w.safetensors", "--checkpoint=latest"}).exit_code, 0);
+  auto x2 = run_cli({"extract", d + "/f2.h5", "--config", d + "/exp.ini", "--model.weights=" + d + "/w.safetensors",
+                     "--run.threads=1", "--run.log_level=warn", "--limit=80", "--workers=1"});
+  ASSERT_EQ(x2.exit_code, 0) << x2.err;
+  auto attrs = features::CacheReader::open(d + "/f2.h5").attributes();
+  ASSERT_TRUE(attrs.contains("weights_trained_by")) << attrs.dump();
+  EXPECT_TRUE(fs::equivalent(attrs["weights_trained_by"].get<std::string>(), run)) << attrs.dump();
+  EXPECT_FALSE(features::CacheReader::open(d + "/f.h5").attributes().contains("weights_trained_by"));
 }

@@ -131,7 +131,8 @@ std::vector<CacheEntry> CacheReader::list() const {
 // that table (found by fuzz_h5_cache); the lookup by name decodes messages one at a time.
 static const char* const kRootAttributes[] = {
     "format",   "format_version", "backbone", "model",          "weights",         "weights_sha256", "checkpoint",
-    "checkpoint_sha256", "shiftlab_version", "created", "config", "source_dataset", "target_dataset", "num_classes"};
+    "checkpoint_sha256", "shiftlab_version", "created", "config", "source_dataset", "target_dataset", "num_classes",
+    "weights_trained_by"};
 
 nlohmann::json CacheReader::attributes() const {
   const hid_t f = file_;
@@ -190,6 +191,7 @@ FeatureBlock CacheReader::read(const std::string& domain, const std::string& spl
   b.split = split;
   b.tap = tap;
   b.num_classes = h5::has_attr(gs, "num_classes") ? h5::read_int_attr(gs, "num_classes", what) : 0;
+  if (h5::has_attr(gs, "dataset")) b.dataset = h5::read_str_attr(gs, "dataset", what);
   b.X.resize(done, D);
   b.labels.assign(static_cast<size_t>(done), -1);
   if (done == 0 || D == 0) return b;

@@ -42,6 +42,9 @@ struct FeatureBlock {
   Eigen::MatrixXf X;            ///< rows_done × D, one row per sample
   std::vector<int64_t> labels;  ///< rows_done entries, -1 = no label
   int64_t num_classes = 0;
+  /// the split group's "dataset" attribute (the dataset's description, "" when absent): two blocks
+  /// with the same description hold the same images, row for row
+  std::string dataset;
 };
 
 /// A feature cache opened for reading: from a file, or from a whole file image in memory (HDF5's

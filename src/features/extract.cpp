@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "data/options.h"
 #include "data/roles.h"
+#include "models/safetensors.h"
 
 namespace shiftlab::features {
 
@@ -135,6 +136,17 @@ Provenance make_provenance(const core::Config& c, int64_t num_classes, const std
             {"config", c.to_ini("# resolved configuration of shiftlab extract\n")},
             {"source_dataset", c.get_string("data.source.dataset")},
             {"target_dataset", c.get_string("data.target.dataset")}};
+  // weights a shiftlab run trained (`weights export` records the run in the file's metadata): advise
+  // then knows they are not the published ones
+  const auto weights = c.get_string("model.weights");
+  if (weights.size() > 12 && weights.compare(weights.size() - 12, 12, ".safetensors") == 0) {
+    try {
+      auto meta = models::read_safetensors_header(weights).metadata;
+      if (meta.count("shiftlab_run")) p.info.emplace_back("weights_trained_by", meta["shiftlab_run"]);
+    } catch (const std::exception&) {
+      // the model was built from this file already; a header that does not read again only loses the note
+    }
+  }
   p.info_int = {{"num_classes", num_classes}};
   return p;
 }

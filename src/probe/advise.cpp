@@ -1,6 +1,7 @@
 #include "probe/advise.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 
@@ -26,14 +27,25 @@ std::string g(double v) {
   return os.str();
 }
 
+int band_of(double p) { return p > 85 ? 0 : p >= 70 ? 1 : p >= 50 ? 2 : 3; }
+
 }  // namespace
+
+std::pair<double, double> wilson_interval(double q, int64_t n, double z) {
+  if (n <= 0) return {0, 1};
+  const double nn = static_cast<double>(n), z2 = z * z;
+  const double centre = (q + z2 / (2 * nn)) / (1 + z2 / nn);
+  const double half = z * std::sqrt(q * (1 - q) / nn + z2 / (4 * nn * nn)) / (1 + z2 / nn);
+  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
 
 nlohmann::json Advice::to_json() const {
   return {{"strategy", strategy},       {"probe_acc", probe_acc},   {"probe_acc_on", probe_acc_on},
           {"freeze", freeze},           {"layer_decay", layer_decay}, {"use_da", use_da},
           {"method", method},           {"reasons", reasons},         {"settings", settings},
           {"image_size", image_size},   {"train_transform", train_transform},
-          {"eval_transform", eval_transform}};
+          {"eval_transform", eval_transform}, {"band_uncertain", band_uncertain},
+          {"gap_uncertain", gap_uncertain}};
 }
 
 Advice advise(const Evidence& e) {
@@ -49,11 +61,26 @@ Advice advise(const Evidence& e) {
   }
   // band 0 = feature extraction ... 3 = full fine-tune
   const double p = a.probe_acc;
-  int band = p > 85 ? 0 : p >= 70 ? 1 : p >= 50 ? 2 : 3;
+  int band = band_of(p);
   const char* band_text[] = {"> 85 %: the frozen features may suffice", "70–85 %: fine-tune the top 1–2 groups",
                              "50–70 %: fine-tune 3–4 groups with discriminative learning rates",
                              "< 50 %: the features fit poorly, fine-tune everything"};
-  a.reasons.push_back(core::str("linear probe ", a.probe_acc_on, " on ", e.tap, ": ", pct(p), " → band ", band_text[band]));
+  const char* band_name[] = {"> 85 %", "70–85 %", "50–70 %", "< 50 %"};
+  const int64_t acc_rows = e.target_target_acc ? e.target_target_rows : e.source_acc_rows;
+  a.reasons.push_back(core::str("linear probe ", a.probe_acc_on, " on ", e.tap, ": ", pct(p),
+                                acc_rows > 0 ? core::str(" (", acc_rows, " images)") : std::string(), " → band ",
+                                band_text[band]));
+  if (acc_rows > 0) {
+    auto [lo, hi] = wilson_interval(p / 100, acc_rows);
+    const int b_lo = band_of(100 * hi), b_hi = band_of(100 * lo);  // a higher accuracy = a lower band
+    if (b_lo != b_hi) {
+      a.band_uncertain = true;
+      a.reasons.push_back(core::str("uncertain: on ", acc_rows, " images the 95 % interval of that accuracy is ",
+                                    pct(100 * lo), " – ", pct(100 * hi), ", which spans the bands ", band_name[b_lo],
+                                    " to ", band_name[b_hi], "; the band is the point estimate's (more labelled ",
+                                    e.target_target_acc ? "target" : "source validation", " images would settle it)"));
+    }
+  }
   const int64_t train_rows = e.target_target_acc ? e.target_rows : e.source_rows;
   const double per_class = e.num_classes > 0 ? static_cast<double>(train_rows) / e.num_classes : 0;
   const bool large_gap = e.a_distance && *e.a_distance >= 1.0;
@@ -96,31 +123,51 @@ Advice advise(const Evidence& e) {
   }
   // domain adaptation
   const bool drop = e.source_acc && e.target_acc && *e.source_acc - *e.target_acc >= 15;
+  // the A-distance's interval (from the domain classifier's error on its test rows)
+  std::string gap_note;
+  if (!e.target_labelled && e.a_distance && e.a_distance_error && e.a_distance_test_rows > 0) {
+    auto [lo, hi] = wilson_interval(std::clamp(*e.a_distance_error, 0.0, 1.0), e.a_distance_test_rows);
+    const double d_lo = std::clamp(2 * (1 - 2 * hi), 0.0, 2.0), d_hi = std::clamp(2 * (1 - 2 * lo), 0.0, 2.0);
+    auto zone = [](double d) { return d < 0.5 ? 0 : d < 1.0 ? 1 : 2; };
+    if (zone(d_lo) != zone(d_hi)) {
+      a.gap_uncertain = true;
+      gap_note = core::str(" — uncertain: from ", e.a_distance_test_rows, " test rows its 95 % interval is ", g(d_lo),
+                           " – ", g(d_hi), ", across the DA thresholds 0.5 / 1, so the domain gap is not measured "
+                           "well enough to choose a DA method (more rows per domain would)");
+    }
+  }
   if (e.target_labelled && e.target_target_acc) {
     a.method = "source_only";
     a.reasons.push_back("the target is labelled: train on it directly (point data.source at the target data); no DA needed");
   } else if (!e.a_distance) {
     a.reasons.push_back("no target features in the cache: cannot judge the domain gap; no DA");
   } else if (*e.a_distance < 0.5 && !drop) {
-    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " < 0.5: the domains are close; source_only"));
+    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " < 0.5: the domains are close; source_only", gap_note));
   } else if (*e.a_distance < 1.0 && !drop) {
     a.use_da = true;
     a.method = "mcc";
-    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " in [0.5, 1): moderate gap; light DA (mcc)"));
+    a.reasons.push_back(core::str("A-distance ", g(*e.a_distance), " in [0.5, 1): moderate gap; light DA (mcc)", gap_note));
   } else {
     a.use_da = true;
     a.method = "cdan+E";
     a.reasons.push_back(core::str("A-distance ", g(*e.a_distance),
                                   drop ? core::str(" and a source→target probe drop of ", g(*e.source_acc - *e.target_acc), " points")
                                        : std::string(""),
-                                  ": DA is worth it (cdan+E)"));
+                                  ": DA is worth it (cdan+E)", drop ? std::string() : gap_note));
   }
   s["method"] = a.method;
   if (a.use_da && band == 0) {
     s["model.head"] = "bottleneck";
     a.reasons.push_back("frozen backbone + DA: a bottleneck head gives the alignment trainable features");
   }
-  if (const auto* info = e.backbone.empty() ? nullptr : models::backbone_info(e.backbone)) {
+  const auto* info = e.backbone.empty() ? nullptr : models::backbone_info(e.backbone);
+  if (info && e.weights == Evidence::Weights::Shiftlab) {
+    // not the published weights: their input is the one the training run used (the cache's, kept below)
+    a.reasons.push_back(core::str("the weights were trained by shiftlab",
+                                  e.weights_trained_by.empty() ? std::string() : " (" + e.weights_trained_by + ")",
+                                  ", not the published ", e.backbone, " ones: keep the input size and transforms that "
+                                  "run used, not the ", info->image_size, " px ImageNet recipe"));
+  } else if (info && e.weights != Evidence::Weights::Random) {
     a.image_size = info->image_size;
     a.train_transform = info->train_transform();
     a.eval_transform = info->eval_transform();

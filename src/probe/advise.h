@@ -15,7 +15,13 @@
 // backbone a bottleneck head gives the alignment something to train. Labelled target: train on it
 // directly (no DA). A backbone with a recorded native input (models::BackboneInfo, e.g.
 // efficientnet_b3: 300 px) adds its size and pretrained transforms (Advice::image_size, a reason
-// line, and a comment in the INI); the data transforms themselves are left as the cache had them.
+// line, and a comment in the INI) when its weights are imported ones; weights a shiftlab run
+// trained (a `weights export` file, a run's checkpoint) keep that run's input, and a randomly
+// initialised backbone gets no resolution advice. The data transforms are left as the cache had them.
+// Evidence from few images is said to be so: the band's accuracy and the A-distance carry a 95 %
+// Wilson interval (z = 2) over the rows they were measured on; when it spans a band edge (or the
+// A-distance's 0.5 / 1 thresholds) the advice names the point estimate's choice and says the
+// evidence cannot separate it from the neighbouring one (Advice::band_uncertain, gap_uncertain).
 #pragma once
 
 #include <map>
@@ -37,7 +43,16 @@ struct Evidence {
   std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
   std::optional<double> a_distance;
   std::string backbone;  ///< registry name (the cache's "backbone" attribute); empty = unknown
+  /// rows each figure was measured on (0 = unknown: no interval is given)
+  int64_t source_acc_rows = 0, target_target_rows = 0, a_distance_test_rows = 0;
+  std::optional<double> a_distance_error;  ///< the domain classifier's test error ε (raw, unclamped)
+  enum class Weights { Unknown, Random, Imported, Shiftlab };
+  Weights weights = Weights::Unknown;
+  std::string weights_trained_by;  ///< Shiftlab: the run (or checkpoint) that trained them
 };
+
+/// 95 % Wilson score interval (z = 2) of a proportion q ∈ [0, 1] measured on n rows.
+std::pair<double, double> wilson_interval(double q, int64_t n, double z = 2);
 
 struct Advice {
   std::string strategy;         ///< feature extraction | fine-tune top groups | discriminative fine-tune | full fine-tune
@@ -47,6 +62,8 @@ struct Advice {
   double layer_decay = 1;
   bool use_da = false;
   std::string method = "source_only";
+  bool band_uncertain = false;  ///< the probe accuracy's interval spans a band edge
+  bool gap_uncertain = false;   ///< the A-distance's interval spans a DA threshold
   std::vector<std::string> reasons;              ///< one line each, in order
   std::map<std::string, std::string> settings;   ///< train-config keys → values
   /// The backbone's native input (models::BackboneInfo; 0 / empty when unknown): the size and the

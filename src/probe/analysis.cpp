@@ -178,6 +178,14 @@ struct ProbeRun {
   double test_acc = 0;
 };
 
+/// Whether two blocks hold the same images row for row: the same dataset description (extract records
+/// the dataset, its split and subset), the same rows and the same labels. The transductive protocol
+/// (target split = test split) extracts its images twice; a probe fitted on one block and tested on
+/// the other would report its training accuracy.
+bool same_images(const features::FeatureBlock& a, const features::FeatureBlock& b) {
+  return !a.dataset.empty() && a.dataset == b.dataset && a.X.rows() == b.X.rows() && a.labels == b.labels;
+}
+
 /// Cache access by (domain, split, tap) for the blocks that hold at least one row.
 class Blocks {
  public:
@@ -312,8 +320,16 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
     std::optional<Rows> src_val, src_test;
     for (auto [split, out] : {std::pair{o.test_split, &src_test}, std::pair{o.val_split, &src_val}}) {
       if (!blocks.has(S, split, tap)) continue;
-      if (split == o.val_split && blocks.has(S, o.test_split, tap) && !sweep) continue;  // not needed
+      if (split == o.val_split && blocks.has(S, o.test_split, tap) && !src_test && !sweep) continue;  // not needed
       auto b = blocks.read(S, split, tap);
+      if (same_images(b, src)) {
+        // the same images as the training rows: testing (or choosing C) on them would report
+        // training accuracy; held-out rows are carved from the training rows instead
+        if (ti == 0)
+          core::log_warn("probe: ", S, "/", split, " holds the same images as ", S, "/", o.train_split, " (", b.dataset,
+                         "): not used to test or select the probe; rows are carved from ", S, "/", o.train_split);
+        continue;
+      }
       if (is_labelled(b)) *out = labelled_rows(b, S + "/" + split);
     }
     // target blocks
@@ -361,10 +377,12 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       if (src_eval.size() > 0) {
         tr.source_acc = probe.accuracy(src_eval.X, src_eval.y);
         tr.source_acc_on = src_eval.what;
+        tr.source_acc_rows = src_eval.size();
       }
       if (target_eval && target_eval->size() > 0) {
         tr.target_acc = probe.accuracy(target_eval->X, target_eval->y);
         tr.target_acc_on = target_eval->what;
+        tr.target_acc_rows = target_eval->size();
       }
       core::log_debug("probe ", tap, ": linear probe trained on ", fit_rows.size(), " rows of ", fit_rows.what,
                       sweep ? ", C chosen on " + sel.what : std::string(), ", tested on ", src_eval.what);
@@ -373,11 +391,16 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
     // ---- target→target
     {
       std::optional<Rows> ttr, tte;
-      if (tgt_train_lab && tgt_test_lab) {
+      // the transductive protocol (and any config whose target split equals its test split) extracts
+      // the same images twice: a probe trained on one and tested on the other measures training accuracy
+      const bool same = ttrain && ttest && same_images(*ttrain, *ttest);
+      if (tgt_train_lab && tgt_test_lab && !same) {
         ttr = labelled_rows(*ttrain, T + "/" + o.train_split);
         tte = target_eval;
       } else if (target_eval && target_eval->size() >= 10) {
-        auto parts = carve(*target_eval, o.val_fraction, o.seed + 31, "carved from " + target_eval->what);
+        auto parts = carve(*target_eval, o.val_fraction, o.seed + 31,
+                           "carved from " + target_eval->what +
+                               (same ? " (" + T + "/" + o.train_split + " holds the same images)" : std::string()));
         ttr = std::move(parts.first);
         tte = std::move(parts.second);
       }
@@ -387,6 +410,8 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
         if (!sweep || sel.size() > 0) {
           auto probe = fit_linear_probe(fit_rows.X, fit_rows.y, sel.X, sel.y, tr.num_classes, o.linear);
           tr.target_target_acc = probe.accuracy(tte->X, tte->y);
+          tr.target_target_rows = tte->size();
+          tr.target_target_on = tte->what;
         }
       }
     }
@@ -623,6 +648,10 @@ nlohmann::json ProbeReport::to_json() const {
     lin["target_acc"] = opt(t.target_acc);
     lin["target_acc_on"] = t.target_acc_on;
     lin["target_target_acc"] = opt(t.target_target_acc);
+    lin["source_acc_rows"] = t.source_acc_rows;
+    lin["target_acc_rows"] = t.target_acc_rows;
+    lin["target_target_rows"] = t.target_target_rows;
+    lin["target_target_on"] = t.target_target_on;
     tj["linear"] = lin;
     tj["knn"] = {{"source_acc", opt(t.knn_source_acc)}, {"target_acc", opt(t.knn_target_acc)}};
     if (t.a_distance)
@@ -630,7 +659,8 @@ nlohmann::json ProbeReport::to_json() const {
                           {"raw", t.a_distance->a_distance_raw},
                           {"error", t.a_distance->error},
                           {"C", t.a_distance->C},
-                          {"rows_per_domain", t.a_distance->rows_per_domain}};
+                          {"rows_per_domain", t.a_distance->rows_per_domain},
+                          {"test_rows", t.a_distance->test_rows}};
     else
       tj["a_distance"] = nullptr;
     tj["mmd2"] = opt(t.mmd2);
@@ -710,7 +740,8 @@ std::string ProbeReport::markdown() const {
     auto& t = taps.front();
     os << " Linear probe rows:" << (t.C_chosen_on.empty() ? "" : " C chosen on " + t.C_chosen_on + ";")
        << (t.source_acc_on.empty() ? "" : " src % on " + t.source_acc_on + ";")
-       << (t.target_acc_on.empty() ? "" : " tgt % on " + t.target_acc_on + ".");
+       << (t.target_acc_on.empty() ? "" : " tgt % on " + t.target_acc_on + ";")
+       << (t.target_target_on.empty() ? "" : " tgt→tgt % on " + t.target_target_on + ".");
   }
   os << "\n\n";
   if (leep || nce) os << "LEEP " << fmt(leep, 4) << ", NCE " << fmt(nce, 4) << " (" << leep_note << ").\n\n";

@@ -58,6 +58,7 @@ ADistanceResult proxy_a_distance(const MatrixF& S, const MatrixF& T, const ADist
   r.a_distance = std::clamp(r.a_distance_raw, 0.0, 2.0);
   r.C = p.best_C;
   r.rows_per_domain = n;
+  r.test_rows = static_cast<int64_t>(split.second.size());
   return r;
 }
 

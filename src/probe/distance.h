@@ -32,6 +32,7 @@ struct ADistanceResult {
   double error = 0;           ///< ε, fraction of test rows misclassified
   double C = 0;               ///< chosen regularisation
   int64_t rows_per_domain = 0;
+  int64_t test_rows = 0;      ///< rows ε was measured on (both domains)
 };
 
 ADistanceResult proxy_a_distance(const MatrixF& S, const MatrixF& T, const ADistanceOptions& o);
