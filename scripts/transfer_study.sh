@@ -13,7 +13,8 @@
 # only the learning rate chosen per labels count on the tuning seeds' source-val (`report --tune`,
 # <root>/<pair>/<strategy>/tuned/tune.csv), which cuts the study by ~45 % at 3 seeds;
 # 3. the linear probe (`shiftlab extract` + `shiftlab probe`, L-BFGS, C chosen on the same few-label
-# validation subset) per labels x seed; 4. `shiftlab report`: the table with each cell's learning
+# validation subset) per labels x seed, and on the same cache `shiftlab advise` (the seed guides'
+# strategy table applied to that evidence: <root>/<pair>/probe/n<labels>/seed<s>/advice.txt); 4. `shiftlab report`: the table with each cell's learning
 # rate chosen on source-val (--tune optim.lr; no target labels), differences to scratch and the
 # chart (<root>/<pair>/results.md, study.svg), and the whole grid (<root>/<pair>/grid/results.md).
 # Resumable: finished runs are skipped, interrupted ones resume. Wall times: <root>/wall_times.txt.
@@ -80,7 +81,7 @@ for pair in ${PAIRS:-near far}; do
       if [ "$s" = probe ]; then
         for n in ${labels//,/ }; do
           dir=$root/$pair/probe/n$n/seed$seed
-          [ -f "$dir/probe.json" ] && continue
+          [ -f "$dir/probe.json" ] && [ -f "$dir/advice.ini" ] && continue
           mkdir -p "$(dirname "$dir")"
           echo "== $pair: linear probe, $n labels per class (0 = all), seed $seed"
           "$bin" extract --config "$cfg" --model.weights="$pre" --data.source.per_class="$n" \
@@ -88,6 +89,9 @@ for pair in ${PAIRS:-near far}; do
             --taps=pooled --overwrite=true "$dir.features.h5" >/dev/null
           "$bin" probe "$dir.features.h5" --probe.taps=pooled --probe.knn_k=0 --probe.distances=false \
             --probe.scores=false --probe.tsne=false --run.threads=1 --run.log_level=warn --out="$dir" >/dev/null
+          # what the seed guides' table (as `shiftlab advise` applies it) recommends for this cell
+          "$bin" advise "$dir.features.h5" --probe.taps=pooled --run.threads=1 --run.log_level=warn \
+            --out="$dir/advice.ini" > "$dir/advice.txt"
           rm -f "$dir.features.h5"
         done
         continue
