@@ -240,12 +240,20 @@ TEST(Backbones, InfoRecordsNativeSizeAndNormalisation) {
   EXPECT_THROW(models::add_backbone_info("densenet121", custom), core::Error);  // duplicate
 }
 
-TEST(Backbones, AdviseCarriesTheNativeResolution) {
+namespace {
+// advise's evidence from a probe on 1,000 labelled source rows of 10 classes
+probe::Evidence source_evidence(double source_acc) {
   probe::Evidence e;
   e.tap = "pooled";
   e.num_classes = 10;
   e.source_rows = 1000;
-  e.source_acc = 90;
+  e.source_acc = source_acc;
+  return e;
+}
+}  // namespace
+
+TEST(Backbones, AdviseCarriesTheNativeResolution) {
+  auto e = source_evidence(90);
   e.backbone = "efficientnet_b3";
   auto a = probe::advise(e);
   EXPECT_EQ(a.image_size, 300);
@@ -287,11 +295,7 @@ TEST(Advise, WilsonIntervalSolvesTheScoreEquation) {
 }
 
 TEST(Advise, FewImagesMakeTheBandAndTheGapUncertain) {
-  probe::Evidence e;
-  e.tap = "pooled";
-  e.num_classes = 10;
-  e.source_rows = 1000;
-  e.source_acc = 60;
+  auto e = source_evidence(60);
   e.a_distance = 0.3;
   e.a_distance_error = (1 - 0.3 / 2) / 2;  // d = 2 (1 − 2ε)
   // 60 % on 10 images: [31, 83] spans three bands; on 2,000 images [57.8, 62.2] stays in 50–70 %

@@ -137,14 +137,13 @@ Provenance make_provenance(const core::Config& c, int64_t num_classes, const std
             {"source_dataset", c.get_string("data.source.dataset")},
             {"target_dataset", c.get_string("data.target.dataset")}};
   // weights a shiftlab run trained (`weights export` records the run in the file's metadata): advise
-  // then knows they are not the published ones
-  const auto weights = c.get_string("model.weights");
-  if (weights.size() > 12 && weights.compare(weights.size() - 12, 12, ".safetensors") == 0) {
+  // then knows they are not the published ones. Any name: the weights loader tells formats by content,
+  // and a file that is not safetensors (a .pth) has no such metadata
+  if (const auto weights = c.get_string("model.weights"); !weights.empty()) {
     try {
       auto meta = models::read_safetensors_header(weights).metadata;
       if (meta.count("shiftlab_run")) p.info.emplace_back("weights_trained_by", meta["shiftlab_run"]);
     } catch (const std::exception&) {
-      // the model was built from this file already; a header that does not read again only loses the note
     }
   }
   p.info_int = {{"num_classes", num_classes}};

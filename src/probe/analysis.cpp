@@ -320,7 +320,7 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
     std::optional<Rows> src_val, src_test;
     for (auto [split, out] : {std::pair{o.test_split, &src_test}, std::pair{o.val_split, &src_val}}) {
       if (!blocks.has(S, split, tap)) continue;
-      if (split == o.val_split && blocks.has(S, o.test_split, tap) && !src_test && !sweep) continue;  // not needed
+      if (split == o.val_split && src_test && !sweep) continue;  // not needed
       auto b = blocks.read(S, split, tap);
       if (same_images(b, src)) {
         // the same images as the training rows: testing (or choosing C) on them would report
