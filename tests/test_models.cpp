@@ -241,12 +241,13 @@ TEST(Backbones, InfoRecordsNativeSizeAndNormalisation) {
 }
 
 namespace {
-// advise's evidence from a probe on 1,000 labelled source rows of 10 classes
-probe::Evidence source_evidence(double source_acc) {
+// advise's evidence from a probe on 500 labelled source rows of 10 classes (50 per class: neither
+// size rule applies)
+probe::Evidence source_evidence(double source_acc, int64_t rows = 500) {
   probe::Evidence e;
   e.tap = "pooled";
   e.num_classes = 10;
-  e.source_rows = 1000;
+  e.source_rows = rows;
   e.source_acc = source_acc;
   return e;
 }
@@ -327,6 +328,37 @@ TEST(Advise, FewImagesMakeTheBandAndTheGapUncertain) {
   a = probe::advise(e);
   EXPECT_TRUE(a.band_uncertain);
   EXPECT_FALSE(a.gap_uncertain);
+}
+
+// The size rules follow the transfer study's cells (README): the far pair's 10-label evidence (probe
+// 73 % on source-val) used to become feature extraction (11-13 points under fine-tuning); its 100 and
+// ~700-label cells (probe 90 / 94 %) and the near pair's all-label cell (98 %, 126 per class) too.
+TEST(Advise, LabelsPerClassShiftTheBandAsTheTransferStudyMeasured) {
+  struct Case {
+    double acc;
+    int64_t rows;
+    const char* strategy;
+    const char* freeze;
+    bool bn_frozen;
+  };
+  for (auto c : {Case{73, 100, "fine-tune top groups", "top:2", true},     // far, 10/class: few labels keep the band
+                 Case{73, 500, "fine-tune top groups", "top:2", false},    // 50/class: no size rule
+                 Case{90, 100, "feature extraction", "backbone", true},    // near, 10/class, probe > 85 %
+                 Case{90, 1000, "fine-tune top groups", "top:1", false},   // far, 100/class
+                 Case{94, 7001, "fine-tune top groups", "top:1", false},   // far, all
+                 Case{98.3, 1260, "fine-tune top groups", "top:1", false}, // near, all (~126/class)
+                 Case{99, 999, "feature extraction", "backbone", true},    // 99.9/class: below the threshold
+                 Case{60, 1000, "full fine-tune", "none", false},
+                 Case{40, 5000, "full fine-tune", "none", false}}) {       // the last band stays
+    auto a = probe::advise(source_evidence(c.acc, c.rows));
+    SCOPED_TRACE(testing::Message() << c.acc << " % with " << c.rows << " rows");
+    EXPECT_EQ(a.strategy, c.strategy);
+    EXPECT_EQ(a.freeze, c.freeze);
+    EXPECT_EQ(a.settings.count("model.bn") && a.settings.at("model.bn") == "frozen", c.bn_frozen);
+    bool said = false;
+    for (auto& r : a.reasons) said = said || r.find("one band less frozen") != std::string::npos;
+    EXPECT_EQ(said, c.rows >= 1000 && c.acc >= 50);
+  }
 }
 
 TEST(Backbones, HeadPrefixesKeepBackbonePartsOfTheClassifier) {
