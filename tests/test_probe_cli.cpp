@@ -199,6 +199,10 @@ TEST_F(ProbeCli, SameDistributionHasSmallADistanceAndSweepChoosesOnVal) {
   double best = -1;
   for (auto& p : t.sweep) best = std::max(best, p.val_acc);
   for (auto& p : t.sweep) {
+    // every fit says how it stopped and how often it evaluated f (also when a line search ended it
+    // and no iteration of its own completed)
+    EXPECT_GE(p.evaluations, std::max(1, p.iterations)) << p.C;
+    EXPECT_FALSE(p.stop_reason.empty()) << p.C;
     if (p.C == *t.best_C) {
       EXPECT_EQ(p.val_acc, best);
     }
@@ -251,7 +255,7 @@ TEST_F(ProbeCli, ReportFilesJsonAndSvgs) {
   auto j = nlohmann::json::parse(core::read_file(out + "/probe.json"));
   ASSERT_EQ(j["taps"].size(), 2u);
   EXPECT_EQ(j["taps"][0]["tap"], "layer2");
-  for (auto k : {"seconds", "source_acc", "target_acc", "target_target_acc", "iterations", "objective", "best_C", "sweep"})
+  for (auto k : {"seconds", "source_acc", "target_acc", "target_target_acc", "iterations", "evaluations", "stop_reason", "objective", "best_C", "sweep"})
     EXPECT_TRUE(j["taps"][1]["linear"].contains(k)) << k;
   EXPECT_TRUE(j["taps"][1]["linear"]["source_acc"].is_number());
   for (auto k : {"a_distance", "mmd2", "coral", "logme", "h_score", "knn", "dim", "num_classes"})

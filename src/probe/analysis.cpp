@@ -373,6 +373,8 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       tr.sweep = probe.sweep;
       tr.linear_seconds = probe.seconds;
       tr.linear_iterations = probe.model.iterations;
+      tr.linear_evaluations = probe.model.evaluations;
+      tr.linear_stop_reason = probe.model.stop_reason;
       tr.linear_objective = probe.model.objective;
       if (src_eval.size() > 0) {
         tr.source_acc = probe.accuracy(src_eval.X, src_eval.y);
@@ -638,9 +640,16 @@ nlohmann::json ProbeReport::to_json() const {
     lin["best_C"] = opt(t.best_C);
     lin["sweep"] = nlohmann::json::array();
     for (auto& p : t.sweep)
-      lin["sweep"].push_back({{"C", p.C}, {"val_acc", p.val_acc}, {"iterations", p.iterations}, {"seconds", p.seconds}});
+      lin["sweep"].push_back({{"C", p.C},
+                              {"val_acc", p.val_acc},
+                              {"iterations", p.iterations},
+                              {"evaluations", p.evaluations},
+                              {"stop_reason", p.stop_reason},
+                              {"seconds", p.seconds}});
     lin["seconds"] = t.linear_seconds;
     lin["iterations"] = t.linear_iterations;
+    lin["evaluations"] = t.linear_evaluations;
+    lin["stop_reason"] = t.linear_stop_reason;
     lin["objective"] = t.linear_objective;
     lin["C_chosen_on"] = t.C_chosen_on;
     lin["source_acc"] = opt(t.source_acc);

@@ -69,6 +69,8 @@ struct TapReport {
   std::vector<SweepPoint> sweep;
   double linear_seconds = 0;     ///< standardise + sweep of the source probe
   int linear_iterations = 0;     ///< L-BFGS iterations of the chosen model
+  int linear_evaluations = 0;    ///< its objective + gradient evaluations
+  std::string linear_stop_reason;
   double linear_objective = 0;   ///< its final objective (mean form)
   std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
   /// the rows each linear-probe figure comes from ("source/val", "carved from source/train", ...)

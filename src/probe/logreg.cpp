@@ -471,9 +471,11 @@ LinearProbe fit_linear_probe(const MatrixF& Xtr, const std::vector<int>& ytr, co
     LogRegOptions fo = o.fit;
     fo.C = o.Cs[i];
     LogRegModel m = fit_logreg(Xs, ytr, K, fo, i ? &prev : nullptr);
-    SweepPoint sp{fo.C, Vs.rows() ? accuracy_pct(m.predict(Vs), yval) : 0.0, m.iterations, core::seconds_since(t1)};
+    SweepPoint sp{fo.C, Vs.rows() ? accuracy_pct(m.predict(Vs), yval) : 0.0, m.iterations, m.evaluations,
+                  m.stop_reason, core::seconds_since(t1)};
     p.sweep.push_back(sp);
-    core::log_debug("linear probe C=", fo.C, ": val ", sp.val_acc, " %, ", m.iterations, " iterations, ",
+    core::log_debug("linear probe C=", fo.C, ": val ", sp.val_acc, " %, ", m.iterations, " iterations, ", m.evaluations,
+                    " evaluations (", m.stop_reason, "), ",
                     sp.seconds, " s");
     if (sp.val_acc > best) {
       best = sp.val_acc;

@@ -114,7 +114,9 @@ LogRegModel fit_logreg(const MatrixF& X, const std::vector<int>& y, int num_clas
 struct SweepPoint {
   double C = 0;
   double val_acc = 0;  ///< percent
-  int iterations = 0;
+  int iterations = 0;   ///< completed L-BFGS / Newton iterations (a fit its line search stopped counts none of its own)
+  int evaluations = 0;  ///< objective + gradient evaluations (counted however the fit stopped)
+  std::string stop_reason;
   double seconds = 0;
 };
 
