@@ -19,7 +19,7 @@ struct ReportOptions {
   std::vector<std::string> by, pivot_order;
   std::vector<std::string> columns = {"selected", "oracle", "source_val", "mean_class", "seconds"};
   std::string pivot, baseline, chart, out, tune;
-  bool curves = true;
+  bool curves = true, paired = false;
 };
 
 const core::OptionTable<ReportOptions>& report_option_table() {
@@ -48,6 +48,9 @@ const core::OptionTable<ReportOptions>& report_option_table() {
             "source-val accuracy, without target labels, compared on the seeds all candidates completed; only the "
             "chosen value's runs are reported, the choices and every candidate's source-val are listed under the "
             "table and in tune.csv");
+    t.field("paired", &O::paired,
+            "with --pivot and --baseline: add a table of differences to the baseline paired by seed (the same "
+            "labelled images), mean ± std and paired t");
     t.field("curves", &O::curves, "draw learning curves (accuracies, loss terms, λ) per group as SVG");
     return t;
   }();
@@ -73,6 +76,8 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
   report::check_columns(columns);
   core::check_usage(chart.empty() || !pivot.empty(), "--chart draws the --pivot table: give --pivot too");
   core::check_usage(ro.pivot_order.empty() || !pivot.empty(), "--pivot_order orders the --pivot columns: give --pivot too");
+  core::check_usage(!ro.paired || (!pivot.empty() && !baseline.empty()),
+                    "--paired compares the --pivot table's rows with --baseline: give both");
   auto runs = report::find_runs(cli.positional);
   core::check(!runs.empty(), "no run directories (with summary.json or probe.json) under ", cli.positional.front());
   if (keys.empty()) {
@@ -98,6 +103,7 @@ static int run_report(const core::Config& cli, const std::vector<std::string>&) 
   } else {
     auto p = report::pivot_runs(runs, keys, pivot, ro.pivot_order);
     md = report::pivot_markdown(p, keys, columns, baseline);
+    if (ro.paired) md += report::paired_markdown(p, keys, columns, baseline);
     if (!chart.empty()) {
       core::atomic_write(chart, report::pivot_chart_svg(p, columns, "Target-test accuracy by " + pivot));
       std::cout << "wrote " << chart << "\n";
@@ -124,7 +130,8 @@ SHIFTLAB_COMMAND("report", "rebuild results tables (mean ± std over seeds) and 
                  "given directories, groups the runs by the options that differ (or --by: options, or path:N for the\n"
                  "N-th directory below the root), and prints target-test accuracy selected on source-val beside the\n"
                  "oracle choice. --pivot KEY makes one column per value of KEY, --baseline ROW adds differences to that\n"
-                 "row, --chart FILE draws the pivot table, --tune KEY picks KEY's value per cell on source-val.\n"
+                 "row (--paired: paired by seed, with t), --chart FILE draws the pivot table, --tune KEY picks KEY's\n"
+                 "value per cell on source-val.\n"
                  "\n"
                  "Examples:\n"
                  "  shiftlab train --config configs/digits/mnist_to_uci.ini --method=source_only\n"

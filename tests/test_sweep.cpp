@@ -282,6 +282,45 @@ TEST(Report, TuneChoosesTheLearningRateOnSourceValPerCell) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
+// --paired: row − baseline seed by seed (the same labelled images), against the formula by hand.
+TEST(Report, PairedDifferencesAreTakenSeedBySeed) {
+  auto root = testutil::fresh_dir("report_paired");
+  // 10 labels: head 80 / 85 / 90, full 83 / 86 / 95 on seeds 0 / 1 / 2: differences 3, 1, 5
+  // (mean 3, std 2, t = 3 / (2 / √3) = 2.598); the unpaired means differ by 3 too, but a seed only
+  // one row has must not enter: 100 labels: full on seeds 0, 1 (+2, +4 against head's), head also on seed 2
+  const double head10[] = {80, 85, 90}, full10[] = {83, 86, 95};
+  for (int s = 0; s < 3; ++s) {
+    study_run(root + "/head/seed" + std::to_string(s) + "/n10", 10, s, head10[s], head10[s], 5130, 11175370, true);
+    study_run(root + "/full/seed" + std::to_string(s) + "/n10", 10, s, full10[s], full10[s], 11175370, 11175370, true);
+    study_run(root + "/head/seed" + std::to_string(s) + "/n100", 100, s, 90 + s, 90, 5130, 11175370, true);
+  }
+  study_run(root + "/full/seed0/n100", 100, 0, 92, 92, 11175370, 11175370, true);
+  study_run(root + "/full/seed1/n100", 100, 1, 95, 95, 11175370, 11175370, true);
+  auto runs = report::find_runs({root});
+  auto p = report::pivot_runs(runs, {"path:0"}, "data.source.per_class");
+  ASSERT_EQ(p.rows, (std::vector<std::string>{"full", "head"}));
+  auto d = report::paired_difference(*p.cells[0][0], *p.cells[1][0], "selected");
+  EXPECT_EQ(d.seeds, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_DOUBLE_EQ(d.diff.mean, 3);
+  EXPECT_DOUBLE_EQ(d.diff.std, 2);
+  EXPECT_NEAR(d.t, 3 / (2 / std::sqrt(3.0)), 1e-12);
+  auto e = report::paired_difference(*p.cells[0][1], *p.cells[1][1], "selected");
+  EXPECT_EQ(e.seeds, (std::vector<std::string>{"0", "1"}));
+  EXPECT_DOUBLE_EQ(e.diff.mean, 3);  // (92 − 90 + 95 − 91) / 2; unpaired: 93.5 − 91 = 2.5
+  EXPECT_THROW(report::paired_difference(*p.cells[0][0], *p.cells[1][0], "seconds"), core::UsageError);
+  auto md = report::paired_markdown(p, {"path:0"}, {"selected"}, "head");
+  EXPECT_NE(md.find("| full | +3.00 ± 2.00 (t 2.6, n 3) | +3.00 ± 1.41 (t 3.0, n 2) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| head | baseline | baseline |"), std::string::npos) << md;
+  auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--baseline=head", "--paired",
+                    "--out=" + root + "/out", "--curves=false"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("+3.00 ± 2.00 (t 2.6, n 3)"), std::string::npos) << r.out;
+  EXPECT_NE(core::read_file(root + "/out/results.md").find("Paired by seed"), std::string::npos);
+  auto bad = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--paired"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--baseline"), std::string::npos) << bad.err;
+}
+
 // A grid tuned on seed 0 and the chosen value then run on seeds 0,1,2: candidates are compared on
 // seed 0 only (over all runs the extra seeds would decide), and tune.csv lists every candidate.
 TEST(Report, TuneComparesCandidatesOnTheSeedsTheyShare) {

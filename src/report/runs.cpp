@@ -382,17 +382,18 @@ struct Column {
   const char* header;
   bool accuracy;  // a mean ± std statistic (baseline differences apply)
   const Stat Group::*stat;
+  double RunRecord::*run;  // one run's value (null for parameter counts and seconds)
 };
 
 const Column kColumns[] = {
-    {"selected", "target acc, source-val selected", true, &Group::selected},
-    {"oracle", "target acc, oracle", true, &Group::oracle},
-    {"last", "target acc, last", true, &Group::last},
-    {"source_val", "source-val acc", true, &Group::source_val},
-    {"mean_class", "target mean-class acc", true, &Group::mean_class},
-    {"seconds", "s/run", false, &Group::seconds},
-    {"trainable", "trainable (model)", false, &Group::trainable_params},
-    {"method_params", "method params", false, &Group::method_params},
+    {"selected", "target acc, source-val selected", true, &Group::selected, &RunRecord::selected_acc},
+    {"oracle", "target acc, oracle", true, &Group::oracle, &RunRecord::oracle_acc},
+    {"last", "target acc, last", true, &Group::last, &RunRecord::last_acc},
+    {"source_val", "source-val acc", true, &Group::source_val, &RunRecord::source_val_acc},
+    {"mean_class", "target mean-class acc", true, &Group::mean_class, &RunRecord::mean_class_acc},
+    {"seconds", "s/run", false, &Group::seconds, nullptr},
+    {"trainable", "trainable (model)", false, &Group::trainable_params, nullptr},
+    {"method_params", "method params", false, &Group::method_params, nullptr},
 };
 
 const Column& column(const std::string& name) {
@@ -746,6 +747,71 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
       o << " " << cell(g, stat, base < p.rows.size() ? p.cells[base][c] : nullptr);
       if (g && g->completed > 0 && g->completed < most) o << " (" << g->completed << " of " << most << " runs)";
       o << " |";
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+PairedDiff paired_difference(const Group& row, const Group& base, const std::string& column_name) {
+  const Column& c = column(column_name);
+  core::check_usage(c.run != nullptr, "paired differences need an accuracy column, not '", column_name, "'");
+  auto values = [&](const Group& g) {
+    std::map<std::string, double> v;  // seed -> value (counted runs: one per seed)
+    for (auto* r : g.counted) {
+      auto s = r->config.find("run.seed");
+      const double x = r->*c.run;
+      if (s != r->config.end() && std::isfinite(x)) v[s->second] = x;
+    }
+    return v;
+  };
+  PairedDiff d;
+  const auto a = values(row), b = values(base);
+  std::vector<double> diffs;
+  for (auto& [seed, x] : a)
+    if (auto it = b.find(seed); it != b.end()) {
+      d.seeds.push_back(seed);
+      diffs.push_back(x - it->second);
+    }
+  d.diff = mean_std(diffs);
+  d.t = d.diff.n > 1 && d.diff.std > 0 ? d.diff.mean / (d.diff.std / std::sqrt(static_cast<double>(d.diff.n))) : kNaN;
+  return d;
+}
+
+std::string paired_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
+                            const std::string& baseline) {
+  const Column& stat = first_stat(columns);
+  const size_t base = std::find(p.rows.begin(), p.rows.end(), baseline) - p.rows.begin();
+  core::check_usage(base < p.rows.size(), "--baseline '", baseline, "' is none of the rows");
+  std::ostringstream o;
+  o << "\nPaired by seed: " << stat.header << " of each row minus " << baseline
+    << "'s on the same seeds (the same labelled images), mean ± std over the seeds both completed, paired t = mean / "
+       "(std / √n) with n − 1 degrees of freedom (|t| > 4.30 is significant at 5 % with n = 3, > 2.78 with n = 5)\n\n|";
+  for (auto& k : keys) o << " " << k << " |";
+  if (keys.empty()) o << " runs of |";
+  for (auto& v : p.columns) o << " " << p.key << " = " << v << " |";
+  o << "\n|";
+  for (size_t i = 0; i < std::max<size_t>(1, keys.size()); ++i) o << "---|";
+  for (size_t i = 0; i < p.columns.size(); ++i) o << "---:|";
+  o << "\n";
+  for (size_t r = 0; r < p.rows.size(); ++r) {
+    o << "| " << (keys.empty() ? std::string("all") : p.rows[r]) << " |";
+    for (size_t c = 0; c < p.columns.size(); ++c) {
+      const Group *g = p.cells[r][c], *b = p.cells[base][c];
+      if (r == base) {
+        o << " baseline |";
+        continue;
+      }
+      if (!g || !b) {
+        o << " – |";
+        continue;
+      }
+      auto d = paired_difference(*g, *b, stat.name);
+      if (d.diff.n == 0) o << " no common seed |";
+      else if (d.diff.n == 1) o << " " << (d.diff.mean >= 0 ? "+" : "") << fmt(d.diff.mean) << " (1 seed) |";
+      else
+        o << " " << (d.diff.mean >= 0 ? "+" : "") << fmt(d.diff.mean) << " ± " << fmt(d.diff.std) << " (t "
+          << (std::isfinite(d.t) ? fmt(d.t, 1) : std::string("–")) << ", n " << d.diff.n << ") |";
     }
     o << "\n";
   }

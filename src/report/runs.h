@@ -121,6 +121,19 @@ Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::stri
 /// runs than the fullest cell says "(k of n runs)".
 std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
                            const std::string& baseline = "");
+/// A row's difference to a baseline row paired by run.seed (both groups' counted runs: one per seed).
+struct PairedDiff {
+  std::vector<std::string> seeds;  ///< the seeds both completed
+  Stat diff;                       ///< row − baseline over those seeds (std with n−1)
+  double t = 0;                    ///< paired t = mean / (std / √n); NaN when n < 2 or std = 0
+};
+/// `column_name`: an accuracy column (selected, oracle, last, source_val, mean_class); UsageError else.
+PairedDiff paired_difference(const Group& row, const Group& base, const std::string& column_name);
+/// Markdown: the pivot table's first statistic as paired differences to the `baseline` row, one
+/// cell per row and pivot value: "−1.67 ± 0.31 (t 9.4, n 3)" (`shiftlab report --paired`).
+std::string paired_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
+                            const std::string& baseline);
+
 /// The same statistic as an SVG line chart: the pivot values on x (categories), one line per row
 /// with ± std error bars.
 std::string pivot_chart_svg(const Pivot& p, const std::vector<std::string>& columns, const std::string& title);
