@@ -308,6 +308,10 @@ TEST(Report, PairedDifferencesAreTakenSeedBySeed) {
   EXPECT_EQ(e.seeds, (std::vector<std::string>{"0", "1"}));
   EXPECT_DOUBLE_EQ(e.diff.mean, 3);  // (92 − 90 + 95 − 91) / 2; unpaired: 93.5 − 91 = 2.5
   EXPECT_THROW(report::paired_difference(*p.cells[0][0], *p.cells[1][0], "seconds"), core::UsageError);
+  // the same difference on every seed (a row against itself): no t
+  auto q = report::paired_difference(*p.cells[1][0], *p.cells[1][0], "selected");
+  EXPECT_EQ(q.diff.n, 3);
+  EXPECT_TRUE(std::isnan(q.t));
   auto md = report::paired_markdown(p, {"path:0"}, {"selected"}, "head");
   EXPECT_NE(md.find("| full | +3.00 ± 2.00 (t 2.6, n 3) | +3.00 ± 1.41 (t 3.0, n 2) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| head | baseline | baseline |"), std::string::npos) << md;

@@ -774,7 +774,9 @@ PairedDiff paired_difference(const Group& row, const Group& base, const std::str
       diffs.push_back(x - it->second);
     }
   d.diff = mean_std(diffs);
-  d.t = d.diff.n > 1 && d.diff.std > 0 ? d.diff.mean / (d.diff.std / std::sqrt(static_cast<double>(d.diff.n))) : kNaN;
+  // a difference equal on every seed (up to round-off) has no t
+  const bool spread = d.diff.std > 1e-9 * std::max(1.0, std::abs(d.diff.mean));
+  d.t = d.diff.n > 1 && spread ? d.diff.mean / (d.diff.std / std::sqrt(static_cast<double>(d.diff.n))) : kNaN;
   return d;
 }
 
@@ -809,9 +811,11 @@ std::string paired_markdown(const Pivot& p, const std::vector<std::string>& keys
       auto d = paired_difference(*g, *b, stat.name);
       if (d.diff.n == 0) o << " no common seed |";
       else if (d.diff.n == 1) o << " " << (d.diff.mean >= 0 ? "+" : "") << fmt(d.diff.mean) << " (1 seed) |";
+      else if (!std::isfinite(d.t))
+        o << " " << (d.diff.mean >= 0 ? "+" : "") << fmt(d.diff.mean) << " (the same on all " << d.diff.n << " seeds) |";
       else
         o << " " << (d.diff.mean >= 0 ? "+" : "") << fmt(d.diff.mean) << " ± " << fmt(d.diff.std) << " (t "
-          << (std::isfinite(d.t) ? fmt(d.t, 1) : std::string("–")) << ", n " << d.diff.n << ") |";
+          << fmt(d.t, 1) << ", n " << d.diff.n << ") |";
     }
     o << "\n";
   }

@@ -125,7 +125,7 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
 struct PairedDiff {
   std::vector<std::string> seeds;  ///< the seeds both completed
   Stat diff;                       ///< row − baseline over those seeds (std with n−1)
-  double t = 0;                    ///< paired t = mean / (std / √n); NaN when n < 2 or std = 0
+  double t = 0;                    ///< paired t = mean / (std / √n); NaN when n < 2 or std = 0 (up to round-off)
 };
 /// `column_name`: an accuracy column (selected, oracle, last, source_val, mean_class); UsageError else.
 PairedDiff paired_difference(const Group& row, const Group& base, const std::string& column_name);
