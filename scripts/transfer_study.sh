@@ -15,8 +15,9 @@
 # 3. the linear probe (`shiftlab extract` + `shiftlab probe`, L-BFGS, C chosen on the same few-label
 # validation subset) per labels x seed, and on the same cache `shiftlab advise` (the seed guides'
 # strategy table applied to that evidence: <root>/<pair>/probe/n<labels>/seed<s>/advice.txt); 4. `shiftlab report`: the table with each cell's learning
-# rate chosen on source-val (--tune optim.lr; no target labels), differences to scratch and the
-# chart (<root>/<pair>/results.md, study.svg), and the whole grid (<root>/<pair>/grid/results.md).
+# rate chosen on source-val (--tune optim.lr; no target labels), differences to scratch (also paired
+# by seed, with t) and the chart (<root>/<pair>/results.md, study.svg), every row against the head
+# paired by seed (<root>/<pair>/paired_vs_head/results.md), and the whole grid (<root>/<pair>/grid/results.md).
 # Resumable: finished runs are skipped, interrupted ones resume. Wall times: <root>/wall_times.txt.
 # Usage: scripts/transfer_study.sh [root] [extra --key=value overrides for every training run]
 # Env: PAIRS ("near far"), STRATEGIES (all of configs/study/strategies + probe), SEEDS (0,1,2),
@@ -126,8 +127,15 @@ for pair in ${PAIRS:-near far}; do
   # each cell's learning rate chosen on source-val; then the whole grid, every learning rate a row
   baseline=()
   [[ " $strategies " == *" scratch "* ]] && baseline=(--baseline scratch)
+  [ ${#baseline[@]} = 0 ] || baseline+=(--paired)
   "$bin" report "$root/$pair" --by path:0 --pivot data.source.per_class --pivot_order "$labels" --tune optim.lr \
     --columns trainable,selected "${baseline[@]}" --chart "$root/$pair/study.svg" --out "$root/$pair" --curves=false
+  # the seed guides' question (is feature extraction enough?): every row against the frozen backbone's
+  # head, paired by seed
+  if [[ " $strategies " == *" head "* ]]; then
+    "$bin" report "$root/$pair" --by path:0 --pivot data.source.per_class --pivot_order "$labels" --tune optim.lr \
+      --columns selected --baseline head --paired --out "$root/$pair/paired_vs_head" --curves=false >/dev/null
+  fi
   "$bin" report "$root/$pair" --by path:0,optim.lr --pivot data.source.per_class --pivot_order "$labels" \
     --columns selected,source_val \
     --out "$root/$pair/grid" --curves=false >/dev/null
