@@ -110,17 +110,21 @@ for pair in ${PAIRS:-near far}; do
         continue
       fi
       # the other seeds: each labels count at its learning rate chosen on the tuning seeds, $jobs at a time
-      start=$(date +%s) failed=0
+      start=$(date +%s) failed=0 outs=$(mktemp -d)
       while read -r n lr; do
         [[ ",$labels," == *",$n,"* ]] || continue
         echo "== $pair: $s, lr $lr (chosen on seed(s) $tune_seeds), labels per class $n, seed $seed -> $root/$pair/$s/seed$seed/n$n"
         "$bin" sweep --config "$cfg" --config "configs/study/strategies/$s.ini" --optim.lr="$lr" \
           --data.source.per_class="$n" --seeds "$seed" --seed_keys data.source.subset_seed --jobs 1 --run.threads=1 \
-          --run.log_level=warn --out "$root/$pair/$s/seed$seed/n$n" "${weights[@]}" "$@" >/dev/null &
+          --run.log_level=warn --out "$root/$pair/$s/seed$seed/n$n" "${weights[@]}" "$@" > "$outs/n$n.out" &
         while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || failed=1; done
       done < <(tuned_lrs "$pair" "$s")
       while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-      echo "$pair $s seed $seed: $(( $(date +%s) - start )) s wall" >> "$root/wall_times.txt"
+      # logged unless every cell's sweep had nothing left to run (a resumed study logs no "1 s")
+      if grep -L ' already completed, 0 to run,' "$outs"/*.out 2>/dev/null | grep -q .; then
+        echo "$pair $s seed $seed: $(( $(date +%s) - start )) s wall" >> "$root/wall_times.txt"
+      fi
+      rm -rf "$outs"
       [ "$failed" = 0 ] || echo "   some runs failed: see $root/$pair/$s/seed$seed/n*/runs/*/*/log.txt" >&2
     done
   done
