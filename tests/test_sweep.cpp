@@ -315,6 +315,11 @@ TEST(Report, PairedDifferencesAreTakenSeedBySeed) {
   auto md = report::paired_markdown(p, {"path:0"}, {"selected"}, "head");
   EXPECT_NE(md.find("| full | +3.00 ± 2.00 (t 2.6, n 3) | +3.00 ± 1.41 (t 3.0, n 2) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| head | baseline | baseline |"), std::string::npos) << md;
+  // two row keys: one cell each, as in the pivot table above it
+  auto p2 = report::pivot_runs(runs, {"path:0", "path:2"}, "data.source.per_class");
+  auto md2 = report::paired_markdown(p2, {"path:0", "path:2"}, {"selected"}, "head, n10");
+  EXPECT_NE(md2.find("| path:0 | path:2 | data.source.per_class = 10 |"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("| full | n10 | +3.00 ± 2.00 (t 2.6, n 3) | – |"), std::string::npos) << md2;
   auto r = run_cli({"report", root, "--by=path:0", "--pivot=data.source.per_class", "--baseline=head", "--paired",
                     "--out=" + root + "/out", "--curves=false"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

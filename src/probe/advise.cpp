@@ -87,9 +87,9 @@ Advice advise(const Evidence& e) {
   const double per_class = e.num_classes > 0 ? static_cast<double>(train_rows) / e.num_classes : 0;
   // The size rules as the transfer study measured them (README, issue 20 §3; both pairs, 3 seeds):
   // with >= 100 labelled rows per class every frozen row trailed the full-model rows (near pair, all
-  // ~126 labels/class: -1.7 points on every seed; far pair, 100 and ~700/class: -6 to -12), though
+  // ~126 labels/class: -1.7 points on every seed; far pair, 100 and ~700/class: -7.1 and -10.4), though
   // the probe band said > 85 %; with < 20 per class the old "one band more frozen" rule made the far
-  // pair's 10-label cells feature extraction, 11-13 points under fine-tuning, while on the near
+  // pair's 10-label cells feature extraction, 12 points under full fine-tuning, while on the near
   // pair the frozen rows only tied. Few labels instead freeze BatchNorm's statistics (10 images per
   // batch set them): the best full fine-tune with 1 label/class near (+3.3 over BN trained), a tie far.
   if (per_class >= kManyLabelsPerClass && band < 3) {

@@ -11,7 +11,7 @@
 // also where the probe was above 85 %); fewer than 20 per class keeps the band but, when layers
 // train, freezes BatchNorm's statistics. (The seeds' "few labels -> one band more frozen" and
 // "1000 per class with A-distance >= 1 -> one band less" rules were replaced: the first made the far
-// pair's 10-label cells feature extraction, 11-13 points under fine-tuning.)
+// pair's 10-label cells feature extraction, 12 points under full fine-tuning.)
 // Fine-tuning bands use the two-phase recipe (head first: LP-FT, Kumar et al. 2022).
 // Domain adaptation (target unlabelled only): A-distance < 0.5 -> source_only; 0.5–1 -> mcc
 // (light, no adversary); ≥ 1 or a source→target probe drop ≥ 15 points -> cdan+E. With a frozen

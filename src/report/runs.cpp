@@ -701,6 +701,17 @@ Pivot pivot_runs(const std::vector<RunRecord>& runs, const std::vector<std::stri
   return p;
 }
 
+namespace {
+// A pivot row's leading cells: its --by values, one cell each (" all |" without keys).
+std::string row_key_cells(const Pivot& p, const Group& any, const std::vector<std::string>& keys) {
+  if (keys.empty()) return " all |";
+  std::string o;
+  for (auto& kv : any.key)
+    if (kv.first != p.key) o += " " + kv.second + " |";
+  return o;
+}
+}  // namespace
+
 std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys, const std::vector<std::string>& columns,
                            const std::string& baseline) {
   check_columns(columns);
@@ -736,11 +747,7 @@ std::string pivot_markdown(const Pivot& p, const std::vector<std::string>& keys,
     const Group* any = nullptr;  // the row's parameter counts: from its first group with a count
     for (auto* g : p.cells[r])
       if (g && (!any || any->trainable_params.n == 0)) any = g;
-    o << "|";
-    if (keys.empty()) o << " all |";
-    else
-      for (auto& kv : any->key)
-        if (kv.first != p.key) o << " " << kv.second << " |";
+    o << "|" << row_key_cells(p, *any, keys);
     for (auto& c : params) o << " " << cell(any, column(c), nullptr) << " |";
     for (size_t c = 0; c < p.columns.size(); ++c) {
       const Group* g = p.cells[r][c];
@@ -797,7 +804,10 @@ std::string paired_markdown(const Pivot& p, const std::vector<std::string>& keys
   for (size_t i = 0; i < p.columns.size(); ++i) o << "---:|";
   o << "\n";
   for (size_t r = 0; r < p.rows.size(); ++r) {
-    o << "| " << (keys.empty() ? std::string("all") : p.rows[r]) << " |";
+    const Group* any = nullptr;
+    for (auto* g : p.cells[r])
+      if (g && !any) any = g;
+    o << "|" << row_key_cells(p, *any, keys);
     for (size_t c = 0; c < p.columns.size(); ++c) {
       const Group *g = p.cells[r][c], *b = p.cells[base][c];
       if (r == base) {
