@@ -4,6 +4,9 @@
 #         (configs/pretrain/mnist_resnet18.ini, configs/study/uci_few_labels.ini)
 #   far   Fashion-MNIST-pretrained ResNet-18 -> MNIST, 10 / 100 / all (~700) labels per class
 #         (configs/pretrain/fashion_resnet18.ini, configs/study/mnist_few_labels.ini)
+#   reverse  the near pair's MNIST-pretrained ResNet-18 -> Fashion-MNIST, 10 / 100 labels per class
+#         (configs/study/fashion_few_labels.ini; run after the advise size rules were set from the
+#         other two pairs, to check them on a pair they were not fitted to)
 # Per pair: 1. pretrain and export the backbone (skipped when <root>/<pair>_pretrained.safetensors
 # exists); 2. one resumable `shiftlab sweep` per strategy (configs/study/strategies/<s>.ini) and seed
 # (seed-major order) over a learning-rate grid x labels per class (each seed draws its own labelled subset:
@@ -22,7 +25,7 @@
 # Usage: scripts/transfer_study.sh [root] [extra --key=value overrides for every training run]
 # Env: PAIRS ("near far"), STRATEGIES (all of configs/study/strategies + probe), SEEDS (0,1,2),
 #      TUNE_SEEDS (seeds that run the whole learning-rate grid; default the first of SEEDS),
-#      LABELS_NEAR (1,5,10,0), LABELS_FAR (10,100,0; 0 = all), LRS (override every strategy's grid),
+#      LABELS_NEAR (1,5,10,0), LABELS_FAR (10,100,0; 0 = all), LABELS_REVERSE (10,100), LRS (override every strategy's grid),
 #      JOBS (2), PRETRAIN_STEPS (500), SHIFTLAB (binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,21 +62,26 @@ timed() {  # LABEL command...: runs it, appends its wall time to <root>/wall_tim
 }
 
 for pair in ${PAIRS:-near far}; do
+  pre_of=  # the pair whose pretrained backbone this one transfers (default: its own)
   case $pair in
     near) cfg=configs/study/uci_few_labels.ini pre_cfg=configs/pretrain/mnist_resnet18.ini
           labels=${LABELS_NEAR:-1,5,10,0} datasets="mnist uci-digits" ;;
     far)  cfg=configs/study/mnist_few_labels.ini pre_cfg=configs/pretrain/fashion_resnet18.ini
           labels=${LABELS_FAR:-10,100,0} datasets="fashion-mnist mnist" ;;
-    *) echo "unknown pair '$pair' (near, far)" >&2; exit 2 ;;
+    # the far shift the other way round, from the near pair's MNIST backbone (the size rules' check)
+    reverse) cfg=configs/study/fashion_few_labels.ini pre_cfg=configs/pretrain/mnist_resnet18.ini pre_of=near
+          labels=${LABELS_REVERSE:-10,100} datasets="mnist fashion-mnist" ;;
+    *) echo "unknown pair '$pair' (near, far, reverse)" >&2; exit 2 ;;
   esac
   for d in $datasets; do "$bin" data prepare "$d" >/dev/null; done
-  pre=$root/${pair}_pretrained.safetensors
+  pre_of=${pre_of:-$pair}
+  pre=$root/${pre_of}_pretrained.safetensors
   if [ ! -f "$pre" ]; then
-    echo "== $pair: pretrain ($pre_cfg, ${PRETRAIN_STEPS:-500} steps)"
-    rm -rf "$root/pretrain_$pair"
-    timed "$pair pretrain" "$bin" train --config "$pre_cfg" --run.root="$root" --run.name="pretrain_$pair" \
+    echo "== $pre_of: pretrain ($pre_cfg, ${PRETRAIN_STEPS:-500} steps)"
+    rm -rf "$root/pretrain_$pre_of"
+    timed "$pre_of pretrain" "$bin" train --config "$pre_cfg" --run.root="$root" --run.name="pretrain_$pre_of" \
       --run.threads="$jobs" --train.steps="${PRETRAIN_STEPS:-500}" --run.log_level=warn | tail -n 1
-    run=$(ls -d "$root/pretrain_$pair"/*/ | tail -n 1)
+    run=$(ls -d "$root/pretrain_$pre_of"/*/ | tail -n 1)
     "$bin" weights export "$run" "$pre.tmp.safetensors" && mv "$pre.tmp.safetensors" "$pre"
   fi
   # seed-major: every strategy's seed 0 first, so a partial study already covers every cell
