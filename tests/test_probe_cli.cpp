@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -403,6 +404,56 @@ TEST(Probe, SameImagesInTrainAndTestBlocksAreNotTestedOn) {
   EXPECT_EQ(t["target_target_on"], "target/test") << t.dump();
   EXPECT_EQ(t["target_target_rows"], 120) << t.dump();
   EXPECT_EQ(t["source_acc_on"], "source/val") << t.dump();
+}
+
+// A test (or val) split drawn partly from the training images — a [data.target_test] subset of the
+// target's own split, a source val subset of source/train — is neither identical nor disjoint: the
+// cache records each row's image identity (item_hash) and the probe leaves the shared images out of
+// the rows it fits on. The expected counts come from the cache's blocks, intersected here.
+TEST(Probe, RowsSharedWithTheTestSplitAreLeftOutOfTheFit) {
+  auto d = testutil::fresh_dir("probe_shared_rows");
+  auto root = testutil::prepared_digits_root();
+  auto x = run_cli({"extract", "--data.source.dataset=uci-digits", "--data.source.root=" + root,
+                    "--data.source.transform=resize(28), normalize(0.5, 0.5)", "--data.source.val_split=train",
+                    "--data.source_val.per_class=4", "--data.target.dataset=uci-digits", "--data.target.root=" + root,
+                    "--data.target.split=val", "--data.target.test_split=val", "--data.target_test.per_class=3",
+                    "--data.target.transform=resize(28), normalize(0.5, 0.5)", "--model.backbone=lenet",
+                    "--model.in_channels=1", "--run.threads=1", "--run.log_level=warn", "--workers=1", "--limit=120",
+                    "--taps=pooled", d + "/f.h5"});
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  auto shared = [&](const std::string& dom, const std::string& a, const std::string& b) {
+    auto A = features::read_block(d + "/f.h5", dom, a, "pooled"), B = features::read_block(d + "/f.h5", dom, b, "pooled");
+    EXPECT_EQ(A.item_hash.size(), static_cast<size_t>(A.X.rows()));
+    std::set<int64_t> hb(B.item_hash.begin(), B.item_hash.end());
+    int64_t n = 0;
+    for (auto h : A.item_hash) n += hb.count(h);
+    return std::pair{n, A.X.rows()};
+  };
+  auto [t_shared, t_rows] = shared("target", "train", "test");
+  auto [s_shared, s_rows] = shared("source", "train", "val");
+  ASSERT_GT(t_shared, 0);  // 30 test images drawn from val, whose first 120 are target/train
+  ASSERT_LT(t_shared, t_rows);
+  ASSERT_GT(s_shared, 0);
+  auto r = run_cli({"probe", d + "/f.h5", "--out=" + d + "/p", "--probe.knn_k=0", "--probe.scores=false",
+                    "--probe.tsne=false", "--run.threads=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(core::read_file(d + "/p/probe.json"))["taps"][0];
+  auto lin = j["linear"];
+  EXPECT_EQ(lin["target_target_on"], "target/test") << lin.dump();
+  EXPECT_EQ(lin["target_target_rows"], 30) << lin.dump();
+  EXPECT_EQ(j["source_train_rows"], s_rows - s_shared) << j.dump();
+  EXPECT_EQ(lin["source_acc_on"], "source/val") << lin.dump();
+  EXPECT_NE(r.err.find(core::str("source/val shares ", s_shared, " images with source/train")), std::string::npos) << r.err;
+  // target→target is fitted on target/train without the test's images: one fewer kept row per shared image
+  auto tt = probe::probe_cache(d + "/f.h5", [] {
+    probe::ProbeOptions o;
+    o.knn_k = 0;
+    o.scores = false;
+    o.tsne = false;
+    return o;
+  }());
+  ASSERT_FALSE(tt.taps.empty());
+  EXPECT_EQ(tt.taps[0].target_target_fit_on, core::str("target/train minus its ", t_shared, " images in target/test"));
 }
 
 // issue 18 §3.1: the README's workflow extract → advise → train --config advice.ini, end to end: the

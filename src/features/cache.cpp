@@ -226,6 +226,17 @@ FeatureBlock CacheReader::read(const std::string& domain, const std::string& spl
   check(H5Sselect_hyperslab(lsp, H5S_SELECT_SET, ls, nullptr, lc, nullptr) >= 0, what, ": cannot select labels");
   Handle lms{H5Screate_simple(1, lc, nullptr), H5Sclose};
   check(H5Dread(ld, H5T_NATIVE_INT64, lms, lsp, H5P_DEFAULT, b.labels.data()) >= 0, what, ": cannot read ", lab);
+  const std::string ih = split_path + "/item_hash";
+  if (h5::is_dataset(f, ih)) {
+    Handle hd{H5Dopen2(f, ih.c_str(), H5P_DEFAULT), H5Dclose};
+    check(hd.ok(), what, ": cannot open ", ih);
+    Handle hsp{H5Dget_space(hd), H5Sclose};
+    check(H5Sget_simple_extent_ndims(hsp) == 1 && H5Sget_simple_extent_npoints(hsp) == rows, what, ": ", ih, " has ",
+          H5Sget_simple_extent_npoints(hsp), " entries, features ", rows, " rows");
+    check(H5Sselect_hyperslab(hsp, H5S_SELECT_SET, ls, nullptr, lc, nullptr) >= 0, what, ": cannot select ", ih);
+    b.item_hash.resize(static_cast<size_t>(done));
+    check(H5Dread(hd, H5T_NATIVE_INT64, lms, hsp, H5P_DEFAULT, b.item_hash.data()) >= 0, what, ": cannot read ", ih);
+  }
   return b;
 }
 

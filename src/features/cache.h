@@ -45,6 +45,9 @@ struct FeatureBlock {
   /// the split group's "dataset" attribute (the dataset's description, "" when absent): two blocks
   /// with the same description hold the same images, row for row
   std::string dataset;
+  /// rows_done entries, or empty (a cache written before they were recorded): FNV-1a 64 of each
+  /// row's image identity; equal hashes in two blocks = the same image
+  std::vector<int64_t> item_hash;
 };
 
 /// A feature cache opened for reading: from a file, or from a whole file image in memory (HDF5's

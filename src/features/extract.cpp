@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "data/options.h"
 #include "data/roles.h"
+#include "data/suites.h"
 #include "models/safetensors.h"
 
 namespace shiftlab::features {
@@ -264,6 +265,10 @@ ExtractReport extract(models::ClassifierImpl& model, const std::vector<ExtractIn
       any_path = any_path || !b.paths[i].empty();
     }
     if (!any_path) b.paths.clear();
+    if (auto* dd = dynamic_cast<const data::DomainDataset*>(in.ds.get())) {
+      b.item_hash.resize(n);
+      for (size_t i = 0; i < n; ++i) b.item_hash[i] = static_cast<int64_t>(data::suites::fnv1a(dd->raw().item_id(i)));
+    }
     layout.blocks.push_back(std::move(b));
   }
   std::unique_ptr<CacheWriter> w;

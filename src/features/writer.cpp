@@ -117,6 +117,8 @@ struct CacheWriter::Impl {
       int64_t rows = h5::read_int_attr(g, "rows", path + " " + gp);
       if (rows != b.rows()) refuse(path, where, "number of rows", std::to_string(rows), std::to_string(b.rows()));
       if (read_int64_vector(g, "labels") != b.labels) refuse(path, where, "labels", "stored labels", "this dataset's labels");
+      if (h5::is_dataset(g, "item_hash") && !b.item_hash.empty() && read_int64_vector(g, "item_hash") != b.item_hash)
+        refuse(path, where, "images", "stored image identities", "this dataset's images");
       for (auto& t : layout.taps) {
         if (!h5::is_dataset(g, t.name + "/features")) {
           missing = true;
@@ -153,6 +155,10 @@ struct CacheWriter::Impl {
         check(b.index.size() == b.labels.size(), "block ", group_path(b), ": index and labels differ in length");
         write_1d_int64(g, "labels", b.labels);
         write_1d_int64(g, "index", b.index);
+        if (!b.item_hash.empty()) {
+          check(b.item_hash.size() == b.labels.size(), "block ", group_path(b), ": item hashes and labels differ in length");
+          write_1d_int64(g, "item_hash", b.item_hash);
+        }
         write_paths(g, b.paths, b.labels.size());
       }
       for (auto& t : layout.taps) {

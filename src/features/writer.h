@@ -35,6 +35,10 @@ struct CacheBlock {
   std::vector<int64_t> labels;     ///< N entries, -1 = no label
   std::vector<int64_t> index;      ///< N sample indices within the dataset split
   std::vector<std::string> paths;  ///< N entries ("" where the dataset has no paths) or empty
+  /// N entries or empty: FNV-1a 64 of each row's image identity (data::RawDataset::item_id: the
+  /// file's path, or the array file and row), dataset "item_hash": how a probe tells which rows of
+  /// two blocks are the same images (a target/test drawn from the target/train images)
+  std::vector<int64_t> item_hash;
   int64_t rows() const { return static_cast<int64_t>(labels.size()); }
 };
 

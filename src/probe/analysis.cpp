@@ -182,8 +182,32 @@ struct ProbeRun {
 /// the dataset, its split and subset), the same rows and the same labels. The transductive protocol
 /// (target split = test split) extracts its images twice; a probe fitted on one block and tested on
 /// the other would report its training accuracy.
+std::set<int64_t> hashes(const features::FeatureBlock& b) { return {b.item_hash.begin(), b.item_hash.end()}; }
+
+bool have_hashes(const features::FeatureBlock& a, const features::FeatureBlock& b) {
+  return !a.item_hash.empty() && !b.item_hash.empty();
+}
+
+/// Rows of `a` whose image is also in `b` (by item_hash; 0 when either block lacks the hashes).
+int64_t shared_rows(const features::FeatureBlock& a, const features::FeatureBlock& b) {
+  if (!have_hashes(a, b)) return 0;
+  const auto hb = hashes(b);
+  return std::count_if(a.item_hash.begin(), a.item_hash.end(), [&](int64_t h) { return hb.count(h) > 0; });
+}
+
+/// Two blocks of the same images: by the rows' image identities when both caches recorded them, else
+/// by the dataset description, row count and labels.
 bool same_images(const features::FeatureBlock& a, const features::FeatureBlock& b) {
+  if (have_hashes(a, b)) return a.X.rows() > 0 && hashes(a) == hashes(b);
   return !a.dataset.empty() && a.dataset == b.dataset && a.X.rows() == b.X.rows() && a.labels == b.labels;
+}
+
+/// Labelled rows of `a` whose image is not in any of `others` (by item_hash).
+std::vector<int64_t> labelled_indices_except(const features::FeatureBlock& a, const std::set<int64_t>& excluded) {
+  std::vector<int64_t> idx;
+  for (size_t i = 0; i < a.labels.size(); ++i)
+    if (a.labels[i] >= 0 && (a.item_hash.empty() || !excluded.count(a.item_hash[i]))) idx.push_back(static_cast<int64_t>(i));
+  return idx;
 }
 
 /// Cache access by (domain, split, tap) for the blocks that hold at least one row.
@@ -306,18 +330,20 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
     const bool src_train_lab = is_labelled(src);
     if (!src_train_lab && ti == 0)
       core::log_warn("probe: ", S, "/", o.train_split, " has no labels: no linear or kNN probe");
-    // source training rows (labelled, subsampled)
+    // source training rows (labelled, subsampled), without the images a source val / test block shares
     Rows train;
-    if (src_train_lab) {
-      auto idx = labelled_indices(src);
+    auto make_train = [&](const std::set<int64_t>& excluded, const std::string& what) {
+      auto idx = labelled_indices_except(src, excluded);
       if (o.max_train_rows > 0 && static_cast<int64_t>(idx.size()) > o.max_train_rows)
         idx = take(idx, subsample(static_cast<int64_t>(idx.size()), o.max_train_rows, o.seed + 11));
-      train = labelled_rows(src, idx, S + "/" + o.train_split);
+      train = labelled_rows(src, idx, what);
       tr.num_classes = std::max(tr.num_classes, num_classes_of(train.y));
-    }
-    tr.source_train_rows = src_train_lab ? train.size() : src.X.rows();
+    };
+    if (src_train_lab) make_train({}, S + "/" + o.train_split);
     // source val / test (labelled ones only)
     std::optional<Rows> src_val, src_test;
+    std::set<int64_t> excluded;  // images of source val / test blocks that are also training images
+    std::string left_out;
     for (auto [split, out] : {std::pair{o.test_split, &src_test}, std::pair{o.val_split, &src_val}}) {
       if (!blocks.has(S, split, tap)) continue;
       if (split == o.val_split && src_test && !sweep) continue;  // not needed
@@ -330,8 +356,19 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
                          "): not used to test or select the probe; rows are carved from ", S, "/", o.train_split);
         continue;
       }
-      if (is_labelled(b)) *out = labelled_rows(b, S + "/" + split);
+      if (!is_labelled(b)) continue;
+      if (const int64_t shared = shared_rows(src, b); shared > 0 && src_train_lab) {
+        // a val / test drawn partly from the training images: those leave the training rows
+        if (ti == 0)
+          core::log_warn("probe: ", S, "/", split, " shares ", shared, " images with ", S, "/", o.train_split,
+                         ": they are left out of the rows the probe is fitted on");
+        for (auto h : b.item_hash) excluded.insert(h);
+        left_out += (left_out.empty() ? "" : ", ") + core::str(shared, " images in ", S, "/", split);
+        make_train(excluded, core::str(S, "/", o.train_split, " minus its ", left_out));
+      }
+      *out = labelled_rows(b, S + "/" + split);
     }
+    tr.source_train_rows = src_train_lab ? train.size() : src.X.rows();
     // target blocks
     std::optional<features::FeatureBlock> ttrain, ttest;
     if (blocks.has(T, o.train_split, tap)) ttrain = blocks.read(T, o.train_split, tap);
@@ -368,6 +405,7 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
                     " is empty; give the source a val split or one C value with --probe.C)");
         tr.C_chosen_on = sel.what;
       }
+      tr.source_fit_on = fit_rows.what;
       auto probe = fit_linear_probe(fit_rows.X, fit_rows.y, sel.X, sel.y, tr.num_classes, o.linear);
       tr.best_C = probe.best_C;
       tr.sweep = probe.sweep;
@@ -396,8 +434,13 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       // the transductive protocol (and any config whose target split equals its test split) extracts
       // the same images twice: a probe trained on one and tested on the other measures training accuracy
       const bool same = ttrain && ttest && same_images(*ttrain, *ttest);
+      const int64_t shared = ttrain && ttest && !same ? shared_rows(*ttrain, *ttest) : 0;
       if (tgt_train_lab && tgt_test_lab && !same) {
-        ttr = labelled_rows(*ttrain, T + "/" + o.train_split);
+        // a test split drawn from the target training images: those leave the rows fitted on
+        ttr = shared > 0 ? labelled_rows(*ttrain, labelled_indices_except(*ttrain, hashes(*ttest)),
+                                         core::str(T, "/", o.train_split, " minus its ", shared, " images in ", T, "/",
+                                                   o.test_split))
+                         : labelled_rows(*ttrain, T + "/" + o.train_split);
         tte = target_eval;
       } else if (target_eval && target_eval->size() >= 10) {
         auto parts = carve(*target_eval, o.val_fraction, o.seed + 31,
@@ -414,6 +457,7 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
           tr.target_target_acc = probe.accuracy(tte->X, tte->y);
           tr.target_target_rows = tte->size();
           tr.target_target_on = tte->what;
+          tr.target_target_fit_on = fit_rows.what;
         }
       }
     }
@@ -661,6 +705,8 @@ nlohmann::json ProbeReport::to_json() const {
     lin["target_acc_rows"] = t.target_acc_rows;
     lin["target_target_rows"] = t.target_target_rows;
     lin["target_target_on"] = t.target_target_on;
+    lin["target_target_fit_on"] = t.target_target_fit_on;
+    lin["source_fit_on"] = t.source_fit_on;
     tj["linear"] = lin;
     tj["knn"] = {{"source_acc", opt(t.knn_source_acc)}, {"target_acc", opt(t.knn_target_acc)}};
     if (t.a_distance)

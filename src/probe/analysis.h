@@ -75,6 +75,8 @@ struct TapReport {
   std::optional<double> source_acc, target_acc, target_target_acc;  ///< linear probe, percent
   /// the rows each linear-probe figure comes from ("source/val", "carved from source/train", ...)
   std::string C_chosen_on, source_acc_on, target_acc_on, target_target_on;
+  /// the rows each probe was fitted on ("source/train", "target/train minus its 21 images in target/test")
+  std::string source_fit_on, target_target_fit_on;
   int64_t source_acc_rows = 0, target_acc_rows = 0, target_target_rows = 0;  ///< rows each accuracy is on
   std::optional<double> knn_source_acc, knn_target_acc;
   std::optional<ADistanceResult> a_distance;
