@@ -124,7 +124,8 @@ Advice advise(const Evidence& e) {
   if (few_labels && band > 0) {
     s["model.bn"] = "frozen";
     a.reasons.push_back(core::str("only ", g(per_class), " labelled rows per class: keep BatchNorm's statistics frozen "
-                                  "while fine-tuning (batches of so few images would set them)"));
+                                  "while fine-tuning (batches of so few images would set them; in the transfer study +3.3 "
+                                  "points with 1 label per class, a tie or -1 with 10)"));
   }
   s["model.freeze"] = a.freeze;
   s["optim.lr"] = "0.01";
