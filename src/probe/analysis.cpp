@@ -202,7 +202,7 @@ bool same_images(const features::FeatureBlock& a, const features::FeatureBlock& 
   return !a.dataset.empty() && a.dataset == b.dataset && a.X.rows() == b.X.rows() && a.labels == b.labels;
 }
 
-/// Labelled rows of `a` whose image is not in any of `others` (by item_hash).
+/// Labelled rows of `a` whose image is not in `excluded` (by item_hash; all of them without hashes).
 std::vector<int64_t> labelled_indices_except(const features::FeatureBlock& a, const std::set<int64_t>& excluded) {
   std::vector<int64_t> idx;
   for (size_t i = 0; i < a.labels.size(); ++i)
@@ -358,11 +358,20 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       }
       if (!is_labelled(b)) continue;
       if (const int64_t shared = shared_rows(src, b); shared > 0 && src_train_lab) {
-        // a val / test drawn partly from the training images: those leave the training rows
+        // a val / test drawn partly from the training images: those leave the training rows (unless
+        // it holds nearly all of them: then it is not used, like a copy of the training split)
+        auto more = excluded;
+        more.insert(b.item_hash.begin(), b.item_hash.end());
+        if (labelled_indices_except(src, more).size() < 2) {
+          if (ti == 0)
+            core::log_warn("probe: ", S, "/", split, " holds the training images of ", S, "/", o.train_split,
+                           ": not used to test or select the probe; rows are carved from ", S, "/", o.train_split);
+          continue;
+        }
         if (ti == 0)
           core::log_warn("probe: ", S, "/", split, " shares ", shared, " images with ", S, "/", o.train_split,
                          ": they are left out of the rows the probe is fitted on");
-        for (auto h : b.item_hash) excluded.insert(h);
+        excluded = std::move(more);
         left_out += (left_out.empty() ? "" : ", ") + core::str(shared, " images in ", S, "/", split);
         make_train(excluded, core::str(S, "/", o.train_split, " minus its ", left_out));
       }
@@ -433,8 +442,11 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       std::optional<Rows> ttr, tte;
       // the transductive protocol (and any config whose target split equals its test split) extracts
       // the same images twice: a probe trained on one and tested on the other measures training accuracy
-      const bool same = ttrain && ttest && same_images(*ttrain, *ttest);
-      const int64_t shared = ttrain && ttest && !same ? shared_rows(*ttrain, *ttest) : 0;
+      const int64_t shared = ttrain && ttest ? shared_rows(*ttrain, *ttest) : 0;
+      // the same images, or a test split holding (nearly) all of the training ones: carve instead
+      const bool same = ttrain && ttest &&
+                        (same_images(*ttrain, *ttest) ||
+                         (shared > 0 && labelled_indices_except(*ttrain, hashes(*ttest)).size() < 2));
       if (tgt_train_lab && tgt_test_lab && !same) {
         // a test split drawn from the target training images: those leave the rows fitted on
         ttr = shared > 0 ? labelled_rows(*ttrain, labelled_indices_except(*ttrain, hashes(*ttest)),
