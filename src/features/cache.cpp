@@ -215,28 +215,23 @@ FeatureBlock CacheReader::read(const std::string& domain, const std::string& spl
   auto colmajor = rowmajor.t().contiguous();
   std::memcpy(b.X.data(), colmajor.data_ptr<float>(), sizeof(float) * static_cast<size_t>(done * D));
 
-  std::string lab = split_path + "/labels";
+  // the per-row int64 vectors of the split group: their first `done` entries (`rows` stored)
+  auto read_rows = [&](const std::string& v, std::vector<int64_t>& out) {
+    Handle d{H5Dopen2(f, v.c_str(), H5P_DEFAULT), H5Dclose};
+    check(d.ok(), what, ": cannot open ", v);
+    Handle sp{H5Dget_space(d), H5Sclose};
+    check(H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_npoints(sp) == rows, what, ": ", v, " has ",
+          H5Sget_simple_extent_npoints(sp), " entries, features ", rows, " rows");
+    hsize_t first[1] = {0}, count[1] = {static_cast<hsize_t>(done)};
+    check(H5Sselect_hyperslab(sp, H5S_SELECT_SET, first, nullptr, count, nullptr) >= 0, what, ": cannot select ", v);
+    Handle ms{H5Screate_simple(1, count, nullptr), H5Sclose};
+    out.resize(static_cast<size_t>(done));
+    check(H5Dread(d, H5T_NATIVE_INT64, ms, sp, H5P_DEFAULT, out.data()) >= 0, what, ": cannot read ", v);
+  };
+  const std::string lab = split_path + "/labels", ih = split_path + "/item_hash";
   check(h5::is_dataset(f, lab), what, ": missing ", lab);
-  Handle ld{H5Dopen2(f, lab.c_str(), H5P_DEFAULT), H5Dclose};
-  check(ld.ok(), what, ": cannot open ", lab);
-  Handle lsp{H5Dget_space(ld), H5Sclose};
-  check(H5Sget_simple_extent_ndims(lsp) == 1 && H5Sget_simple_extent_npoints(lsp) == rows, what, ": ", lab, " has ",
-        H5Sget_simple_extent_npoints(lsp), " entries, features ", rows, " rows");
-  hsize_t ls[1] = {0}, lc[1] = {static_cast<hsize_t>(done)};
-  check(H5Sselect_hyperslab(lsp, H5S_SELECT_SET, ls, nullptr, lc, nullptr) >= 0, what, ": cannot select labels");
-  Handle lms{H5Screate_simple(1, lc, nullptr), H5Sclose};
-  check(H5Dread(ld, H5T_NATIVE_INT64, lms, lsp, H5P_DEFAULT, b.labels.data()) >= 0, what, ": cannot read ", lab);
-  const std::string ih = split_path + "/item_hash";
-  if (h5::is_dataset(f, ih)) {
-    Handle hd{H5Dopen2(f, ih.c_str(), H5P_DEFAULT), H5Dclose};
-    check(hd.ok(), what, ": cannot open ", ih);
-    Handle hsp{H5Dget_space(hd), H5Sclose};
-    check(H5Sget_simple_extent_ndims(hsp) == 1 && H5Sget_simple_extent_npoints(hsp) == rows, what, ": ", ih, " has ",
-          H5Sget_simple_extent_npoints(hsp), " entries, features ", rows, " rows");
-    check(H5Sselect_hyperslab(hsp, H5S_SELECT_SET, ls, nullptr, lc, nullptr) >= 0, what, ": cannot select ", ih);
-    b.item_hash.resize(static_cast<size_t>(done));
-    check(H5Dread(hd, H5T_NATIVE_INT64, lms, hsp, H5P_DEFAULT, b.item_hash.data()) >= 0, what, ": cannot read ", ih);
-  }
+  read_rows(lab, b.labels);
+  if (h5::is_dataset(f, ih)) read_rows(ih, b.item_hash);  // absent in caches written before 2026-12-04
   return b;
 }
 

@@ -144,12 +144,15 @@ struct Rows {
   int64_t size() const { return X.rows(); }
 };
 
-std::vector<int64_t> labelled_indices(const features::FeatureBlock& b) {
+/// Labelled rows of `a` whose image is not in `excluded` (by item_hash; all of them without hashes).
+std::vector<int64_t> labelled_indices_except(const features::FeatureBlock& a, const std::set<int64_t>& excluded) {
   std::vector<int64_t> idx;
-  for (size_t i = 0; i < b.labels.size(); ++i)
-    if (b.labels[i] >= 0) idx.push_back(static_cast<int64_t>(i));
+  for (size_t i = 0; i < a.labels.size(); ++i)
+    if (a.labels[i] >= 0 && (a.item_hash.empty() || !excluded.count(a.item_hash[i]))) idx.push_back(static_cast<int64_t>(i));
   return idx;
 }
+
+std::vector<int64_t> labelled_indices(const features::FeatureBlock& b) { return labelled_indices_except(b, {}); }
 
 Rows labelled_rows(const features::FeatureBlock& b, const std::vector<int64_t>& idx, std::string what) {
   Rows r;
@@ -178,10 +181,6 @@ struct ProbeRun {
   double test_acc = 0;
 };
 
-/// Whether two blocks hold the same images row for row: the same dataset description (extract records
-/// the dataset, its split and subset), the same rows and the same labels. The transductive protocol
-/// (target split = test split) extracts its images twice; a probe fitted on one block and tested on
-/// the other would report its training accuracy.
 std::set<int64_t> hashes(const features::FeatureBlock& b) { return {b.item_hash.begin(), b.item_hash.end()}; }
 
 bool have_hashes(const features::FeatureBlock& a, const features::FeatureBlock& b) {
@@ -195,19 +194,14 @@ int64_t shared_rows(const features::FeatureBlock& a, const features::FeatureBloc
   return std::count_if(a.item_hash.begin(), a.item_hash.end(), [&](int64_t h) { return hb.count(h) > 0; });
 }
 
-/// Two blocks of the same images: by the rows' image identities when both caches recorded them, else
-/// by the dataset description, row count and labels.
+/// Whether two blocks hold the same images: by the rows' image identities when both caches recorded
+/// them, else row for row by the dataset description (extract records the dataset, its split and
+/// subset), the rows and the labels. The transductive protocol (target split = test split) extracts
+/// its images twice; a probe fitted on one block and tested on the other would report its training
+/// accuracy.
 bool same_images(const features::FeatureBlock& a, const features::FeatureBlock& b) {
   if (have_hashes(a, b)) return a.X.rows() > 0 && hashes(a) == hashes(b);
   return !a.dataset.empty() && a.dataset == b.dataset && a.X.rows() == b.X.rows() && a.labels == b.labels;
-}
-
-/// Labelled rows of `a` whose image is not in `excluded` (by item_hash; all of them without hashes).
-std::vector<int64_t> labelled_indices_except(const features::FeatureBlock& a, const std::set<int64_t>& excluded) {
-  std::vector<int64_t> idx;
-  for (size_t i = 0; i < a.labels.size(); ++i)
-    if (a.labels[i] >= 0 && (a.item_hash.empty() || !excluded.count(a.item_hash[i]))) idx.push_back(static_cast<int64_t>(i));
-  return idx;
 }
 
 /// Cache access by (domain, split, tap) for the blocks that hold at least one row.
@@ -443,13 +437,12 @@ ProbeReport probe_cache(const std::string& cache, const ProbeOptions& o) {
       // the transductive protocol (and any config whose target split equals its test split) extracts
       // the same images twice: a probe trained on one and tested on the other measures training accuracy
       const int64_t shared = ttrain && ttest ? shared_rows(*ttrain, *ttest) : 0;
+      // a test split drawn from the target training images: those leave the rows fitted on
+      const auto kept = shared > 0 ? labelled_indices_except(*ttrain, hashes(*ttest)) : std::vector<int64_t>{};
       // the same images, or a test split holding (nearly) all of the training ones: carve instead
-      const bool same = ttrain && ttest &&
-                        (same_images(*ttrain, *ttest) ||
-                         (shared > 0 && labelled_indices_except(*ttrain, hashes(*ttest)).size() < 2));
+      const bool same = ttrain && ttest && (same_images(*ttrain, *ttest) || (shared > 0 && kept.size() < 2));
       if (tgt_train_lab && tgt_test_lab && !same) {
-        // a test split drawn from the target training images: those leave the rows fitted on
-        ttr = shared > 0 ? labelled_rows(*ttrain, labelled_indices_except(*ttrain, hashes(*ttest)),
+        ttr = shared > 0 ? labelled_rows(*ttrain, kept,
                                          core::str(T, "/", o.train_split, " minus its ", shared, " images in ", T, "/",
                                                    o.test_split))
                          : labelled_rows(*ttrain, T + "/" + o.train_split);
